@@ -1,0 +1,34 @@
+#pragma once
+// Images as HF's TrOCR pipeline sees them: decoded and converted to RGB exactly as PIL's
+// Image.convert("RGB") does, resized with PIL's BILINEAR filter, rescaled and normalized.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "trocr/config.h"
+
+namespace trocr {
+
+struct RgbImage {
+  int width = 0;
+  int height = 0;
+  std::vector<uint8_t> pixels;  // row-major, 3 bytes per pixel
+};
+
+struct ImageLimits {
+  int64_t max_pixels = 64ll << 20;  // refused before any pixel memory is allocated
+  int max_side = 65535;
+};
+
+// Decodes PNG or JPEG from memory; `name` (usually the path) is used in errors.
+RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
+                      const ImageLimits& limits = {});
+RgbImage read_image_file(const std::string& path, const ImageLimits& limits = {});
+
+// PIL's Image.resize(size, BILINEAR) on 8-bit RGB, bit-exact (its antialiased resampling).
+RgbImage resize_bilinear(const RgbImage& image, int width, int height);
+
+// ViTImageProcessor: resize, rescale, normalize; returns CHW float32.
+std::vector<float> preprocess_image(const RgbImage& image, const PreprocessConfig& config);
+
+}  // namespace trocr

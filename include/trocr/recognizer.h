@@ -1,0 +1,62 @@
+#pragma once
+// The library's front door: open a HF TrOCR checkpoint directory, turn images into text.
+//
+//   trocr::Recognizer recognizer("models/demo");
+//   auto lines = recognizer.recognize({trocr::read_image_file("line.png")});
+//   std::cout << lines[0].best().text << "\n";
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "trocr/config.h"
+#include "trocr/image.h"
+
+namespace trocr {
+
+struct EngineOptions {
+  std::string device = "cpu";  // "cpu"; "cuda" / "cuda:N" once the CUDA engine is built
+  int threads = 0;             // CPU threads for matrix products; 0 keeps OpenBLAS's default
+  int batch_size = 8;          // images encoded and decoded together
+};
+
+struct TextCandidate {
+  std::string text;
+  std::vector<int> ids;  // start token first, as HF's generate() returns them (without padding)
+  // Beam search: HF's sequences_scores. Greedy: the mean log-probability of the chosen tokens.
+  float score = 0.0f;
+  float mean_token_probability = 0.0f;
+  float min_token_probability = 0.0f;
+};
+
+struct Recognition {
+  std::vector<TextCandidate> candidates;  // best first; num_return_sequences of them
+  const TextCandidate& best() const { return candidates.front(); }
+};
+
+class Recognizer {
+ public:
+  explicit Recognizer(const std::string& model_dir, const EngineOptions& options = {});
+  ~Recognizer();
+  Recognizer(const Recognizer&) = delete;
+  Recognizer& operator=(const Recognizer&) = delete;
+
+  // The checkpoint's own settings: what model.generate(pixel_values) would use.
+  const GenerationConfig& default_generation() const;
+  const PreprocessConfig& preprocess_config() const;
+  const ModelConfig& model_config() const;
+
+  std::vector<Recognition> recognize(const std::vector<RgbImage>& images) const;
+  std::vector<Recognition> recognize(const std::vector<RgbImage>& images,
+                                     const GenerationConfig& generation) const;
+  // From preprocessed pixels: [count, 3, height, width].
+  std::vector<Recognition> recognize_pixels(const std::vector<float>& pixels, int count,
+                                            const GenerationConfig& generation) const;
+  // The encoder's last_hidden_state for preprocessed pixels: [count, sequence, hidden].
+  std::vector<float> encode(const std::vector<float>& pixels, int count) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace trocr

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs everything trocr-rt needs on a fresh Debian 12 machine (run as root), then builds.
+# The CUDA toolkit is expected in /usr/local/cuda; without it the CPU engine alone is built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  nlohmann-json3-dev libcli11-dev libfmt-dev
+  libpng-dev libjpeg62-turbo-dev zlib1g-dev libopenblas-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 python3-pil python3-numpy fonts-wqy-microhei
+)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
+cmake --build build -j"$(nproc)"
+echo "setup: built build/src/cli/trocr"

@@ -1,0 +1,18 @@
+#pragma once
+// Each subcommand registers its options on the app and returns the action to run.
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace trocr::cli {
+
+using Action = std::function<int()>;
+
+// Exit codes: 0 success, 1 a trocr::Error (bad model, bad image, ...), 2 bad usage.
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+Action add_inspect_command(CLI::App& app);
+Action add_recognize_command(CLI::App& app);
+Action add_devices_command(CLI::App& app);
+
+}  // namespace trocr::cli

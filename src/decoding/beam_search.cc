@@ -1,0 +1,215 @@
+// Beam search exactly as HF transformers 5 runs it (generation/utils.py, _beam_search):
+// log-softmax, processors, running score added, the top 2*num_beams continuations; of those,
+// the best num_beams not ending in eos keep running and the ones among the top num_beams that
+// end are offered to the finished set with the length penalty. Float32 arithmetic and the
+// -1e9 sentinels are HF's, so that near-ties resolve the same way. An image whose result can
+// no longer change (HF adds -1e9 to all its new candidates) stops costing work.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "decoding/logits_processors.h"
+#include "decoding/search.h"
+
+namespace trocr {
+namespace {
+
+constexpr float kSentinel = -1.0e9f;
+
+struct Candidate {
+  float score;  // accumulated log-probability
+  int beam;
+  int token;
+};
+
+struct Finished {
+  std::vector<int> ids;
+  float score = kSentinel;    // length-penalised, as HF's beam_scores
+  float sum_log_probability = 0.0f;
+  bool done = false;          // HF's is_sent_finished
+};
+
+struct BeamState {
+  std::vector<std::vector<int>> running;
+  std::vector<float> running_scores;
+  std::vector<Finished> finished;
+  bool improvement_possible = true;  // HF's is_early_stop_heuristic_unsatisfied
+  bool frozen = false;
+};
+
+// Indices of the k largest values, largest first, earlier index first on ties (torch.topk).
+template <typename Score>
+std::vector<int> top_k(size_t count, int k, Score score) {
+  std::vector<int> order(count);
+  std::iota(order.begin(), order.end(), 0);
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
+    const float sa = score(a), sb = score(b);
+    return sa > sb || (sa == sb && a < b);
+  });
+  order.resize(k);
+  return order;
+}
+
+std::vector<int> extended(const std::vector<int>& sequence, int token) {
+  std::vector<int> result(sequence.size() + 1);
+  std::copy(sequence.begin(), sequence.end(), result.begin());
+  result.back() = token;
+  return result;
+}
+
+float length_normalised(float score, int length, double length_penalty) {
+  return score / static_cast<float>(std::pow(static_cast<double>(length), length_penalty));
+}
+
+bool all_done(const BeamState& state) {
+  return std::all_of(state.finished.begin(), state.finished.end(),
+                     [](const Finished& f) { return f.done; });
+}
+
+// log_softmax in float32, then the processors, then the beam's running score.
+void accumulate_scores(const float* logits, int vocab, const std::vector<int>& sequence,
+                       float running_score, const SearchOptions& options, float* out) {
+  const float largest = *std::max_element(logits, logits + vocab);
+  double total = 0.0;
+  for (int t = 0; t < vocab; ++t) total += std::exp(static_cast<double>(logits[t] - largest));
+  const float log_total = static_cast<float>(std::log(total));
+  for (int t = 0; t < vocab; ++t) out[t] = (logits[t] - largest) - log_total;
+  apply_min_length(static_cast<int>(sequence.size()), options.min_length, options.eos, out);
+  apply_no_repeat_ngram(sequence, options.no_repeat_ngram_size, out);
+  for (int t = 0; t < vocab; ++t) out[t] += running_score;
+}
+
+}  // namespace
+
+std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
+                                                 const SearchOptions& options) {
+  const int beams = options.num_beams;
+  const int keep = 2 * beams;
+  const int vocab = model.vocab_size();
+  std::vector<int> slot_sources;
+  for (int s = 0; s < sources; ++s) slot_sources.insert(slot_sources.end(), beams, s);
+  model.begin(slot_sources);
+
+  std::vector<BeamState> states(sources);
+  for (auto& state : states) {
+    state.running.assign(beams, {options.decoder_start});
+    state.running_scores.assign(beams, kSentinel);
+    state.running_scores[0] = 0.0f;  // all beams start equal; only the first may expand
+    state.finished.resize(beams);
+  }
+  std::vector<float> logits, accumulated(static_cast<size_t>(beams) * vocab);
+  for (int length = 1;; ++length) {  // `length`: tokens in every running sequence
+    std::vector<int> slots, tokens, active;
+    for (int s = 0; s < sources; ++s) {
+      if (states[s].frozen) continue;
+      active.push_back(s);
+      for (int b = 0; b < beams; ++b) {
+        slots.push_back(s * beams + b);
+        tokens.push_back(states[s].running[b].back());
+      }
+    }
+    if (active.empty()) break;
+    logits.resize(slots.size() * static_cast<size_t>(vocab));
+    model.step(slots, tokens, length - 1, logits.data());
+
+    bool every_candidate_stops = true;
+    std::vector<int> reorder_slots, reorder_sources;
+    for (size_t a = 0; a < active.size(); ++a) {
+      const int s = active[a];
+      BeamState& state = states[s];
+      for (int b = 0; b < beams; ++b) {
+        accumulate_scores(logits.data() + (a * beams + b) * static_cast<size_t>(vocab), vocab,
+                          state.running[b], state.running_scores[b], options,
+                          accumulated.data() + static_cast<size_t>(b) * vocab);
+      }
+      const std::vector<int> best =
+          top_k(accumulated.size(), keep, [&](int i) { return accumulated[i]; });
+      std::vector<Candidate> candidates;
+      std::vector<bool> stops;
+      for (int index : best) {
+        candidates.push_back({accumulated[index], index / vocab, index % vocab});
+        stops.push_back(index % vocab == options.eos || length + 1 >= options.max_length);
+        every_candidate_stops = every_candidate_stops && stops.back();
+      }
+      // The next running beams: the best continuations that did not stop.
+      const std::vector<int> next = top_k(candidates.size(), beams, [&](int c) {
+        return candidates[c].score + (stops[c] ? kSentinel : 0.0f);
+      });
+      // Offer the top num_beams candidates that stopped to the finished set.
+      const bool full = all_done(state) && options.early_stopping == EarlyStopping::True;
+      std::vector<Finished> merged = state.finished;
+      for (int c = 0; c < keep; ++c) {
+        const bool just_finished = stops[c] && c < beams;
+        Finished entry;
+        entry.score = length_normalised(candidates[c].score, length, options.length_penalty);
+        entry.score += full ? kSentinel : 0.0f;
+        entry.score += state.improvement_possible ? 0.0f : kSentinel;
+        entry.score += just_finished ? 0.0f : kSentinel;
+        entry.done = just_finished;
+        entry.sum_log_probability = candidates[c].score;
+        if (just_finished) entry.ids = extended(state.running[candidates[c].beam], candidates[c].token);
+        merged.push_back(std::move(entry));
+      }
+      const std::vector<int> kept = top_k(merged.size(), beams, [&](int i) { return merged[i].score; });
+      std::vector<Finished> finished;
+      for (int i : kept) finished.push_back(std::move(merged[i]));
+      state.finished = std::move(finished);
+
+      std::vector<std::vector<int>> running;
+      std::vector<float> running_scores;
+      for (int c : next) {
+        running.push_back(extended(state.running[candidates[c].beam], candidates[c].token));
+        running_scores.push_back(candidates[c].score + (stops[c] ? kSentinel : 0.0f));
+        reorder_slots.push_back(s * beams + static_cast<int>(running.size()) - 1);
+        reorder_sources.push_back(s * beams + candidates[c].beam);
+      }
+      state.running = std::move(running);
+      state.running_scores = std::move(running_scores);
+    }
+    model.reorder(reorder_slots, reorder_sources, length);
+
+    // HF's whole-batch stopping rule, after the length grew by one.
+    const int grown = length + 1;
+    bool any_improvement = false, every_done = true;
+    for (BeamState& state : states) {
+      if (!state.frozen) {
+        const int best_length =
+            options.early_stopping == EarlyStopping::Never && options.length_penalty > 0.0
+                ? options.max_length - 1
+                : grown - 1;
+        const float best_possible =
+            length_normalised(state.running_scores[0], best_length, options.length_penalty);
+        float worst_finished = state.finished[0].score;
+        for (const Finished& f : state.finished) worst_finished = std::min(worst_finished, f.score);
+        bool beats_some = false;
+        for (const Finished& f : state.finished) {
+          beats_some = beats_some || best_possible > (f.done ? worst_finished : kSentinel);
+        }
+        state.improvement_possible = state.improvement_possible && beats_some;
+        state.frozen = !state.improvement_possible ||
+                       (all_done(state) && options.early_stopping == EarlyStopping::True);
+      }
+      any_improvement = any_improvement || state.improvement_possible;
+      every_done = every_done && all_done(state);
+    }
+    const bool open_beam = !(every_done && options.early_stopping == EarlyStopping::True);
+    if (!(any_improvement && open_beam && !every_candidate_stops)) break;
+  }
+
+  std::vector<std::vector<Hypothesis>> results(sources);
+  for (int s = 0; s < sources; ++s) {
+    for (int r = 0; r < options.num_return_sequences; ++r) {
+      const Finished& f = states[s].finished[r];
+      Hypothesis hypothesis;
+      hypothesis.ids = f.ids;
+      hypothesis.score = f.score;
+      const double steps = std::max<size_t>(1, f.ids.size()) - 1.0;
+      const float geometric = static_cast<float>(std::exp(f.sum_log_probability / std::max(1.0, steps)));
+      hypothesis.mean_token_probability = hypothesis.min_token_probability = geometric;
+      results[s].push_back(std::move(hypothesis));
+    }
+  }
+  return results;
+}
+
+}  // namespace trocr

@@ -1,0 +1,61 @@
+// Greedy search as HF's _sample without sampling: processors on the raw logits, argmax (the
+// first maximum on ties), stop at eos or max_length. Finished sequences leave the batch.
+#include <cmath>
+
+#include "decoding/logits_processors.h"
+#include "decoding/search.h"
+
+namespace trocr {
+
+std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int sources,
+                                                   const SearchOptions& options) {
+  const int vocab = model.vocab_size();
+  std::vector<int> slot_sources(sources);
+  for (int s = 0; s < sources; ++s) slot_sources[s] = s;
+  model.begin(slot_sources);
+  std::vector<Hypothesis> hypotheses(sources);
+  std::vector<double> log_probability_sum(sources, 0.0), probability_sum(sources, 0.0);
+  std::vector<float> min_probability(sources, 1.0f);
+  std::vector<int> active = slot_sources;
+  for (auto& hypothesis : hypotheses) hypothesis.ids = {options.decoder_start};
+  std::vector<float> logits;
+  for (int position = 0; !active.empty() && position + 1 < options.max_length; ++position) {
+    std::vector<int> tokens;
+    for (int slot : active) tokens.push_back(hypotheses[slot].ids.back());
+    logits.resize(active.size() * static_cast<size_t>(vocab));
+    model.step(active, tokens, position, logits.data());
+    std::vector<int> still_active;
+    for (size_t i = 0; i < active.size(); ++i) {
+      Hypothesis& hypothesis = hypotheses[active[i]];
+      float* scores = logits.data() + i * vocab;
+      apply_min_length(static_cast<int>(hypothesis.ids.size()), options.min_length, options.eos,
+                       scores);
+      apply_no_repeat_ngram(hypothesis.ids, options.no_repeat_ngram_size, scores);
+      int best = 0;
+      for (int t = 1; t < vocab; ++t) {
+        if (scores[t] > scores[best]) best = t;
+      }
+      double total = 0.0;
+      for (int t = 0; t < vocab; ++t) total += std::exp(static_cast<double>(scores[t]) - scores[best]);
+      const double log_probability = -std::log(total);
+      log_probability_sum[active[i]] += log_probability;
+      probability_sum[active[i]] += std::exp(log_probability);
+      min_probability[active[i]] =
+          std::min(min_probability[active[i]], static_cast<float>(std::exp(log_probability)));
+      hypothesis.ids.push_back(best);
+      if (best != options.eos) still_active.push_back(active[i]);
+    }
+    active = std::move(still_active);
+  }
+  std::vector<std::vector<Hypothesis>> results(sources);
+  for (int s = 0; s < sources; ++s) {
+    const double steps = static_cast<double>(hypotheses[s].ids.size() - 1);
+    hypotheses[s].score = static_cast<float>(log_probability_sum[s] / steps);
+    hypotheses[s].mean_token_probability = static_cast<float>(probability_sum[s] / steps);
+    hypotheses[s].min_token_probability = min_probability[s];
+    results[s].push_back(std::move(hypotheses[s]));
+  }
+  return results;
+}
+
+}  // namespace trocr

@@ -1,0 +1,38 @@
+#include <cmath>
+
+#include "common/check.h"
+#include "decoding/search.h"
+
+namespace trocr {
+
+SearchOptions SearchOptions::from(const GenerationConfig& config) {
+  SearchOptions options;
+  options.max_length = config.resolved_max_length();
+  options.min_length = config.resolved_min_length();
+  options.num_beams = config.num_beams;
+  options.length_penalty = config.length_penalty;
+  options.early_stopping = config.early_stopping;
+  options.no_repeat_ngram_size = config.no_repeat_ngram_size;
+  options.num_return_sequences = config.num_return_sequences;
+  options.decoder_start = config.tokens.decoder_start;
+  options.eos = config.tokens.eos;
+  return options;
+}
+
+std::vector<std::vector<Hypothesis>> generate(StepModel& model, int sources,
+                                              const SearchOptions& options) {
+  if (options.max_length < 2) fail("max_length {} leaves no room to generate", options.max_length);
+  if (options.max_length > model.max_length()) {
+    fail("max_length {} is more than the model's {} positions", options.max_length,
+         model.max_length());
+  }
+  if (options.num_beams < 1) fail("num_beams must be at least 1");
+  if (options.num_return_sequences > options.num_beams) {
+    fail("num_return_sequences ({}) is larger than num_beams ({})", options.num_return_sequences,
+         options.num_beams);
+  }
+  if (options.num_beams == 1) return greedy_search(model, sources, options);
+  return beam_search(model, sources, options);
+}
+
+}  // namespace trocr

@@ -1,0 +1,43 @@
+#pragma once
+// Greedy and beam search over any StepModel, with HF generate()'s semantics.
+#include <vector>
+
+#include "decoding/step_model.h"
+#include "trocr/config.h"
+
+namespace trocr {
+
+struct SearchOptions {
+  int max_length = 21;  // start token included
+  int min_length = 0;
+  int num_beams = 1;
+  double length_penalty = 1.0;
+  EarlyStopping early_stopping = EarlyStopping::False;
+  int no_repeat_ngram_size = 0;
+  int num_return_sequences = 1;
+  int decoder_start = 2;
+  int eos = 2;
+
+  static SearchOptions from(const GenerationConfig& config);
+};
+
+struct Hypothesis {
+  std::vector<int> ids;  // start token first; eos last when the sequence ended by itself
+  // Beam search: HF's sequences_scores (sum of log-probabilities over length^length_penalty).
+  // Greedy: the mean log-probability of the chosen tokens.
+  float score = 0.0f;
+  // Greedy: the arithmetic mean and the minimum of the chosen tokens' probabilities.
+  // Beam: the geometric mean (exp of the mean log-probability) for both.
+  float mean_token_probability = 0.0f;
+  float min_token_probability = 0.0f;
+};
+
+// One list of hypotheses per source, best first (num_return_sequences of them for beams).
+std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int sources,
+                                                   const SearchOptions& options);
+std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
+                                                 const SearchOptions& options);
+std::vector<std::vector<Hypothesis>> generate(StepModel& model, int sources,
+                                              const SearchOptions& options);
+
+}  // namespace trocr

@@ -1,0 +1,36 @@
+#include <cstring>
+
+#include "common/check.h"
+#include "formats/mapped_file.h"
+#include "image/decoders.h"
+
+namespace trocr {
+
+void check_image_size(const std::string& name, int64_t width, int64_t height,
+                      const ImageLimits& limits) {
+  if (width <= 0 || height <= 0) fail("{}: image has no pixels ({}x{})", name, width, height);
+  if (width > limits.max_side || height > limits.max_side || width * height > limits.max_pixels) {
+    fail("{}: image of {}x{} pixels is larger than the limit ({} pixels, {} per side)", name,
+         width, height, limits.max_pixels, limits.max_side);
+  }
+}
+
+RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
+                      const ImageLimits& limits) {
+  if (size == 0) fail("{}: empty file, expected a PNG or JPEG image", name);
+  static const uint8_t kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  if (size >= sizeof kPng && std::memcmp(data, kPng, sizeof kPng) == 0) {
+    return decode_png(data, size, name, limits);
+  }
+  if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
+    return decode_jpeg(data, size, name, limits);
+  }
+  fail("{}: not a PNG or JPEG image (unrecognised signature)", name);
+}
+
+RgbImage read_image_file(const std::string& path, const ImageLimits& limits) {
+  MappedFile file(path);
+  return decode_image(file.data(), file.size(), path, limits);
+}
+
+}  // namespace trocr

@@ -1,0 +1,176 @@
+#include "model/decoder.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "common/check.h"
+#include "cpu/activation.h"
+#include "cpu/attention.h"
+#include "cpu/layer_norm.h"
+#include "cpu/linear.h"
+
+namespace trocr {
+
+CpuDecoder::CpuDecoder(const ModelWeights& weights, const ModelConfig& config)
+    : weights_(weights), config_(config) {}
+
+int CpuDecoder::max_length() const {
+  const DecoderConfig& decoder = config_.decoder;
+  return decoder.max_position_embeddings;
+}
+
+void CpuDecoder::set_encoder_output(const float* encoder_hidden, int images, int sequence) {
+  const int width = config_.decoder.d_model;
+  const int64_t rows = int64_t{images} * sequence;
+  std::vector<float> projected;
+  if (weights_.encoder_to_decoder) {
+    projected.resize(rows * width);
+    cpu::linear(encoder_hidden, rows, *weights_.encoder_to_decoder, projected.data());
+    encoder_hidden = projected.data();
+  }
+  images_ = images;
+  encoder_sequence_ = sequence;
+  const size_t per_layer = static_cast<size_t>(rows) * width;
+  cross_keys_.resize(per_layer * weights_.decoder.layers.size());
+  cross_values_.resize(per_layer * weights_.decoder.layers.size());
+  for (size_t l = 0; l < weights_.decoder.layers.size(); ++l) {
+    const DecoderLayerWeights& layer = weights_.decoder.layers[l];
+    cpu::linear(encoder_hidden, rows, layer.cross_key, cross_keys_.data() + l * per_layer);
+    cpu::linear(encoder_hidden, rows, layer.cross_value, cross_values_.data() + l * per_layer);
+  }
+}
+
+void CpuDecoder::begin(const std::vector<int>& slot_sources) {
+  for (int source : slot_sources) {
+    if (source < 0 || source >= images_) fail("decoder: slot reads image {} of {}", source, images_);
+  }
+  slot_sources_ = slot_sources;
+  const size_t size = weights_.decoder.layers.size() * slot_sources.size() *
+                      static_cast<size_t>(max_length()) * config_.decoder.d_model;
+  self_keys_.assign(size, 0.0f);
+  self_values_.assign(size, 0.0f);
+}
+
+float* CpuDecoder::cache_row(std::vector<float>& cache, int layer, int slot, int position) {
+  const size_t width = config_.decoder.d_model;
+  const size_t slots = slot_sources_.size();
+  return cache.data() +
+         ((static_cast<size_t>(layer) * slots + slot) * max_length() + position) * width;
+}
+
+void CpuDecoder::embed(const std::vector<int>& tokens, int position, float* hidden) const {
+  const DecoderConfig& config = config_.decoder;
+  const int width = config.d_model;
+  const float scale = config.scale_embedding ? std::sqrt(static_cast<float>(width)) : 1.0f;
+  const int pad = config_.tokens.pad;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] < 0 || tokens[i] >= config.vocab_size) {
+      fail("decoder: token {} is outside the vocabulary of {}", tokens[i], config.vocab_size);
+    }
+    // Learned positions start at offset 2. Sinusoidal ones (as HF computes them one cached step
+    // at a time) are pad + 1 + position, and the zero row for a pad token.
+    int row;
+    if (config.use_learned_position_embeddings) {
+      row = position + 2;
+    } else {
+      row = tokens[i] == pad ? pad : pad + 1 + position;
+    }
+    const float* token = weights_.decoder.embed_tokens.data() + int64_t{tokens[i]} * width;
+    const float* place = weights_.decoder.embed_positions.data() + int64_t{row} * width;
+    float* out = hidden + i * width;
+    for (int d = 0; d < width; ++d) out[d] = token[d] * scale + place[d];
+  }
+  if (config.layernorm_embedding) {
+    cpu::layer_norm(hidden, tokens.size(), width, weights_.decoder.layernorm_embedding,
+                    config.layer_norm_eps, hidden);
+  }
+}
+
+void CpuDecoder::step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
+                      float* logits) {
+  const DecoderConfig& config = config_.decoder;
+  const int width = config.d_model;
+  const int64_t rows = static_cast<int64_t>(slots.size());
+  if (position >= max_length()) {
+    fail("decoder: position {} is past the model's {} positions", position, max_length());
+  }
+  std::vector<float> hidden(rows * width), q(rows * width), k(rows * width), v(rows * width);
+  std::vector<float> context(rows * width), projected(rows * width), ffn(rows * config.ffn_dim);
+  embed(tokens, position, hidden.data());
+
+  cpu::AttentionShape self_shape;
+  self_shape.queries = 1;
+  self_shape.keys = position + 1;
+  self_shape.heads = config.num_heads;
+  self_shape.head_dim = width / config.num_heads;
+  self_shape.q_stride = self_shape.kv_stride = width;
+  self_shape.scale = 1.0f / std::sqrt(static_cast<float>(self_shape.head_dim));
+  cpu::AttentionShape cross_shape = self_shape;
+  cross_shape.keys = encoder_sequence_;
+  const size_t cross_per_layer = static_cast<size_t>(images_) * encoder_sequence_ * width;
+
+  for (size_t l = 0; l < weights_.decoder.layers.size(); ++l) {
+    const DecoderLayerWeights& layer = weights_.decoder.layers[l];
+    const int layer_index = static_cast<int>(l);
+    cpu::linear(hidden.data(), rows, layer.self_query, q.data());
+    cpu::linear(hidden.data(), rows, layer.self_key, k.data());
+    cpu::linear(hidden.data(), rows, layer.self_value, v.data());
+    for (int64_t i = 0; i < rows; ++i) {
+      std::memcpy(cache_row(self_keys_, layer_index, slots[i], position), k.data() + i * width,
+                  sizeof(float) * width);
+      std::memcpy(cache_row(self_values_, layer_index, slots[i], position), v.data() + i * width,
+                  sizeof(float) * width);
+      cpu::attention(q.data() + i * width, cache_row(self_keys_, layer_index, slots[i], 0),
+                     cache_row(self_values_, layer_index, slots[i], 0), self_shape,
+                     context.data() + i * width);
+    }
+    cpu::linear(context.data(), rows, layer.self_output, projected.data());
+    cpu::add_layer_norm(hidden.data(), projected.data(), rows, width,
+                        layer.self_attention_layernorm, config.layer_norm_eps);
+
+    cpu::linear(hidden.data(), rows, layer.cross_query, q.data());
+    for (int64_t i = 0; i < rows; ++i) {
+      const size_t offset = l * cross_per_layer +
+                            static_cast<size_t>(slot_sources_[slots[i]]) * encoder_sequence_ * width;
+      cpu::attention(q.data() + i * width, cross_keys_.data() + offset,
+                     cross_values_.data() + offset, cross_shape, context.data() + i * width);
+    }
+    cpu::linear(context.data(), rows, layer.cross_output, projected.data());
+    cpu::add_layer_norm(hidden.data(), projected.data(), rows, width,
+                        layer.cross_attention_layernorm, config.layer_norm_eps);
+
+    cpu::linear(hidden.data(), rows, layer.fc1, ffn.data());
+    cpu::apply_activation(config.activation, ffn.data(), rows * config.ffn_dim);
+    cpu::linear(ffn.data(), rows, layer.fc2, projected.data());
+    cpu::add_layer_norm(hidden.data(), projected.data(), rows, width, layer.final_layernorm,
+                        config.layer_norm_eps);
+  }
+  cpu::matmul_transposed(hidden.data(), rows, width, weights_.decoder.output_projection.data(),
+                         config.vocab_size, nullptr, logits);
+}
+
+void CpuDecoder::reorder(const std::vector<int>& slots, const std::vector<int>& sources,
+                         int position) {
+  const size_t width = config_.decoder.d_model;
+  const size_t span = static_cast<size_t>(position) * width;
+  for (auto* cache : {&self_keys_, &self_values_}) {
+    for (size_t l = 0; l < weights_.decoder.layers.size(); ++l) {
+      const int layer = static_cast<int>(l);
+      std::vector<float> saved(sources.size() * span);
+      for (size_t i = 0; i < sources.size(); ++i) {
+        std::memcpy(saved.data() + i * span, cache_row(*cache, layer, sources[i], 0), span * 4);
+      }
+      for (size_t i = 0; i < slots.size(); ++i) {
+        std::memcpy(cache_row(*cache, layer, slots[i], 0), saved.data() + i * span, span * 4);
+      }
+    }
+  }
+  for (size_t i = 0; i < slots.size(); ++i) {
+    // A beam stays with its image; reordering only moves beams of one image.
+    if (slot_sources_[slots[i]] != slot_sources_[sources[i]]) {
+      fail("decoder: reorder moves a beam between images");
+    }
+  }
+}
+
+}  // namespace trocr

@@ -1,0 +1,42 @@
+#pragma once
+// The TrOCR text decoder on the CPU, as a StepModel: token embedding times embed_scale plus
+// positions, optional layernorm_embedding, post-LN blocks of self-attention (over a per-slot
+// KV cache), cross-attention (over K/V computed once per image) and the FFN, then the output
+// projection.
+#include <vector>
+
+#include "decoding/step_model.h"
+#include "model/weights.h"
+
+namespace trocr {
+
+class CpuDecoder : public StepModel {
+ public:
+  CpuDecoder(const ModelWeights& weights, const ModelConfig& config);
+
+  // encoder_hidden: [images, sequence, encoder hidden], the encoder's last_hidden_state.
+  // Applies enc_to_dec_proj when the model has one and computes every layer's cross K/V.
+  void set_encoder_output(const float* encoder_hidden, int images, int sequence);
+
+  int vocab_size() const override { return config_.decoder.vocab_size; }
+  int max_length() const override;
+  void begin(const std::vector<int>& slot_sources) override;
+  void step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
+            float* logits) override;
+  void reorder(const std::vector<int>& slots, const std::vector<int>& sources,
+               int position) override;
+
+ private:
+  void embed(const std::vector<int>& tokens, int position, float* hidden) const;
+  float* cache_row(std::vector<float>& cache, int layer, int slot, int position);
+
+  const ModelWeights& weights_;
+  const ModelConfig& config_;
+  int images_ = 0;
+  int encoder_sequence_ = 0;
+  std::vector<float> cross_keys_, cross_values_;  // [layer][image][sequence][d_model]
+  std::vector<int> slot_sources_;
+  std::vector<float> self_keys_, self_values_;    // [layer][slot][max_length][d_model]
+};
+
+}  // namespace trocr

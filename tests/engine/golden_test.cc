@@ -1,0 +1,213 @@
+// The CPU engine against HF transformers (goldens made by python/make_goldens.py on the GPU
+// machine): encoder output within 1e-5 relative, teacher-forced logits within 1e-4, and every
+// generate() setting's ids, text and scores, image by image and batched.
+#include <cmath>
+
+#include "formats/checkpoint.h"
+#include "model/decoder.h"
+#include "model/model_directory.h"
+#include "support/test_support.h"
+#include "trocr/recognizer.h"
+
+namespace trocr::test {
+namespace {
+
+// The generate() keyword arguments of make_goldens.py's GENERATE_CASES, applied on top of the
+// checkpoint's own settings as HF applies them.
+GenerationConfig case_settings(const std::string& name, GenerationConfig config) {
+  config.max_length = 16;
+  config.no_repeat_ngram_size = 0;
+  if (name == "greedy") {
+    config.num_beams = 1;
+  } else if (name == "greedy_min4") {
+    config.num_beams = 1;
+    config.min_length = 4;
+  } else if (name == "greedy_norepeat2") {
+    config.num_beams = 1;
+    config.no_repeat_ngram_size = 2;
+  } else if (name == "beam3_lp1_return2") {
+    config.num_beams = 3;
+    config.length_penalty = 1.0;
+    config.early_stopping = EarlyStopping::False;
+    config.num_return_sequences = 2;
+  } else if (name == "beam4_chinese") {
+    config.num_beams = 4;
+    config.length_penalty = 2.0;
+    config.early_stopping = EarlyStopping::True;
+    config.no_repeat_ngram_size = 3;
+  } else if (name == "beam2_never_min5") {
+    config.num_beams = 2;
+    config.max_length = 14;
+    config.early_stopping = EarlyStopping::Never;
+    config.min_length = 5;
+    config.length_penalty = 0.5;
+  } else if (name == "beam5_lp-1") {
+    config.num_beams = 5;
+    config.max_new_tokens = 9;
+    config.length_penalty = -1.0;
+    config.early_stopping = EarlyStopping::False;
+  } else {
+    ADD_FAILURE() << "unknown golden case " << name;
+  }
+  return config;
+}
+
+std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name) {
+  const TensorRecord* record = golden.find(name);
+  if (record == nullptr) {
+    ADD_FAILURE() << "golden tensor " << name << " missing";
+    return {};
+  }
+  const float* data = reinterpret_cast<const float*>(record->data);
+  return std::vector<float>(data, data + record->element_count());
+}
+
+// max |ours - hf| / max |hf|
+double relative_error(const std::vector<float>& ours, const std::vector<float>& hf) {
+  if (ours.size() != hf.size()) return INFINITY;
+  double worst = 0.0, scale = 0.0;
+  for (size_t i = 0; i < hf.size(); ++i) {
+    worst = std::max(worst, std::fabs(double(ours[i]) - hf[i]));
+    scale = std::max(scale, std::fabs(double(hf[i])));
+  }
+  return worst / scale;
+}
+
+// HF pads shorter rows of a batch with pad_token_id; ours are unpadded.
+void expect_same_ids(std::vector<int> ours, const std::vector<int>& hf, int pad,
+                     const std::string& where) {
+  EXPECT_LE(ours.size(), hf.size()) << where;
+  ours.resize(std::max(ours.size(), hf.size()), pad);
+  EXPECT_EQ(ours, hf) << where;
+}
+
+// Scores are sums of log-probabilities (times length^-penalty): float32 rounding grows with
+// their magnitude, so the tolerance is relative.
+void expect_score_near(double ours, double hf, const std::string& where) {
+  EXPECT_NEAR(ours, hf, 1e-5 * std::max(10.0, std::fabs(hf))) << where;
+}
+
+class Golden : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir_ = model_dir(GetParam());
+    record_ = read_json(dir_ + "/golden.json");
+    golden_ = std::make_unique<Checkpoint>(read_checkpoint(dir_ + "/golden.safetensors"));
+    recognizer_ = std::make_unique<Recognizer>(dir_);
+  }
+  std::string dir_;
+  nlohmann::json record_;
+  std::unique_ptr<Checkpoint> golden_;
+  std::unique_ptr<Recognizer> recognizer_;
+};
+
+TEST_P(Golden, EncoderOutput) {
+  for (const auto& [image, entry] : record_["images"].items()) {
+    const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
+    const auto expected = golden_tensor(*golden_, image + "/encoder_hidden");
+    const auto ours = recognizer_->encode(pixels, 1);
+    EXPECT_LE(relative_error(ours, expected), 1e-5) << image;
+  }
+}
+
+TEST_P(Golden, TeacherForcedLogits) {
+  const ModelDirectory model = load_model_directory(dir_);
+  for (const auto& [image, entry] : record_["images"].items()) {
+    const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
+    const auto expected = golden_tensor(*golden_, image + "/greedy_logits");
+    const auto ids = entry["generate"]["greedy"]["ids"][0].get<std::vector<int>>();
+    const auto hidden = recognizer_->encode(pixels, 1);
+    CpuDecoder decoder(model.weights, model.config);
+    decoder.set_encoder_output(hidden.data(), 1, model.config.encoder.sequence_length());
+    decoder.begin({0});
+    const int vocab = model.config.decoder.vocab_size;
+    std::vector<float> logits(ids.size() - 1 == 0 ? 0 : (ids.size() - 1) * vocab);
+    for (size_t position = 0; position + 1 < ids.size(); ++position) {
+      decoder.step({0}, {ids[position]}, static_cast<int>(position), logits.data() + position * vocab);
+    }
+    EXPECT_LE(relative_error(logits, expected), 1e-4) << image;
+  }
+}
+
+TEST_P(Golden, GenerateEveryImageAndSetting) {
+  int compared = 0;
+  for (const auto& [image, entry] : record_["images"].items()) {
+    const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
+    for (const auto& [name, hf] : entry["generate"].items()) {
+      const std::string where = GetParam() + " " + image + " " + name;
+      const GenerationConfig settings = name == "checkpoint_default"
+                                            ? recognizer_->default_generation()
+                                            : case_settings(name, recognizer_->default_generation());
+      const auto results = recognizer_->recognize_pixels(pixels, 1, settings);
+      ASSERT_EQ(results.size(), 1u);
+      const auto& candidates = results[0].candidates;
+      ASSERT_EQ(candidates.size(), hf["ids"].size()) << where;
+      for (size_t r = 0; r < candidates.size(); ++r) {
+        expect_same_ids(candidates[r].ids, hf["ids"][r].get<std::vector<int>>(), settings.tokens.pad, where);
+        EXPECT_EQ(candidates[r].text, hf["text"][r].get<std::string>()) << where;
+        if (hf.contains("sequences_scores")) {
+          expect_score_near(candidates[r].score, hf["sequences_scores"][r].get<double>(), where);
+        }
+      }
+      if (hf.contains("token_probs")) {
+        const auto probabilities = hf["token_probs"].get<std::vector<double>>();
+        double sum = 0.0, minimum = 1.0;
+        for (double p : probabilities) sum += p, minimum = std::min(minimum, p);
+        EXPECT_NEAR(candidates[0].mean_token_probability, sum / probabilities.size(), 1e-4) << where;
+        EXPECT_NEAR(candidates[0].min_token_probability, minimum, 1e-4) << where;
+      }
+      ++compared;
+    }
+  }
+  EXPECT_EQ(compared, 6 * 8);  // 7 settings and the checkpoint's default, for 6 images
+}
+
+TEST_P(Golden, BatchedGenerateFromImageFiles) {
+  const auto& batch = record_["batch"];
+  std::vector<RgbImage> images;
+  for (const auto& name : batch["images"]) {
+    images.push_back(read_image_file(data_dir() + "/images/" + name.get<std::string>()));
+  }
+  for (const char* name : {"greedy", "beam4_chinese", "beam3_lp1_return2"}) {
+    const GenerationConfig settings = case_settings(name, recognizer_->default_generation());
+    const auto results = recognizer_->recognize(images, settings);
+    const auto& hf = batch[name];
+    size_t row = 0;
+    for (const auto& result : results) {
+      for (const auto& candidate : result.candidates) {
+        const std::string where = std::string(name) + " row " + std::to_string(row);
+        expect_same_ids(candidate.ids, hf["ids"][row].get<std::vector<int>>(), settings.tokens.pad, where);
+        EXPECT_EQ(candidate.text, hf["text"][row].get<std::string>()) << where;
+        if (hf.contains("sequences_scores")) {
+          expect_score_near(candidate.score, hf["sequences_scores"][row].get<double>(), where);
+        }
+        ++row;
+      }
+    }
+    EXPECT_EQ(row, hf["ids"].size()) << name;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(HfModels, Golden, ::testing::Values("vit-char", "deit-bpe", "vit-proj"),
+                         [](const auto& info) {
+                           std::string name = info.param;
+                           std::replace(name.begin(), name.end(), '-', '_');
+                           return name;
+                         });
+
+TEST(GoldenBatchSize, SmallBatchesGiveTheSameAnswers) {
+  EngineOptions options;
+  options.batch_size = 2;
+  const Recognizer batched(model_dir("vit-char"), options);
+  const Recognizer whole(model_dir("vit-char"));
+  std::vector<RgbImage> images;
+  for (const char* name : {"line_rgb.png", "wide.jpg", "tiny.png"}) {
+    images.push_back(read_image_file(data_dir() + "/images/" + name));
+  }
+  const auto a = batched.recognize(images), b = whole.recognize(images);
+  ASSERT_EQ(a.size(), 3u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].best().ids, b[i].best().ids);
+}
+
+}  // namespace
+}  // namespace trocr::test

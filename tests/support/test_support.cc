@@ -1,0 +1,120 @@
+#include "support/test_support.h"
+
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "trocr/error.h"
+
+namespace trocr::test {
+
+std::string data_dir() { return TROCR_TEST_DATA_DIR; }
+
+std::string model_dir(const std::string& variant) { return data_dir() + "/models/" + variant; }
+
+std::vector<std::string> golden_variants() { return {"vit-char", "deit-bpe", "vit-proj"}; }
+
+ScratchDir::ScratchDir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  root_ = std::string(TROCR_TEST_SCRATCH_DIR) + "/" + info->test_suite_name() + "." +
+          info->name() + "." + std::to_string(::getpid());
+  std::filesystem::remove_all(root_);
+  std::filesystem::create_directories(root_);
+}
+
+ScratchDir::~ScratchDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(root_, ignored);
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream stream(path, std::ios::binary | std::ios::trunc);
+  stream.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!stream) throw std::runtime_error("cannot write " + path);
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream stream(path, std::ios::binary);
+  if (!stream) throw std::runtime_error("cannot read " + path);
+  std::ostringstream contents;
+  contents << stream.rdbuf();
+  return contents.str();
+}
+
+void copy_file(const std::string& from, const std::string& to) { write_file(to, read_file(from)); }
+
+void copy_model_dir(const std::string& variant, const std::string& to) {
+  std::filesystem::create_directories(to);
+  for (const auto& entry : std::filesystem::directory_iterator(model_dir(variant))) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("golden", 0) == 0) continue;
+    copy_file(entry.path().string(), to + "/" + name);
+  }
+}
+
+nlohmann::json read_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
+
+void write_json(const std::string& path, const nlohmann::json& json) {
+  write_file(path, json.dump(2));
+}
+
+std::string safetensors_bytes(const nlohmann::json& header, const std::string& data) {
+  std::string text = header.dump();
+  while ((text.size() + 8) % 8 != 0) text += ' ';
+  const uint64_t length = text.size();
+  std::string bytes(8, '\0');
+  std::memcpy(bytes.data(), &length, 8);
+  return bytes + text + data;
+}
+
+void write_safetensors(const std::string& path, const Checkpoint& checkpoint,
+                       const std::vector<std::string>& drop) {
+  nlohmann::json header = nlohmann::json::object();
+  std::string data;
+  for (const auto& [name, record] : checkpoint.tensors) {
+    if (std::find(drop.begin(), drop.end(), name) != drop.end()) continue;
+    header[name] = {{"dtype", dtype_name(record.dtype)},
+                    {"shape", record.shape},
+                    {"data_offsets", {data.size(), data.size() + record.nbytes}}};
+    data.append(reinterpret_cast<const char*>(record.data), record.nbytes);
+  }
+  write_file(path, safetensors_bytes(header, data));
+}
+
+namespace {
+
+void put16(std::string& out, uint16_t value) { out.append(reinterpret_cast<char*>(&value), 2); }
+void put32(std::string& out, uint32_t value) { out.append(reinterpret_cast<char*>(&value), 4); }
+
+}  // namespace
+
+std::string zip_bytes(const std::vector<std::pair<std::string, std::string>>& entries) {
+  std::string out, directory;
+  for (const auto& [name, contents] : entries) {
+    const uint32_t offset = static_cast<uint32_t>(out.size());
+    put32(out, 0x04034b50);
+    put16(out, 20); put16(out, 0); put16(out, 0); put16(out, 0); put16(out, 0);
+    put32(out, 0);  // crc (not checked by the reader, as torch does not either)
+    put32(out, contents.size()); put32(out, contents.size());
+    put16(out, name.size()); put16(out, 0);
+    out += name + contents;
+    put32(directory, 0x02014b50);
+    put16(directory, 20); put16(directory, 20); put16(directory, 0); put16(directory, 0);
+    put16(directory, 0); put16(directory, 0); put32(directory, 0);
+    put32(directory, contents.size()); put32(directory, contents.size());
+    put16(directory, name.size()); put16(directory, 0); put16(directory, 0);
+    put16(directory, 0); put16(directory, 0); put32(directory, 0); put32(directory, offset);
+    directory += name;
+  }
+  const uint32_t directory_offset = static_cast<uint32_t>(out.size());
+  out += directory;
+  put32(out, 0x06054b50);
+  put16(out, 0); put16(out, 0); put16(out, entries.size()); put16(out, entries.size());
+  put32(out, directory.size()); put32(out, directory_offset); put16(out, 0);
+  return out;
+}
+
+}  // namespace trocr::test

@@ -1,0 +1,63 @@
+#pragma once
+// Helpers shared by the tests: paths to committed data, a scratch directory per test,
+// writers for small safetensors, zip and PNG files, and golden records.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "formats/checkpoint.h"
+
+namespace trocr::test {
+
+std::string data_dir();                  // tests/data in the source tree
+std::string model_dir(const std::string& variant);  // tests/data/models/VARIANT
+std::vector<std::string> golden_variants();
+
+// A fresh directory under the build tree, removed when the test ends.
+class ScratchDir {
+ public:
+  ScratchDir();
+  ~ScratchDir();
+  std::string path(const std::string& name) const { return root_ + "/" + name; }
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+};
+
+void write_file(const std::string& path, const std::string& bytes);
+std::string read_file(const std::string& path);
+void copy_file(const std::string& from, const std::string& to);
+// Copies a golden model directory's files (not golden.*) into `to`.
+void copy_model_dir(const std::string& variant, const std::string& to);
+
+nlohmann::json read_json(const std::string& path);
+void write_json(const std::string& path, const nlohmann::json& json);
+
+// safetensors bytes from a header object and the data section.
+std::string safetensors_bytes(const nlohmann::json& header, const std::string& data);
+// A safetensors file holding `checkpoint`'s tensors except `drop`, plus `extra` tensors.
+void write_safetensors(const std::string& path, const Checkpoint& checkpoint,
+                       const std::vector<std::string>& drop = {});
+
+// A zip archive of stored entries, as torch.save writes.
+std::string zip_bytes(const std::vector<std::pair<std::string, std::string>>& entries);
+
+// Expects `call` to throw trocr::Error whose message contains every fragment.
+#define EXPECT_ERROR_CONTAINS(call, ...)                                              \
+  do {                                                                               \
+    try {                                                                            \
+      call;                                                                          \
+      ADD_FAILURE() << "expected a trocr::Error from " #call;                        \
+    } catch (const ::trocr::Error& error) {                                          \
+      for (const char* fragment : {__VA_ARGS__}) {                                   \
+        EXPECT_NE(std::string(error.what()).find(fragment), std::string::npos)       \
+            << "message: " << error.what() << "\nmissing: " << fragment;             \
+      }                                                                              \
+    }                                                                                \
+  } while (0)
+
+}  // namespace trocr::test
