@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "formats/checkpoint.h"
+#include "trocr/error.h"
 
 namespace trocr::test {
 
