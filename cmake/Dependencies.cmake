@@ -18,8 +18,11 @@ endif()
 find_package(BLAS REQUIRED)
 if(TROCR_STATIC_DEPS)
   set(CMAKE_FIND_LIBRARY_SUFFIXES ${_saved_suffixes})
-  # Debian's static OpenBLAS is built with gfortran.
-  find_library(GFORTRAN_LIBRARY NAMES libgfortran.so.5 gfortran REQUIRED)
-  list(APPEND BLAS_LIBRARIES ${GFORTRAN_LIBRARY})
+  # Debian's static OpenBLAS is built with gfortran; its runtime goes in statically too.
+  execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libgfortran.a
+                  OUTPUT_VARIABLE GFORTRAN_LIBRARY OUTPUT_STRIP_TRAILING_WHITESPACE)
+  execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libquadmath.a
+                  OUTPUT_VARIABLE QUADMATH_LIBRARY OUTPUT_STRIP_TRAILING_WHITESPACE)
+  list(APPEND BLAS_LIBRARIES ${GFORTRAN_LIBRARY} ${QUADMATH_LIBRARY} m)
 endif()
 find_path(CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas REQUIRED)

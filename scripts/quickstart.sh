@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's first command: install, build, and run trocr on a committed model.
-# Until the project's demo model is trained (docs/ISSUES: demo model), the model is a tiny
+# Until the project trains its demo model, the model is a tiny
 # random-weight HF checkpoint: it shows the pipeline working, not real text.
 set -euo pipefail
 cd "$(dirname "$0")/.."

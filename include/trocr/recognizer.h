@@ -14,7 +14,8 @@
 namespace trocr {
 
 struct EngineOptions {
-  std::string device = "cpu";  // "cpu"; "cuda" / "cuda:N" once the CUDA engine is built
+  std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
+  std::string dtype = "fp32";  // "fp32"; on CUDA also "fp16" or "bf16"
   int threads = 0;             // CPU threads for matrix products; 0 keeps OpenBLAS's default
   int batch_size = 8;          // images encoded and decoded together
 };
@@ -53,6 +54,8 @@ class Recognizer {
                                             const GenerationConfig& generation) const;
   // The encoder's last_hidden_state for preprocessed pixels: [count, sequence, hidden].
   std::vector<float> encode(const std::vector<float>& pixels, int count) const;
+  // Decoder logits for one image and teacher-forced ids: [ids.size() - 1, vocab].
+  std::vector<float> decoder_logits(const std::vector<float>& pixels, const std::vector<int>& ids) const;
 
  private:
   struct Impl;

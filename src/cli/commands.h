@@ -13,6 +13,7 @@ constexpr int kExitUsage = 2;
 
 Action add_inspect_command(CLI::App& app);
 Action add_recognize_command(CLI::App& app);
+Action add_bench_command(CLI::App& app);
 Action add_devices_command(CLI::App& app);
 
 }  // namespace trocr::cli

@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "trocr-rt 0.1.0");
   std::map<CLI::App*, trocr::cli::Action> actions;
   for (auto add : {trocr::cli::add_recognize_command, trocr::cli::add_inspect_command,
-                   trocr::cli::add_devices_command}) {
+                   trocr::cli::add_bench_command, trocr::cli::add_devices_command}) {
     const size_t before = app.get_subcommands({}).size();
     trocr::cli::Action action = add(app);
     actions[app.get_subcommands({})[before]] = std::move(action);

@@ -24,6 +24,7 @@ struct RecognizeArguments {
   std::vector<std::string> inputs;
   std::string list_file;
   std::string device = "cpu";
+  std::string dtype = "fp32";
   int batch = 8;
   int threads = 0;
   bool json = false;
@@ -113,6 +114,7 @@ void print_result(const std::string& path, const Recognition& recognition, bool 
 int run(const RecognizeArguments& arguments) {
   EngineOptions options;
   options.device = arguments.device;
+  options.dtype = arguments.dtype;
   options.batch_size = arguments.batch;
   options.threads = arguments.threads;
   const Recognizer recognizer(arguments.model_dir, options);
@@ -148,8 +150,9 @@ Action add_recognize_command(CLI::App& app) {
   command->add_option("--model,-m", arguments->model_dir, "HF checkpoint directory")->required();
   command->add_option("IMAGES", arguments->inputs, "Image files or directories of images");
   command->add_option("-l,--list", arguments->list_file, "A file with one image path per line");
-  command->add_option("--device", arguments->device, "cpu (cuda: not in this build)")
-      ->capture_default_str();
+  command->add_option("--device", arguments->device, "cpu, cuda or cuda:N")->capture_default_str();
+  command->add_option("--dtype", arguments->dtype, "fp32, or on CUDA fp16 / bf16")
+      ->capture_default_str()->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   command->add_option("--batch", arguments->batch, "Images per batch")->capture_default_str()
       ->check(CLI::Range(1, 4096));
   command->add_option("--threads", arguments->threads, "CPU threads (0: OpenBLAS default)")

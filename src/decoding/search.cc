@@ -19,18 +19,22 @@ SearchOptions SearchOptions::from(const GenerationConfig& config) {
   return options;
 }
 
-std::vector<std::vector<Hypothesis>> generate(StepModel& model, int sources,
-                                              const SearchOptions& options) {
+void validate(const SearchOptions& options, int model_max_length) {
   if (options.max_length < 2) fail("max_length {} leaves no room to generate", options.max_length);
-  if (options.max_length > model.max_length()) {
+  if (options.max_length > model_max_length) {
     fail("max_length {} is more than the model's {} positions", options.max_length,
-         model.max_length());
+         model_max_length);
   }
   if (options.num_beams < 1) fail("num_beams must be at least 1");
   if (options.num_return_sequences > options.num_beams) {
     fail("num_return_sequences ({}) is larger than num_beams ({})", options.num_return_sequences,
          options.num_beams);
   }
+}
+
+std::vector<std::vector<Hypothesis>> generate(StepModel& model, int sources,
+                                              const SearchOptions& options) {
+  validate(options, model.max_length());
   if (options.num_beams == 1) return greedy_search(model, sources, options);
   return beam_search(model, sources, options);
 }

@@ -37,6 +37,8 @@ std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int sources
                                                    const SearchOptions& options);
 std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
                                                  const SearchOptions& options);
+// Refuses settings that cannot run (errors name the setting and the limit).
+void validate(const SearchOptions& options, int model_max_length);
 std::vector<std::vector<Hypothesis>> generate(StepModel& model, int sources,
                                               const SearchOptions& options);
 

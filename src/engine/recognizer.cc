@@ -1,12 +1,11 @@
-// Recognizer: preprocessing, the encoder, decoding and detokenization, batch by batch.
+// Recognizer: preprocessing, then the backend (CPU or CUDA) for the model, then the
+// detokenizer, batch by batch.
 #include "trocr/recognizer.h"
 
 #include <cblas.h>
 
 #include "common/check.h"
-#include "decoding/search.h"
-#include "model/decoder.h"
-#include "model/encoder.h"
+#include "engine/backend.h"
 #include "model/model_directory.h"
 
 namespace trocr {
@@ -14,20 +13,22 @@ namespace trocr {
 struct Recognizer::Impl {
   ModelDirectory model;
   EngineOptions options;
+  std::unique_ptr<Backend> backend;
+
+  size_t image_values() const {
+    const EncoderConfig& encoder = model.config.encoder;
+    return size_t{3} * encoder.image_height * encoder.image_width;
+  }
 };
 
 Recognizer::Recognizer(const std::string& model_dir, const EngineOptions& options)
     : impl_(std::make_unique<Impl>()) {
-  if (options.device != "cpu") {
-    fail("device '{}': this build's engine runs on the CPU only (the CUDA engine is not part of "
-         "it yet); use --device cpu",
-         options.device);
-  }
   if (options.batch_size < 1) fail("batch size must be at least 1, got {}", options.batch_size);
   if (options.threads < 0) fail("threads must not be negative, got {}", options.threads);
   if (options.threads > 0) openblas_set_num_threads(options.threads);
   impl_->options = options;
   impl_->model = load_model_directory(model_dir);
+  impl_->backend = make_backend(impl_->model, options.device, options.dtype);
 }
 
 Recognizer::~Recognizer() = default;
@@ -37,30 +38,32 @@ const PreprocessConfig& Recognizer::preprocess_config() const { return impl_->mo
 const ModelConfig& Recognizer::model_config() const { return impl_->model.config; }
 
 std::vector<float> Recognizer::encode(const std::vector<float>& pixels, int count) const {
-  const EncoderConfig& encoder = impl_->model.config.encoder;
-  const size_t image_size = size_t{3} * encoder.image_height * encoder.image_width;
-  if (pixels.size() != image_size * count) {
-    fail("encode: {} pixel values for {} images of 3x{}x{}", pixels.size(), count,
-         encoder.image_height, encoder.image_width);
+  if (pixels.size() != impl_->image_values() * count) {
+    fail("encode: {} pixel values for {} images of {} values", pixels.size(), count,
+         impl_->image_values());
   }
-  return encode_images(impl_->model.weights.encoder, encoder, pixels.data(), count);
+  return impl_->backend->encode(pixels.data(), count);
+}
+
+std::vector<float> Recognizer::decoder_logits(const std::vector<float>& pixels,
+                                              const std::vector<int>& ids) const {
+  if (pixels.size() != impl_->image_values()) fail("decoder_logits: expected one image's pixels");
+  return impl_->backend->decoder_logits(pixels.data(), ids);
 }
 
 std::vector<Recognition> Recognizer::recognize_pixels(const std::vector<float>& pixels, int count,
                                                       const GenerationConfig& generation) const {
-  const ModelConfig& config = impl_->model.config;
-  const EncoderConfig& encoder = config.encoder;
-  const size_t image_size = size_t{3} * encoder.image_height * encoder.image_width;
+  if (pixels.size() != impl_->image_values() * count) {
+    fail("recognize: {} pixel values for {} images of {} values", pixels.size(), count,
+         impl_->image_values());
+  }
   const SearchOptions options = SearchOptions::from(generation);
+  validate(options, impl_->model.config.decoder.max_position_embeddings);
   std::vector<Recognition> results;
   for (int first = 0; first < count; first += impl_->options.batch_size) {
     const int batch = std::min(impl_->options.batch_size, count - first);
-    const std::vector<float> slice(pixels.begin() + first * image_size,
-                                   pixels.begin() + (first + batch) * image_size);
-    const std::vector<float> hidden = encode(slice, batch);
-    CpuDecoder decoder(impl_->model.weights, config);
-    decoder.set_encoder_output(hidden.data(), batch, encoder.sequence_length());
-    for (auto& hypotheses : generate(decoder, batch, options)) {
+    const float* slice = pixels.data() + first * impl_->image_values();
+    for (auto& hypotheses : impl_->backend->generate(slice, batch, options)) {
       Recognition recognition;
       for (auto& hypothesis : hypotheses) {
         TextCandidate candidate;
@@ -80,6 +83,7 @@ std::vector<Recognition> Recognizer::recognize_pixels(const std::vector<float>& 
 std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& images,
                                                const GenerationConfig& generation) const {
   std::vector<float> pixels;
+  pixels.reserve(images.size() * impl_->image_values());
   for (const RgbImage& image : images) {
     const std::vector<float> one = preprocess_image(image, impl_->model.preprocess);
     pixels.insert(pixels.end(), one.begin(), one.end());

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Here (Debian): builds the binaries the GPU machine runs, with Debian-only libraries linked
+# statically (that machine is Ubuntu with other sonames), into .device-bin/ (git-ignored;
+# name it in the device tool's `carry`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake -S . -B build-device -G Ninja -DCMAKE_BUILD_TYPE=Release -DTROCR_CUDA=ON -DTROCR_STATIC_DEPS=ON \
+  -DCMAKE_CUDA_ARCHITECTURES=90 > /dev/null
+cmake --build build-device -j"$(nproc)" --target trocr_cli cuda_test engine_test
+rm -rf .device-bin && mkdir -p .device-bin
+cp build-device/src/cli/trocr build-device/tests/cuda_test build-device/tests/engine_test .device-bin/
+strip .device-bin/*
+ldd .device-bin/trocr | grep -v -E "linux-vdso|ld-linux|libc.so|libm.so|libstdc|libgcc_s|libcublas|libpthread|libdl|librt" || true
+# Static OpenBLAS makes each binary ~28 MB; compressed they fit the device tool's 64 MiB.
+tar -C .device-bin -cJf .device-bin/bin.tar.xz trocr cuda_test engine_test
+rm .device-bin/trocr .device-bin/cuda_test .device-bin/engine_test
+du -sh .device-bin

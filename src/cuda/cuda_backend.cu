@@ -1,0 +1,120 @@
+// The CUDA backend: weights uploaded once in the chosen dtype; greedy decoding runs on the
+// device as replayed CUDA graphs, beam search drives the same decoder step from the host.
+#include <cstring>
+
+#include "common/dtype.h"
+#include "cuda/cuda_model.h"
+#include "cuda/dtype_traits.h"
+#include "engine/backend.h"
+
+namespace trocr {
+namespace {
+
+template <typename T>
+std::vector<float> to_host_floats(const cuda::DeviceBuffer<T>& buffer, size_t count, cudaStream_t stream) {
+  std::vector<T> values(count);
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(values.data(), buffer.data(), count * sizeof(T), cudaMemcpyDeviceToHost, stream));
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  std::vector<float> result(count);
+  if constexpr (std::is_same_v<T, float>) {
+    result = std::move(values);
+  } else {
+    convert_to_float32(std::is_same_v<T, __half> ? DType::F16 : DType::BF16, values.data(), count,
+                       result.data());
+  }
+  return result;
+}
+
+template <typename T>
+class CudaBackend : public Backend {
+ public:
+  CudaBackend(const ModelDirectory& model, int device) : model_(model) {
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+      cudaGetLastError();
+      fail("device 'cuda:{}': no CUDA device is available", device);
+    }
+    if (device >= count) fail("device 'cuda:{}': this machine has {} CUDA device(s)", device, count);
+    TROCR_CUDA_CHECK(cudaSetDevice(device));
+    if (model.config.encoder.sequence_length() > 4096 || model.config.decoder.max_position_embeddings > 4096) {
+      fail("{}: the CUDA engine supports at most 4096 encoder tokens and decoder positions", model.path);
+    }
+    TROCR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    weights_ = std::make_unique<cuda::DeviceWeights<T>>(cuda::upload_weights<T>(model.weights, stream_));
+    engine_ = std::make_unique<cuda::CudaModel<T>>(*weights_, model.config, stream_);
+  }
+
+  ~CudaBackend() override {
+    engine_.reset();
+    weights_.reset();
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  std::vector<float> encode(const float* pixels, int count) override {
+    encode_on_device(pixels, count);
+    const size_t values = size_t(count) * model_.config.encoder.sequence_length() * model_.config.encoder.hidden_size;
+    return to_host_floats(encoder_out_, values, stream_);
+  }
+
+  std::vector<std::vector<Hypothesis>> generate(const float* pixels, int count,
+                                                const SearchOptions& options) override {
+    encode_on_device(pixels, count);
+    engine_->set_encoder_output(encoder_out_.data(), count);
+    if (options.num_beams > 1) return beam_search(*engine_, count, options);
+    auto greedy = engine_->greedy(count, options.max_length, options.min_length,
+                                  options.no_repeat_ngram_size, options.decoder_start, options.eos,
+                                  model_.config.tokens.pad);
+    std::vector<std::vector<Hypothesis>> results(count);
+    for (int i = 0; i < count; ++i) {
+      Hypothesis hypothesis;
+      hypothesis.ids = std::move(greedy.ids[i]);
+      const float steps = static_cast<float>(hypothesis.ids.size() - 1);
+      hypothesis.score = greedy.sum_log_probability[i] / steps;
+      hypothesis.mean_token_probability = greedy.sum_probability[i] / steps;
+      hypothesis.min_token_probability = greedy.min_probability[i];
+      results[i].push_back(std::move(hypothesis));
+    }
+    return results;
+  }
+
+  std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) override {
+    encode_on_device(pixels, 1);
+    engine_->set_encoder_output(encoder_out_.data(), 1);
+    engine_->begin({0});
+    const size_t vocab = model_.config.decoder.vocab_size;
+    std::vector<float> logits(ids.empty() ? 0 : (ids.size() - 1) * vocab);
+    for (size_t position = 0; position + 1 < ids.size(); ++position) {
+      engine_->step({0}, {ids[position]}, static_cast<int>(position), logits.data() + position * vocab);
+    }
+    return logits;
+  }
+
+ private:
+  void encode_on_device(const float* pixels, int count) {
+    const EncoderConfig& e = model_.config.encoder;
+    const size_t pixel_count = size_t(count) * 3 * e.image_height * e.image_width;
+    if (pixels_.size() < pixel_count) pixels_.resize(pixel_count);
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(pixels_.data(), pixels, pixel_count * sizeof(float), cudaMemcpyHostToDevice, stream_));
+    const size_t out = size_t(count) * e.sequence_length() * e.hidden_size;
+    if (encoder_out_.size() < out) encoder_out_.resize(out);
+    engine_->encode(pixels_.data(), count, encoder_out_.data());
+  }
+
+  const ModelDirectory& model_;
+  cudaStream_t stream_ = nullptr;
+  std::unique_ptr<cuda::DeviceWeights<T>> weights_;
+  std::unique_ptr<cuda::CudaModel<T>> engine_;
+  cuda::DeviceBuffer<float> pixels_;
+  cuda::DeviceBuffer<T> encoder_out_;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cuda_backend(const ModelDirectory& model, int device_index,
+                                           const std::string& dtype) {
+  if (dtype == "fp16") return std::make_unique<CudaBackend<__half>>(model, device_index);
+  if (dtype == "bf16") return std::make_unique<CudaBackend<__nv_bfloat16>>(model, device_index);
+  return std::make_unique<CudaBackend<float>>(model, device_index);
+}
+
+}  // namespace trocr

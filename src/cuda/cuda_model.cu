@@ -1,0 +1,314 @@
+#include <cmath>
+#include <map>
+
+#include "cuda/cuda_model.h"
+#include "cuda/dtype_traits.h"
+#include "cuda/kernels/kernels.h"
+
+namespace trocr::cuda {
+namespace {
+
+// Encoder chunks bound the attention score buffer (chunk * heads * S * S fp32 values).
+constexpr int kEncoderChunk = 32;
+
+template <typename T>
+void ensure(DeviceBuffer<T>& buffer, size_t count) {
+  if (buffer.size() < count) buffer.resize(count);
+}
+
+}  // namespace
+
+template <typename T>
+CudaModel<T>::CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config,
+                        cudaStream_t stream)
+    : weights_(weights), config_(config), stream_(stream), gemm_(stream), position_(1) {}
+
+template <typename T>
+void CudaModel<T>::linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y,
+                          Epilogue epilogue) {
+  MatmulShape shape;
+  shape.m = rows;
+  shape.n = layer.out;
+  shape.k = layer.in;
+  gemm_.matmul<T, T>(shape, x, layer.weight.data(), y, layer.bias.empty() ? nullptr : layer.bias.data(),
+                     epilogue);
+}
+
+template <typename T>
+void CudaModel<T>::encode(const float* pixels, int count, T* out) {
+  const EncoderConfig& e = config_.encoder;
+  const int hidden = e.hidden_size, sequence = e.sequence_length(), patches = e.patch_count();
+  const int heads = e.num_heads, dim = hidden / heads, patch_inputs = 3 * e.patch_size * e.patch_size;
+  const bool relu = e.activation == Activation::Relu;
+  for (int first = 0; first < count; first += kEncoderChunk) {
+    const int batch = std::min(kEncoderChunk, count - first);
+    const int rows = batch * sequence;
+    ensure(patches_, size_t(batch) * patches * patch_inputs);
+    ensure(patch_embeddings_, size_t(batch) * patches * hidden);
+    ensure(normed_, size_t(rows) * hidden);
+    ensure(qkv_, size_t(rows) * 3 * hidden);
+    ensure(q_, size_t(rows) * hidden);
+    ensure(k_, size_t(rows) * hidden);
+    ensure(v_, size_t(rows) * hidden);
+    ensure(scores_, size_t(batch) * heads * sequence * sequence);
+    ensure(probabilities_, size_t(batch) * heads * sequence * sequence);
+    ensure(context_, size_t(rows) * hidden);
+    ensure(heads_out_, size_t(rows) * hidden);
+    ensure(projected_, size_t(rows) * hidden);
+    ensure(intermediate_, size_t(rows) * e.intermediate_size);
+    const float* chunk_pixels = pixels + size_t(first) * 3 * e.image_height * e.image_width;
+    T* states = out + size_t(first) * sequence * hidden;
+    extract_patches<T>(chunk_pixels, batch, e.image_height, e.image_width, e.patch_size,
+                       patches_.data(), stream_);
+    linear(patches_.data(), batch * patches, weights_.patch_projection, patch_embeddings_.data());
+    assemble_tokens<T>(patch_embeddings_.data(), weights_.cls_token.data(),
+                       e.type == EncoderType::Deit ? weights_.distillation_token.data() : nullptr,
+                       weights_.encoder_positions.data(), batch, patches, hidden, states, stream_);
+    MatmulShape scores_shape;
+    scores_shape.m = scores_shape.n = sequence;
+    scores_shape.k = dim;
+    scores_shape.batch = batch * heads;
+    scores_shape.stride_a = scores_shape.stride_b = int64_t(sequence) * dim;
+    scores_shape.stride_c = int64_t(sequence) * sequence;
+    scores_shape.alpha = 1.0f / std::sqrt(static_cast<float>(dim));
+    MatmulShape context_shape;
+    context_shape.m = sequence;
+    context_shape.n = dim;
+    context_shape.k = sequence;
+    context_shape.b_transposed = false;
+    context_shape.batch = batch * heads;
+    context_shape.stride_a = int64_t(sequence) * sequence;
+    context_shape.stride_b = context_shape.stride_c = int64_t(sequence) * dim;
+    for (size_t l = 0; l < weights_.encoder_layers.size(); ++l) {
+      const DeviceEncoderLayer<T>& layer = weights_.encoder_layers[l];
+      // Pre-LN: the previous block's output joins the residual stream, then LayerNorm.
+      residual_layer_norm<T>(states, l == 0 ? nullptr : projected_.data(), normed_.data(),
+                             layer.before.gamma.data(), layer.before.beta.data(), rows, hidden,
+                             e.layer_norm_eps, l != 0, stream_);
+      linear(normed_.data(), rows, layer.qkv, qkv_.data());
+      split_heads<T>(qkv_.data(), batch, sequence, heads, dim, q_.data(), k_.data(), v_.data(), stream_);
+      gemm_.matmul<T, float>(scores_shape, q_.data(), k_.data(), scores_.data());
+      softmax_rows<T>(scores_.data(), int64_t(batch) * heads * sequence, sequence,
+                      probabilities_.data(), stream_);
+      gemm_.matmul<T, T>(context_shape, probabilities_.data(), v_.data(), context_.data());
+      merge_heads<T>(context_.data(), batch, sequence, heads, dim, heads_out_.data(), stream_);
+      linear(heads_out_.data(), rows, layer.attention_output, projected_.data());
+      residual_layer_norm<T>(states, projected_.data(), normed_.data(), layer.after.gamma.data(),
+                             layer.after.beta.data(), rows, hidden, e.layer_norm_eps, true, stream_);
+      linear(normed_.data(), rows, layer.intermediate, intermediate_.data(),
+             relu ? Epilogue::ReluBias : Epilogue::Bias);
+      if (!relu) apply_activation<T>(intermediate_.data(), int64_t(rows) * e.intermediate_size, e.activation, stream_);
+      linear(intermediate_.data(), rows, layer.output, projected_.data());
+    }
+    residual_layer_norm<T>(states, projected_.data(), states, weights_.encoder_norm.gamma.data(),
+                           weights_.encoder_norm.beta.data(), rows, hidden, e.layer_norm_eps,
+                           false, stream_);
+  }
+}
+
+template <typename T>
+void CudaModel<T>::set_encoder_output(const T* encoder_hidden, int images) {
+  const int sequence = config_.encoder.sequence_length();
+  const int rows = images * sequence;
+  const T* source = encoder_hidden;
+  if (weights_.encoder_to_decoder) {
+    ensure(projected_encoder_, size_t(rows) * config_.decoder.d_model);
+    linear(encoder_hidden, rows, *weights_.encoder_to_decoder, projected_encoder_.data());
+    source = projected_encoder_.data();
+  }
+  ensure(cross_kv_, size_t(rows) * weights_.cross_key_values.out);
+  linear(source, rows, weights_.cross_key_values, cross_kv_.data());
+  images_ = images;
+}
+
+template <typename T>
+void CudaModel<T>::reserve_rows(int rows) {
+  if (rows <= row_capacity_) return;
+  const DecoderConfig& d = config_.decoder;
+  tokens_.resize(rows);
+  row_slots_.resize(rows);
+  row_images_.resize(rows);
+  hidden_.resize(size_t(rows) * d.d_model);
+  step_qkv_.resize(size_t(rows) * 3 * d.d_model);
+  step_context_.resize(size_t(rows) * d.d_model);
+  step_projected_.resize(size_t(rows) * d.d_model);
+  step_query_.resize(size_t(rows) * d.d_model);
+  step_ffn_.resize(size_t(rows) * d.ffn_dim);
+  logits_.resize(size_t(rows) * d.vocab_size);
+  row_capacity_ = rows;
+}
+
+template <typename T>
+void CudaModel<T>::begin(const std::vector<int>& slot_sources) {
+  for (int source : slot_sources) {
+    if (source < 0 || source >= images_) fail("CUDA decoder: slot reads image {} of {}", source, images_);
+  }
+  slot_sources_ = slot_sources;
+  slots_ = static_cast<int>(slot_sources.size());
+  slot_images_.upload(slot_sources, stream_);
+  const size_t cache = size_t(slots_) * max_length() * config_.decoder.d_model;
+  key_cache_.resize(config_.decoder.num_layers);
+  value_cache_.resize(config_.decoder.num_layers);
+  for (int l = 0; l < config_.decoder.num_layers; ++l) {
+    ensure(key_cache_[l], cache);
+    ensure(value_cache_[l], cache);
+  }
+  reserve_rows(slots_);
+}
+
+template <typename T>
+void CudaModel<T>::forward(int rows) {
+  const DecoderConfig& d = config_.decoder;
+  const int width = d.d_model, heads = d.num_heads, dim = width / heads;
+  const int sequence = config_.encoder.sequence_length();
+  const int layers = d.num_layers;
+  EmbeddingParams embedding{tokens_.data(), position_.data(), rows, width,
+                            d.scale_embedding ? std::sqrt(static_cast<float>(width)) : 1.0f,
+                            d.use_learned_position_embeddings, config_.tokens.pad,
+                            weights_.embedding_norm.gamma.empty() ? nullptr : weights_.embedding_norm.gamma.data(),
+                            weights_.embedding_norm.beta.empty() ? nullptr : weights_.embedding_norm.beta.data(),
+                            d.layer_norm_eps};
+  decoder_embedding<T>(embedding, weights_.embed_tokens.data(), weights_.decoder_positions.data(),
+                       hidden_.data(), stream_);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  DecodeAttentionParams self{rows, heads, dim, scale, 3 * int64_t(width), row_slots_.data(),
+                             int64_t(max_length()) * width, width, 0, position_.data(), 3 * int64_t(width)};
+  DecodeAttentionParams cross{rows, heads, dim, scale, width, row_images_.data(),
+                              int64_t(sequence) * layers * 2 * width, int64_t(layers) * 2 * width,
+                              sequence, nullptr, 0};
+  const bool relu = d.activation == Activation::Relu;
+  for (int l = 0; l < layers; ++l) {
+    const DeviceDecoderLayer<T>& layer = weights_.decoder_layers[l];
+    linear(hidden_.data(), rows, layer.self_qkv, step_qkv_.data());
+    decode_attention<T>(self, step_qkv_.data(), key_cache_[l].data(), value_cache_[l].data(),
+                        step_qkv_.data() + width, step_qkv_.data() + 2 * width,
+                        step_context_.data(), stream_);
+    linear(step_context_.data(), rows, layer.self_output, step_projected_.data());
+    residual_layer_norm<T>(hidden_.data(), step_projected_.data(), hidden_.data(),
+                           layer.self_norm.gamma.data(), layer.self_norm.beta.data(), rows, width,
+                           d.layer_norm_eps, false, stream_);
+    linear(hidden_.data(), rows, layer.cross_query, step_query_.data());
+    T* cross_keys = cross_kv_.data() + int64_t(l) * 2 * width;
+    decode_attention<T>(cross, step_query_.data(), cross_keys, cross_keys + width, nullptr, nullptr,
+                        step_context_.data(), stream_);
+    linear(step_context_.data(), rows, layer.cross_output, step_projected_.data());
+    residual_layer_norm<T>(hidden_.data(), step_projected_.data(), hidden_.data(),
+                           layer.cross_norm.gamma.data(), layer.cross_norm.beta.data(), rows,
+                           width, d.layer_norm_eps, false, stream_);
+    linear(hidden_.data(), rows, layer.fc1, step_ffn_.data(), relu ? Epilogue::ReluBias : Epilogue::Bias);
+    if (!relu) apply_activation<T>(step_ffn_.data(), int64_t(rows) * d.ffn_dim, d.activation, stream_);
+    linear(step_ffn_.data(), rows, layer.fc2, step_projected_.data());
+    residual_layer_norm<T>(hidden_.data(), step_projected_.data(), hidden_.data(),
+                           layer.final_norm.gamma.data(), layer.final_norm.beta.data(), rows,
+                           width, d.layer_norm_eps, false, stream_);
+  }
+  MatmulShape logits_shape;
+  logits_shape.m = rows;
+  logits_shape.n = d.vocab_size;
+  logits_shape.k = width;
+  gemm_.matmul<T, float>(logits_shape, hidden_.data(), weights_.output_projection.data(), logits_.data());
+}
+
+template <typename T>
+void CudaModel<T>::step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
+                        float* logits) {
+  const int rows = static_cast<int>(slots.size());
+  reserve_rows(rows);
+  std::vector<int> images(rows);
+  for (int i = 0; i < rows; ++i) images[i] = slot_sources_.at(slots[i]);
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(tokens_.data(), tokens.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), slots.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), images.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &position, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  forward(rows);
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.data(), size_t(rows) * vocab_size() * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream_));
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+template <typename T>
+void CudaModel<T>::reorder(const std::vector<int>& slots, const std::vector<int>& sources, int position) {
+  if (slots.empty() || position == 0) return;
+  const int count = static_cast<int>(slots.size());
+  ensure(reorder_targets_, count);
+  ensure(reorder_sources_, count);
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_targets_.data(), slots.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_sources_.data(), sources.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  const int64_t width = config_.decoder.d_model;
+  const int64_t length = int64_t(position) * width;
+  ensure(cache_scratch_, size_t(count) * length);
+  for (int l = 0; l < config_.decoder.num_layers; ++l) {
+    for (auto* cache : {&key_cache_[l], &value_cache_[l]}) {
+      reorder_cache<T>(cache->data(), int64_t(max_length()) * width, reorder_targets_.data(),
+                       reorder_sources_.data(), count, length, cache_scratch_.data(), stream_);
+    }
+  }
+}
+
+template <typename T>
+typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_length, int min_length,
+                                                         int no_repeat_ngram_size, int decoder_start,
+                                                         int eos, int pad) {
+  std::vector<int> identity(images);
+  for (int i = 0; i < images; ++i) identity[i] = i;
+  begin(identity);
+  // Copies, not upload(): these buffers keep the capacity reserve_rows gave them.
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  std::vector<int> history(size_t(images) * max_length, pad);
+  for (int i = 0; i < images; ++i) history[size_t(i) * max_length] = decoder_start;
+  DeviceBuffer<int> device_history, finished;
+  DeviceBuffer<float> sum_log, sum_probability, min_probability;
+  device_history.upload(history, stream_);
+  finished.upload(std::vector<int>(images, 0), stream_);
+  sum_log.upload(std::vector<float>(images, 0.0f), stream_);
+  sum_probability.upload(std::vector<float>(images, 0.0f), stream_);
+  min_probability.upload(std::vector<float>(images, 1.0f), stream_);
+  const int zero = 0;
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &zero, sizeof zero, cudaMemcpyHostToDevice, stream_));
+  GreedyParams params{images, vocab_size(), max_length, min_length, eos, pad, no_repeat_ngram_size,
+                      position_.data(), device_history.data(), finished.data(), sum_log.data(),
+                      sum_probability.data(), min_probability.data()};
+  // One decode step as a CUDA graph: its ~10 launches per layer replay with one call.
+  cudaGraph_t graph;
+  cudaGraphExec_t executable;
+  TROCR_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  gather_last_tokens(device_history.data(), images, max_length, position_.data(), tokens_.data(), stream_);
+  forward(images);
+  greedy_select(params, logits_.data(), stream_);
+  advance_position(position_.data(), stream_);
+  TROCR_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  TROCR_CUDA_CHECK(cudaGraphInstantiate(&executable, graph, 0));
+  std::vector<int> done(images);
+  constexpr int kCheckEvery = 4;
+  for (int step = 0; step + 1 < max_length; ++step) {
+    TROCR_CUDA_CHECK(cudaGraphLaunch(executable, stream_));
+    if ((step + 1) % kCheckEvery == 0) {
+      TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), finished.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+      TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      if (std::all_of(done.begin(), done.end(), [](int f) { return f != 0; })) break;
+    }
+  }
+  cudaGraphExecDestroy(executable);
+  cudaGraphDestroy(graph);
+  history = device_history.download(stream_);
+  GreedyResult result;
+  result.sum_log_probability = sum_log.download(stream_);
+  result.sum_probability = sum_probability.download(stream_);
+  result.min_probability = min_probability.download(stream_);
+  for (int i = 0; i < images; ++i) {
+    std::vector<int> ids = {decoder_start};
+    for (int t = 1; t < max_length; ++t) {
+      ids.push_back(history[size_t(i) * max_length + t]);
+      if (ids.back() == eos) break;
+    }
+    result.ids.push_back(std::move(ids));
+  }
+  return result;
+}
+
+template class CudaModel<float>;
+template class CudaModel<__half>;
+template class CudaModel<__nv_bfloat16>;
+
+}  // namespace trocr::cuda

@@ -1,0 +1,69 @@
+#pragma once
+// The TrOCR forward passes on the GPU: the encoder for a batch of images, and the decoder as
+// a StepModel whose step can also run as a captured CUDA graph (position and tokens read from
+// device memory), for the device-side greedy loop.
+#include <memory>
+#include <vector>
+
+#include "cuda/cuda_weights.h"
+#include "cuda/gemm.h"
+#include "decoding/step_model.h"
+#include "trocr/config.h"
+
+namespace trocr::cuda {
+
+template <typename T>
+class CudaModel : public StepModel {
+ public:
+  CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config, cudaStream_t stream);
+
+  // pixels: device [count, 3, H, W]. Writes last_hidden_state [count * S, hidden] into out.
+  void encode(const float* pixels, int count, T* out);
+  // Cross-attention K/V of every layer for `images` encoder outputs (device, [images * S, hidden]).
+  void set_encoder_output(const T* encoder_hidden, int images);
+
+  int vocab_size() const override { return config_.decoder.vocab_size; }
+  int max_length() const override { return config_.decoder.max_position_embeddings; }
+  void begin(const std::vector<int>& slot_sources) override;
+  void step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
+            float* logits) override;
+  void reorder(const std::vector<int>& slots, const std::vector<int>& sources, int position) override;
+
+  // Device-side greedy decoding of one row per image (after set_encoder_output).
+  struct GreedyResult {
+    std::vector<std::vector<int>> ids;
+    std::vector<float> sum_log_probability, sum_probability, min_probability;
+  };
+  GreedyResult greedy(int images, int max_length, int min_length, int no_repeat_ngram_size,
+                      int decoder_start, int eos, int pad);
+
+  cudaStream_t stream() const { return stream_; }
+
+ private:
+  // Runs the decoder for `rows` rows whose tokens, cache slots and images are already in
+  // tokens_, row_slots_ and row_images_, at the position in position_; logits into logits_.
+  void forward(int rows);
+  void reserve_rows(int rows);
+  void linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y, Epilogue epilogue = Epilogue::Bias);
+
+  const DeviceWeights<T>& weights_;
+  const ModelConfig& config_;
+  cudaStream_t stream_;
+  Gemm gemm_;
+  int images_ = 0, slots_ = 0, row_capacity_ = 0;
+  // Encoder workspace.
+  DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, q_, k_, v_, probabilities_,
+      context_, heads_out_, projected_, intermediate_;
+  DeviceBuffer<float> scores_;
+  // Decoder state.
+  DeviceBuffer<T> cross_kv_, projected_encoder_;
+  std::vector<DeviceBuffer<T>> key_cache_, value_cache_;
+  DeviceBuffer<T> cache_scratch_;
+  DeviceBuffer<int> tokens_, row_slots_, row_images_, slot_images_, position_, reorder_targets_,
+      reorder_sources_;
+  DeviceBuffer<T> hidden_, step_qkv_, step_context_, step_projected_, step_query_, step_ffn_;
+  DeviceBuffer<float> logits_;
+  std::vector<int> slot_sources_;
+};
+
+}  // namespace trocr::cuda

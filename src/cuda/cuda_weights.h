@@ -1,0 +1,53 @@
+#pragma once
+// The model's weights on the device in the engine's dtype, with the projections that run
+// together fused: Q, K and V of each self-attention as one matrix, and the cross-attention K
+// and V of every decoder layer as one matrix (computed once per image).
+#include <optional>
+#include <vector>
+
+#include "cuda/device_buffer.h"
+#include "model/weights.h"
+
+namespace trocr::cuda {
+
+template <typename T>
+struct DeviceLinear {
+  DeviceBuffer<T> weight;  // [out, in]
+  DeviceBuffer<T> bias;    // [out], empty without bias
+  int out = 0, in = 0;
+};
+
+struct DeviceNorm {
+  DeviceBuffer<float> gamma, beta;  // fp32: LayerNorm runs in fp32
+};
+
+template <typename T>
+struct DeviceEncoderLayer {
+  DeviceNorm before, after;
+  DeviceLinear<T> qkv, attention_output, intermediate, output;
+};
+
+template <typename T>
+struct DeviceDecoderLayer {
+  DeviceLinear<T> self_qkv, self_output, cross_query, cross_output, fc1, fc2;
+  DeviceNorm self_norm, cross_norm, final_norm;
+};
+
+template <typename T>
+struct DeviceWeights {
+  DeviceLinear<T> patch_projection;
+  DeviceBuffer<T> cls_token, distillation_token, encoder_positions;
+  std::vector<DeviceEncoderLayer<T>> encoder_layers;
+  DeviceNorm encoder_norm;
+  std::optional<DeviceLinear<T>> encoder_to_decoder;
+  DeviceBuffer<T> embed_tokens, decoder_positions;
+  DeviceNorm embedding_norm;  // empty without layernorm_embedding
+  std::vector<DeviceDecoderLayer<T>> decoder_layers;
+  DeviceLinear<T> cross_key_values;  // [layers * 2 * d_model, cross width]: K then V per layer
+  DeviceBuffer<T> output_projection;  // [vocab, d_model]
+};
+
+template <typename T>
+DeviceWeights<T> upload_weights(const ModelWeights& weights, cudaStream_t stream);
+
+}  // namespace trocr::cuda

@@ -1,0 +1,135 @@
+#include "cuda/gemm.h"
+
+#include "cuda/dtype_traits.h"
+
+#define TROCR_CUBLAS_CHECK(call)                                                        \
+  do {                                                                                  \
+    const cublasStatus_t trocr_status_ = (call);                                        \
+    if (trocr_status_ != CUBLAS_STATUS_SUCCESS) {                                       \
+      ::trocr::fail("cuBLASLt error {} in {} at {}:{}", static_cast<int>(trocr_status_), #call, \
+                    __FILE__, __LINE__);                                                \
+    }                                                                                   \
+  } while (0)
+
+namespace trocr::cuda {
+namespace {
+
+constexpr size_t kWorkspaceBytes = 32u << 20;
+
+void set_batch(cublasLtMatrixLayout_t layout, int batch, int64_t stride) {
+  if (batch <= 1) return;
+  TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT,
+                                                      &batch, sizeof batch));
+  TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutSetAttribute(
+      layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, &stride, sizeof stride));
+}
+
+}  // namespace
+
+Gemm::Gemm(cudaStream_t stream) : stream_(stream), workspace_(kWorkspaceBytes) {
+  TROCR_CUBLAS_CHECK(cublasLtCreate(&handle_));
+}
+
+Gemm::~Gemm() {
+  for (auto& [key, plan] : plans_) {
+    cublasLtMatrixLayoutDestroy(plan.a);
+    cublasLtMatrixLayoutDestroy(plan.b);
+    cublasLtMatrixLayoutDestroy(plan.c);
+    cublasLtMatmulDescDestroy(plan.operation);
+  }
+  if (handle_ != nullptr) cublasLtDestroy(handle_);
+}
+
+// Row-major C[m, n] = A[m, k] . op(B) is column-major C^T[n, m] = op(B)^T . A^T, so cuBLASLt's
+// first operand is our B and its second our A; the bias runs along cuBLASLt's rows (our n).
+Gemm::Plan& Gemm::plan(const Key& key, const MatmulShape& shape, cudaDataType_t in,
+                       cudaDataType_t out, Epilogue epilogue, bool has_bias) {
+  auto found = plans_.find(key);
+  if (found != plans_.end()) return found->second;
+  Plan plan;
+  TROCR_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t transpose_first = shape.b_transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t keep = CUBLAS_OP_N;
+  TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSA,
+                                                    &transpose_first, sizeof transpose_first));
+  TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSB,
+                                                    &keep, sizeof keep));
+  cublasLtEpilogue_t mode = CUBLASLT_EPILOGUE_DEFAULT;
+  if (has_bias) {
+    mode = epilogue == Epilogue::ReluBias       ? CUBLASLT_EPILOGUE_RELU_BIAS
+           : epilogue == Epilogue::GeluTanhBias ? CUBLASLT_EPILOGUE_GELU_BIAS
+                                                : CUBLASLT_EPILOGUE_BIAS;
+  } else if (epilogue == Epilogue::ReluBias) {
+    mode = CUBLASLT_EPILOGUE_RELU;
+  } else if (epilogue == Epilogue::GeluTanhBias) {
+    mode = CUBLASLT_EPILOGUE_GELU;
+  }
+  TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_EPILOGUE,
+                                                    &mode, sizeof mode));
+  if (has_bias) {
+    TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+        plan.operation, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &out, sizeof out));
+  }
+  const int64_t ldc = shape.ldc ? shape.ldc : shape.n;
+  if (shape.b_transposed) {
+    TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, shape.k, shape.n, shape.k));
+  } else {
+    TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, shape.n, shape.k, shape.n));
+  }
+  TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, shape.k, shape.m, shape.k));
+  TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out, shape.n, shape.m, ldc));
+  set_batch(plan.a, shape.batch, shape.stride_b);
+  set_batch(plan.b, shape.batch, shape.stride_a);
+  set_batch(plan.c, shape.batch, shape.stride_c);
+
+  cublasLtMatmulPreference_t preference;
+  TROCR_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
+  const size_t workspace = kWorkspaceBytes;
+  TROCR_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(
+      preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace));
+  cublasLtMatmulHeuristicResult_t result{};
+  int found_count = 0;
+  TROCR_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.operation, plan.a, plan.b,
+                                                    plan.c, plan.c, preference, 1, &result,
+                                                    &found_count));
+  cublasLtMatmulPreferenceDestroy(preference);
+  if (found_count == 0) {
+    fail("cuBLASLt has no algorithm for a {}x{}x{} product", shape.m, shape.n, shape.k);
+  }
+  plan.algorithm = result.algo;
+  return plans_.emplace(key, plan).first->second;
+}
+
+template <typename TIn, typename TOut>
+void Gemm::matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c, const TOut* bias,
+                  Epilogue epilogue) {
+  if (shape.m == 0) return;
+  const cudaDataType_t in = DataType<TIn>::value, out = DataType<TOut>::value;
+  const Key key{shape.m, shape.n, shape.k, shape.b_transposed, shape.ldc, shape.batch,
+                shape.stride_a, shape.stride_b, shape.stride_c, static_cast<int>(in),
+                static_cast<int>(out), static_cast<int>(epilogue), bias != nullptr};
+  Plan& chosen = plan(key, shape, in, out, epilogue, bias != nullptr);
+  if (bias != nullptr) {
+    TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
+        chosen.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+  }
+  const float alpha = shape.alpha, beta = 0.0f;
+  TROCR_CUBLAS_CHECK(cublasLtMatmul(handle_, chosen.operation, &alpha, b, chosen.a, a, chosen.b,
+                                    &beta, c, chosen.c, c, chosen.c, &chosen.algorithm,
+                                    workspace_.data(), workspace_.size(), stream_));
+}
+
+template void Gemm::matmul<float, float>(const MatmulShape&, const float*, const float*, float*,
+                                         const float*, Epilogue);
+template void Gemm::matmul<__half, __half>(const MatmulShape&, const __half*, const __half*,
+                                           __half*, const __half*, Epilogue);
+template void Gemm::matmul<__half, float>(const MatmulShape&, const __half*, const __half*, float*,
+                                          const float*, Epilogue);
+template void Gemm::matmul<__nv_bfloat16, __nv_bfloat16>(const MatmulShape&, const __nv_bfloat16*,
+                                                         const __nv_bfloat16*, __nv_bfloat16*,
+                                                         const __nv_bfloat16*, Epilogue);
+template void Gemm::matmul<__nv_bfloat16, float>(const MatmulShape&, const __nv_bfloat16*,
+                                                 const __nv_bfloat16*, float*, const float*,
+                                                 Epilogue);
+
+}  // namespace trocr::cuda

@@ -1,0 +1,56 @@
+#pragma once
+// Row-major matrix products through cuBLASLt, fp32 accumulation, with plans (descriptors and
+// the chosen algorithm) cached per shape so that the decode loop only launches.
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <map>
+#include <tuple>
+
+#include "cuda/device_buffer.h"
+
+namespace trocr::cuda {
+
+enum class Epilogue { None, Bias, ReluBias, GeluTanhBias };
+
+struct MatmulShape {
+  int64_t m = 0, n = 0, k = 0;
+  bool b_transposed = true;  // B stored [n, k] (nn.Linear weights, K in Q.K^T); else [k, n]
+  int64_t ldc = 0;           // row stride of C; 0 means n
+  int batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements between batch items
+  float alpha = 1.0f;
+};
+
+class Gemm {
+ public:
+  explicit Gemm(cudaStream_t stream);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  // C[m, n] = alpha * A[m, k] . op(B) (+ bias[n], then the epilogue's activation).
+  // A and B are TIn; C and bias are TOut.
+  template <typename TIn, typename TOut>
+  void matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c,
+              const TOut* bias = nullptr, Epilogue epilogue = Epilogue::None);
+
+ private:
+  struct Plan {
+    cublasLtMatmulDesc_t operation = nullptr;
+    cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
+    cublasLtMatmulAlgo_t algorithm{};
+  };
+  using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int, int64_t, int64_t, int64_t,
+                         int, int, int, bool>;
+  Plan& plan(const Key& key, const MatmulShape& shape, cudaDataType_t in, cudaDataType_t out,
+             Epilogue epilogue, bool has_bias);
+
+  cudaStream_t stream_;
+  cublasLtHandle_t handle_ = nullptr;
+  DeviceBuffer<char> workspace_;
+  std::map<Key, Plan> plans_;
+};
+
+}  // namespace trocr::cuda

@@ -1,0 +1,148 @@
+// Device-side pieces of decoding: greedy token choice with HF's processors, the step
+// position, and beam reordering of KV caches.
+#include "cuda/cuda_check.h"
+#include "cuda/dtype_traits.h"
+#include "cuda/kernels/kernels.h"
+
+namespace trocr::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kMaxBanned = 256;
+
+__global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
+  __shared__ int banned[kMaxBanned];
+  __shared__ int banned_count;
+  __shared__ float best_values[kThreads / 32];
+  __shared__ int best_indices[kThreads / 32];
+  __shared__ float reduce[kThreads / 32];
+  const int row = blockIdx.x;
+  const int position = *params.position;
+  int* history = params.history + static_cast<int64_t>(row) * params.max_length;
+  if (params.finished[row]) {
+    if (threadIdx.x == 0) history[position + 1] = params.pad;
+    return;
+  }
+  const int length = position + 1;  // tokens so far, start token included
+  if (threadIdx.x == 0) {
+    banned_count = 0;
+    const int n = params.no_repeat_ngram_size;
+    if (n > 0 && length + 1 >= n) {
+      const int prefix = length - (n - 1);
+      for (int start = 0; start + n <= length && banned_count < kMaxBanned; ++start) {
+        bool same = true;
+        for (int i = 0; i < n - 1 && same; ++i) same = history[start + i] == history[prefix + i];
+        if (same) banned[banned_count++] = history[start + n - 1];
+      }
+    }
+    if (length < params.min_length && banned_count < kMaxBanned) banned[banned_count++] = params.eos;
+  }
+  __syncthreads();
+  const float* scores = logits + static_cast<int64_t>(row) * params.vocab;
+  float best = -INFINITY;
+  int best_index = params.vocab;
+  for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) {
+    bool skip = false;
+    for (int b = 0; b < banned_count; ++b) skip = skip || banned[b] == t;
+    const float value = skip ? -INFINITY : scores[t];
+    if (value > best || (value == best && t < best_index)) best = value, best_index = t;
+  }
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other = __shfl_xor_sync(0xffffffff, best, offset);
+    const int other_index = __shfl_xor_sync(0xffffffff, best_index, offset);
+    if (other > best || (other == best && other_index < best_index)) best = other, best_index = other_index;
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) best_values[warp] = best, best_indices[warp] = best_index;
+  __syncthreads();
+  best = best_values[0];
+  best_index = best_indices[0];
+  for (int w = 1; w < kThreads / 32; ++w) {
+    if (best_values[w] > best || (best_values[w] == best && best_indices[w] < best_index)) {
+      best = best_values[w], best_index = best_indices[w];
+    }
+  }
+  float total = 0.0f;
+  for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) {
+    bool skip = false;
+    for (int b = 0; b < banned_count; ++b) skip = skip || banned[b] == t;
+    if (!skip) total += __expf(scores[t] - best);
+  }
+  for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffff, total, offset);
+  if (lane == 0) reduce[warp] = total;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    total = 0.0f;
+    for (int w = 0; w < kThreads / 32; ++w) total += reduce[w];
+    const float probability = 1.0f / total;
+    history[position + 1] = best_index;
+    params.sum_log_probability[row] += -logf(total);
+    params.sum_probability[row] += probability;
+    params.min_probability[row] = fminf(params.min_probability[row], probability);
+    if (best_index == params.eos) params.finished[row] = 1;
+  }
+}
+
+__global__ void advance_position_kernel(int* position) { *position += 1; }
+
+__global__ void gather_last_tokens_kernel(const int* history, int rows, int max_length,
+                                          const int* position, int* tokens) {
+  const int row = blockIdx.x * blockDim.x + threadIdx.x;
+  if (row < rows) tokens[row] = history[static_cast<int64_t>(row) * max_length + *position];
+}
+
+template <typename T>
+__global__ void copy_slots_kernel(const T* from, int64_t from_stride, const int* from_slots,
+                                  T* to, int64_t to_stride, const int* to_slots,
+                                  int64_t length_elements) {
+  const int i = blockIdx.y;
+  const T* source = from + (from_slots ? from_slots[i] : i) * from_stride;
+  T* target = to + (to_slots ? to_slots[i] : i) * to_stride;
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < length_elements;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    target[e] = source[e];
+  }
+}
+
+}  // namespace
+
+void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t stream) {
+  if (params.rows == 0) return;
+  greedy_select_kernel<<<params.rows, kThreads, 0, stream>>>(params, logits);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+void advance_position(int* position, cudaStream_t stream) {
+  advance_position_kernel<<<1, 1, 0, stream>>>(position);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+void gather_last_tokens(const int* history, int rows, int max_length, const int* position,
+                        int* tokens, cudaStream_t stream) {
+  if (rows == 0) return;
+  gather_last_tokens_kernel<<<(rows + 255) / 256, 256, 0, stream>>>(history, rows, max_length,
+                                                                    position, tokens);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void reorder_cache(T* cache, int64_t slot_stride, const int* targets, const int* sources, int count,
+                   int64_t length_elements, T* scratch, cudaStream_t stream) {
+  if (count == 0 || length_elements == 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((length_elements + 255) / 256, 1024));
+  dim3 grid(blocks, count);
+  copy_slots_kernel<T><<<grid, 256, 0, stream>>>(cache, slot_stride, sources, scratch,
+                                                 length_elements, nullptr, length_elements);
+  copy_slots_kernel<T><<<grid, 256, 0, stream>>>(scratch, length_elements, nullptr, cache,
+                                                 slot_stride, targets, length_elements);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+template void reorder_cache<float>(float*, int64_t, const int*, const int*, int, int64_t, float*,
+                                   cudaStream_t);
+template void reorder_cache<__half>(__half*, int64_t, const int*, const int*, int, int64_t,
+                                    __half*, cudaStream_t);
+template void reorder_cache<__nv_bfloat16>(__nv_bfloat16*, int64_t, const int*, const int*, int,
+                                           int64_t, __nv_bfloat16*, cudaStream_t);
+
+}  // namespace trocr::cuda

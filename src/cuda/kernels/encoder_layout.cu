@@ -1,0 +1,173 @@
+// Data movement around the encoder's matrix products: patches, token assembly, head
+// splitting for the batched attention products, and the row softmax between them.
+#include "cuda/cuda_check.h"
+#include "cuda/dtype_traits.h"
+#include "cuda/kernels/kernels.h"
+
+namespace trocr::cuda {
+namespace {
+
+unsigned blocks_for(int64_t count) {
+  return static_cast<unsigned>(std::min<int64_t>((count + 255) / 256, 1 << 20));
+}
+
+#define GRID_STRIDE_LOOP(i, count)                                                 \
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < (count); \
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+template <typename T>
+__global__ void extract_patches_kernel(const float* pixels, int batch, int height, int width,
+                                       int patch, T* patches) {
+  const int columns = width / patch, rows = height / patch;
+  const int patch_size = 3 * patch * patch;
+  const int64_t count = static_cast<int64_t>(batch) * rows * columns * patch_size;
+  GRID_STRIDE_LOOP(i, count) {
+    const int within = static_cast<int>(i % patch_size);
+    const int64_t patch_index = i / patch_size;
+    const int c = within / (patch * patch), y = (within / patch) % patch, x = within % patch;
+    const int px = static_cast<int>(patch_index % columns);
+    const int py = static_cast<int>((patch_index / columns) % rows);
+    const int64_t b = patch_index / (static_cast<int64_t>(columns) * rows);
+    const int64_t source = ((b * 3 + c) * height + py * patch + y) * width + px * patch + x;
+    patches[i] = from_float<T>(pixels[source]);
+  }
+}
+
+template <typename T>
+__global__ void assemble_tokens_kernel(const T* patch_embeddings, const T* cls,
+                                       const T* distillation, const T* positions, int batch,
+                                       int patches, int hidden, T* tokens) {
+  const int prefix = distillation != nullptr ? 2 : 1;
+  const int sequence = patches + prefix;
+  const int64_t count = static_cast<int64_t>(batch) * sequence * hidden;
+  GRID_STRIDE_LOOP(i, count) {
+    const int h = static_cast<int>(i % hidden);
+    const int s = static_cast<int>((i / hidden) % sequence);
+    const int64_t b = i / (static_cast<int64_t>(hidden) * sequence);
+    float value;
+    if (s == 0) {
+      value = to_float(cls[h]);
+    } else if (s < prefix) {
+      value = to_float(distillation[h]);
+    } else {
+      value = to_float(patch_embeddings[(b * patches + s - prefix) * hidden + h]);
+    }
+    tokens[i] = from_float<T>(value + to_float(positions[static_cast<int64_t>(s) * hidden + h]));
+  }
+}
+
+template <typename T>
+__global__ void split_heads_kernel(const T* qkv, int batch, int sequence, int heads, int dim,
+                                   T* q, T* k, T* v) {
+  const int width = heads * dim;
+  const int64_t count = static_cast<int64_t>(batch) * sequence * 3 * width;
+  GRID_STRIDE_LOOP(i, count) {
+    const int column = static_cast<int>(i % (3 * width));
+    const int64_t token = i / (3 * width);
+    const int s = static_cast<int>(token % sequence);
+    const int64_t b = token / sequence;
+    const int which = column / width, h = (column % width) / dim, d = column % dim;
+    T* target = which == 0 ? q : which == 1 ? k : v;
+    target[((b * heads + h) * sequence + s) * dim + d] = qkv[i];
+  }
+}
+
+template <typename T>
+__global__ void merge_heads_kernel(const T* context, int batch, int sequence, int heads, int dim,
+                                   T* out) {
+  const int width = heads * dim;
+  const int64_t count = static_cast<int64_t>(batch) * sequence * width;
+  GRID_STRIDE_LOOP(i, count) {
+    const int column = static_cast<int>(i % width);
+    const int64_t token = i / width;
+    const int s = static_cast<int>(token % sequence);
+    const int64_t b = token / sequence;
+    const int h = column / dim, d = column % dim;
+    out[i] = context[((b * heads + h) * sequence + s) * dim + d];
+  }
+}
+
+template <typename T>
+__global__ void softmax_rows_kernel(const float* scores, int columns, T* probabilities) {
+  __shared__ float reduce[32];
+  const int64_t offset = static_cast<int64_t>(blockIdx.x) * columns;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  float largest = -INFINITY;
+  for (int j = threadIdx.x; j < columns; j += blockDim.x) largest = fmaxf(largest, scores[offset + j]);
+  for (int o = 16; o > 0; o /= 2) largest = fmaxf(largest, __shfl_xor_sync(0xffffffff, largest, o));
+  if (lane == 0) reduce[warp] = largest;
+  __syncthreads();
+  largest = reduce[0];
+  for (int w = 1; w < warps; ++w) largest = fmaxf(largest, reduce[w]);
+  __syncthreads();
+  float total = 0.0f;
+  for (int j = threadIdx.x; j < columns; j += blockDim.x) total += __expf(scores[offset + j] - largest);
+  for (int o = 16; o > 0; o /= 2) total += __shfl_xor_sync(0xffffffff, total, o);
+  if (lane == 0) reduce[warp] = total;
+  __syncthreads();
+  total = 0.0f;
+  for (int w = 0; w < warps; ++w) total += reduce[w];
+  const float inverse = 1.0f / total;
+  for (int j = threadIdx.x; j < columns; j += blockDim.x) {
+    probabilities[offset + j] = from_float<T>(__expf(scores[offset + j] - largest) * inverse);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+void extract_patches(const float* pixels, int batch, int height, int width, int patch, T* patches,
+                     cudaStream_t stream) {
+  const int64_t count = static_cast<int64_t>(batch) * (height / patch) * (width / patch) * 3 * patch * patch;
+  extract_patches_kernel<T><<<blocks_for(count), 256, 0, stream>>>(pixels, batch, height, width,
+                                                                   patch, patches);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void assemble_tokens(const T* patch_embeddings, const T* cls, const T* distillation,
+                     const T* positions, int batch, int patches, int hidden, T* tokens,
+                     cudaStream_t stream) {
+  const int64_t count = static_cast<int64_t>(batch) * (patches + 2) * hidden;
+  assemble_tokens_kernel<T><<<blocks_for(count), 256, 0, stream>>>(
+      patch_embeddings, cls, distillation, positions, batch, patches, hidden, tokens);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void split_heads(const T* qkv, int batch, int sequence, int heads, int dim, T* q, T* k, T* v,
+                 cudaStream_t stream) {
+  const int64_t count = static_cast<int64_t>(batch) * sequence * 3 * heads * dim;
+  split_heads_kernel<T><<<blocks_for(count), 256, 0, stream>>>(qkv, batch, sequence, heads, dim, q, k, v);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void merge_heads(const T* context, int batch, int sequence, int heads, int dim, T* out,
+                 cudaStream_t stream) {
+  const int64_t count = static_cast<int64_t>(batch) * sequence * heads * dim;
+  merge_heads_kernel<T><<<blocks_for(count), 256, 0, stream>>>(context, batch, sequence, heads, dim, out);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+template <typename T>
+void softmax_rows(const float* scores, int64_t rows, int columns, T* probabilities,
+                  cudaStream_t stream) {
+  if (rows == 0) return;
+  softmax_rows_kernel<T><<<static_cast<unsigned>(rows), 256, 0, stream>>>(scores, columns, probabilities);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+#define INSTANTIATE(T)                                                                          \
+  template void extract_patches<T>(const float*, int, int, int, int, T*, cudaStream_t);        \
+  template void assemble_tokens<T>(const T*, const T*, const T*, const T*, int, int, int, T*,   \
+                                   cudaStream_t);                                               \
+  template void split_heads<T>(const T*, int, int, int, int, T*, T*, T*, cudaStream_t);         \
+  template void merge_heads<T>(const T*, int, int, int, int, T*, cudaStream_t);                 \
+  template void softmax_rows<T>(const float*, int64_t, int, T*, cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__half)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
+
+}  // namespace trocr::cuda

@@ -1,0 +1,116 @@
+#pragma once
+// The CUDA engine's own kernels. T is float, __half or __nv_bfloat16; LayerNorm, softmax and
+// every accumulation run in fp32. All launch on the given stream and never allocate.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "trocr/config.h"
+
+namespace trocr::cuda {
+
+// sum = residual + delta (delta may be null); normed = LayerNorm(sum) * gamma + beta.
+// With store_sum the sum is written back to residual. normed may alias residual.
+template <typename T>
+void residual_layer_norm(T* residual, const T* delta, T* normed, const float* gamma,
+                         const float* beta, int rows, int width, float eps, bool store_sum,
+                         cudaStream_t stream);
+
+// In place: gelu (erf), gelu (tanh) or relu.
+template <typename T>
+void apply_activation(T* values, int64_t count, Activation activation, cudaStream_t stream);
+
+// Decoder input for one token per row: embed[token] * scale + position row, then the optional
+// layernorm_embedding. Learned positions: row position + 2; sinusoidal: pad + 1 + position, or
+// the pad row for a pad token. `position` is read from device memory (graph replays).
+struct EmbeddingParams {
+  const int* tokens;
+  const int* position;
+  int rows;
+  int width;
+  float scale;
+  bool learned_positions;
+  int pad;
+  const float* gamma;  // null without layernorm_embedding
+  const float* beta;
+  float eps;
+};
+template <typename T>
+void decoder_embedding(const EmbeddingParams& params, const T* embed_tokens, const T* positions,
+                       T* out, cudaStream_t stream);
+
+// One query per row against a key/value table, multi-head. Row r attends keys of table
+// source(r): keys + source * source_stride + j * row_stride (values likewise), j < key_count.
+// With `position`, the table is a KV cache: key_count = *position + 1, and row r's new key and
+// value (new_keys/new_values, row stride new_stride) are first written at *position.
+struct DecodeAttentionParams {
+  int rows;
+  int heads;
+  int head_dim;
+  float scale;
+  int64_t q_stride;
+  const int* sources;  // row -> table index (cache slot or image)
+  int64_t source_stride;
+  int64_t row_stride;
+  int key_count;        // when position is null
+  const int* position;  // KV cache mode
+  int64_t new_stride;
+};
+template <typename T>
+void decode_attention(const DecodeAttentionParams& params, const T* queries, T* keys, T* values,
+                      const T* new_keys, const T* new_values, T* out, cudaStream_t stream);
+
+// Encoder layout: pixels [B, 3, H, W] fp32 -> patches [B * P, 3 * p * p] in T.
+template <typename T>
+void extract_patches(const float* pixels, int batch, int height, int width, int patch, T* patches,
+                     cudaStream_t stream);
+// tokens[b] = [cls, (distillation), patch rows of image b] + positions.
+template <typename T>
+void assemble_tokens(const T* patch_embeddings, const T* cls, const T* distillation,
+                     const T* positions, int batch, int patches, int hidden, T* tokens,
+                     cudaStream_t stream);
+// qkv [B * S, 3 * heads * dim] -> q, k, v each [B * heads, S, dim].
+template <typename T>
+void split_heads(const T* qkv, int batch, int sequence, int heads, int dim, T* q, T* k, T* v,
+                 cudaStream_t stream);
+// context [B * heads, S, dim] -> [B * S, heads * dim].
+template <typename T>
+void merge_heads(const T* context, int batch, int sequence, int heads, int dim, T* out,
+                 cudaStream_t stream);
+// Row softmax of fp32 scores into T probabilities.
+template <typename T>
+void softmax_rows(const float* scores, int64_t rows, int columns, T* probabilities,
+                  cudaStream_t stream);
+
+// Greedy selection for each row: HF's min-length and no-repeat-ngram processors on the fp32
+// logits, argmax (first maximum), the chosen token's probability; finished rows take `pad`.
+// history is [rows, max_length]; the token goes to history[row, *position + 1].
+struct GreedyParams {
+  int rows;
+  int vocab;
+  int max_length;
+  int min_length;
+  int eos;
+  int pad;
+  int no_repeat_ngram_size;
+  const int* position;
+  int* history;
+  int* finished;
+  float* sum_log_probability;
+  float* sum_probability;
+  float* min_probability;
+};
+void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t stream);
+// *position += 1 (the last launch of a captured decode step).
+void advance_position(int* position, cudaStream_t stream);
+// tokens[r] = history[r, *position] (the next step's input).
+void gather_last_tokens(const int* history, int rows, int max_length, const int* position,
+                        int* tokens, cudaStream_t stream);
+
+// Beam reordering of a KV cache [slots, max_length, width]: rows [0, length) of slot
+// sources[i] are copied to slot targets[i] through `scratch` ([count, length, width]).
+template <typename T>
+void reorder_cache(T* cache, int64_t slot_stride, const int* targets, const int* sources, int count,
+                   int64_t length_elements, T* scratch, cudaStream_t stream);
+
+}  // namespace trocr::cuda

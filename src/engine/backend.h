@@ -1,0 +1,35 @@
+#pragma once
+// Where the model runs. The Recognizer hands a backend preprocessed pixels and search
+// settings; a backend owns its weights and workspaces. Backends are made in one place
+// (make_backend), so nothing above this line knows which device computes.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "decoding/search.h"
+#include "model/model_directory.h"
+
+namespace trocr {
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  // pixels: [count, 3, height, width]. Returns last_hidden_state [count, sequence, hidden].
+  virtual std::vector<float> encode(const float* pixels, int count) = 0;
+  virtual std::vector<std::vector<Hypothesis>> generate(const float* pixels, int count,
+                                                        const SearchOptions& options) = 0;
+  // Decoder logits for teacher-forced ids, one step at a time: [ids.size() - 1, vocab].
+  virtual std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) = 0;
+};
+
+// device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32).
+std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::string& device,
+                                      const std::string& dtype);
+
+std::unique_ptr<Backend> make_cpu_backend(const ModelDirectory& model);
+#ifdef TROCR_WITH_CUDA
+std::unique_ptr<Backend> make_cuda_backend(const ModelDirectory& model, int device_index,
+                                           const std::string& dtype);
+#endif
+
+}  // namespace trocr

@@ -1,0 +1,244 @@
+// Every CUDA kernel against the CPU reference on fresh random inputs of awkward sizes, in
+// fp32, fp16 and bf16 (in the manner of llama.cpp's test-backend-ops). Skips without a GPU.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cmath>
+#include <random>
+
+#include "common/dtype.h"
+#include "cpu/activation.h"
+#include "cpu/attention.h"
+#include "cpu/layer_norm.h"
+#include "cpu/linear.h"
+#include "cuda/device_buffer.h"
+#include "cuda/device_info.h"
+#include "cuda/gemm.h"
+#include "cuda/kernels/kernels.h"
+#include "support/test_support.h"
+
+namespace trocr::test {
+namespace {
+
+using cuda::DeviceBuffer;
+
+std::vector<float> random_values(size_t count, std::mt19937& generator, float scale = 1.0f) {
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> values(count);
+  for (auto& v : values) v = normal(generator);
+  return values;
+}
+
+// Host values rounded to T's precision (what the kernel sees), and device copies.
+template <typename T>
+std::vector<float> rounded(const std::vector<float>& values) {
+  std::vector<float> out(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    if constexpr (std::is_same_v<T, float>) out[i] = values[i];
+    if constexpr (std::is_same_v<T, __half>) out[i] = half_to_float(float_to_half(values[i]));
+    if constexpr (std::is_same_v<T, __nv_bfloat16>) out[i] = bfloat16_to_float(float_to_bfloat16(values[i]));
+  }
+  return out;
+}
+
+template <typename T>
+DeviceBuffer<T> to_device(const std::vector<float>& values) {
+  std::vector<T> converted(values.size());
+  for (size_t i = 0; i < values.size(); ++i) {
+    if constexpr (std::is_same_v<T, float>) {
+      converted[i] = values[i];
+    } else {
+      const uint16_t bits = std::is_same_v<T, __half> ? float_to_half(values[i]) : float_to_bfloat16(values[i]);
+      std::memcpy(static_cast<void*>(&converted[i]), &bits, 2);
+    }
+  }
+  DeviceBuffer<T> buffer;
+  buffer.upload(converted);
+  return buffer;
+}
+
+template <typename T>
+std::vector<float> to_host(const DeviceBuffer<T>& buffer) {
+  const std::vector<T> values = buffer.download();
+  std::vector<float> out(values.size());
+  if constexpr (std::is_same_v<T, float>) {
+    out = values;
+  } else {
+    convert_to_float32(std::is_same_v<T, __half> ? DType::F16 : DType::BF16, values.data(), values.size(), out.data());
+  }
+  return out;
+}
+
+double relative_error(const std::vector<float>& ours, const std::vector<float>& reference) {
+  double worst = 0.0, scale = 1e-30;
+  for (size_t i = 0; i < reference.size(); ++i) {
+    if (!std::isfinite(ours[i])) return INFINITY;
+    worst = std::max(worst, std::fabs(double(ours[i]) - reference[i]));
+    scale = std::max(scale, std::fabs(double(reference[i])));
+  }
+  return worst / scale;
+}
+
+template <typename T>
+double tolerance() {
+  if constexpr (std::is_same_v<T, float>) return 1e-5;
+  if constexpr (std::is_same_v<T, __half>) return 4e-3;
+  return 3e-2;
+}
+
+template <typename T>
+class CudaKernels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  }
+  std::mt19937 generator_{std::random_device{}()};
+};
+using ElementTypes = ::testing::Types<float, __half, __nv_bfloat16>;
+TYPED_TEST_SUITE(CudaKernels, ElementTypes);
+
+TYPED_TEST(CudaKernels, LinearWithBiasAndActivations) {
+  using T = TypeParam;
+  for (auto [rows, in, out] : {std::tuple{1, 71, 53}, std::tuple{37, 64, 130}, std::tuple{300, 33, 7}}) {
+    const auto x = rounded<T>(random_values(size_t(rows) * in, this->generator_));
+    const auto w = rounded<T>(random_values(size_t(out) * in, this->generator_, 0.2f));
+    const auto b = rounded<T>(random_values(out, this->generator_));
+    for (cuda::Epilogue epilogue : {cuda::Epilogue::Bias, cuda::Epilogue::ReluBias}) {
+      std::vector<float> expected(size_t(rows) * out);
+      cpu::matmul_transposed(x.data(), rows, in, w.data(), out, b.data(), expected.data());
+      if (epilogue == cuda::Epilogue::ReluBias) cpu::apply_activation(Activation::Relu, expected.data(), expected.size());
+      auto dx = to_device<T>(x), dw = to_device<T>(w), db = to_device<T>(b);
+      DeviceBuffer<T> dy(expected.size());
+      cuda::Gemm gemm(nullptr);
+      cuda::MatmulShape shape;
+      shape.m = rows;
+      shape.n = out;
+      shape.k = in;
+      gemm.matmul<T, T>(shape, dx.data(), dw.data(), dy.data(), db.data(), epilogue);
+      EXPECT_LE(relative_error(to_host(dy), expected), tolerance<T>()) << rows << "x" << in << "x" << out;
+    }
+  }
+}
+
+TYPED_TEST(CudaKernels, ResidualLayerNorm) {
+  using T = TypeParam;
+  for (auto [rows, width] : {std::pair{1, 32}, std::pair{7, 331}, std::pair{19, 1024}}) {
+    const auto residual = rounded<T>(random_values(size_t(rows) * width, this->generator_, 3.0f));
+    const auto delta = rounded<T>(random_values(size_t(rows) * width, this->generator_));
+    LayerNormWeights weights{{{width}, random_values(width, this->generator_)},
+                             {{width}, random_values(width, this->generator_)}};
+    std::vector<float> sum(residual.size()), expected(residual.size());
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = residual[i] + delta[i];
+    cpu::layer_norm(sum.data(), rows, width, weights, 1e-5f, expected.data());
+    auto d_residual = to_device<T>(residual), d_delta = to_device<T>(delta);
+    DeviceBuffer<T> normed(expected.size());
+    DeviceBuffer<float> gamma, beta;
+    gamma.upload(weights.weight.values);
+    beta.upload(weights.bias.values);
+    cuda::residual_layer_norm<T>(d_residual.data(), d_delta.data(), normed.data(), gamma.data(),
+                                 beta.data(), rows, width, 1e-5f, true, nullptr);
+    EXPECT_LE(relative_error(to_host(normed), expected), tolerance<T>()) << width;
+    EXPECT_LE(relative_error(to_host(d_residual), sum), tolerance<T>()) << "stored sum";
+  }
+}
+
+TYPED_TEST(CudaKernels, Activations) {
+  using T = TypeParam;
+  for (Activation activation : {Activation::Gelu, Activation::GeluTanh, Activation::Relu}) {
+    const auto values = rounded<T>(random_values(1001, this->generator_, 3.0f));
+    auto expected = values;
+    cpu::apply_activation(activation, expected.data(), expected.size());
+    auto device = to_device<T>(values);
+    cuda::apply_activation<T>(device.data(), values.size(), activation, nullptr);
+    EXPECT_LE(relative_error(to_host(device), expected), tolerance<T>()) << activation_name(activation);
+  }
+}
+
+TYPED_TEST(CudaKernels, DecodeAttentionOverCacheAndCrossKeys) {
+  using T = TypeParam;
+  const int heads = 3, dim = 24, width = heads * dim, rows = 5, tables = 5, max_keys = 77;
+  // Cross-attention rows may share a table (beams of one image); cache rows never do.
+  const std::vector<int> shared_sources = {2, 2, 0, 4, 1}, distinct_sources = {3, 0, 4, 1, 2};
+  const auto queries = rounded<T>(random_values(size_t(rows) * width, this->generator_));
+  auto keys = rounded<T>(random_values(size_t(tables) * max_keys * width, this->generator_));
+  auto values = rounded<T>(random_values(size_t(tables) * max_keys * width, this->generator_));
+  const float scale = 1.0f / std::sqrt(float(dim));
+  for (bool cache_mode : {false, true}) {
+    const std::vector<int>& sources = cache_mode ? distinct_sources : shared_sources;
+    const int position = 40, key_count = cache_mode ? position + 1 : max_keys;
+    const auto new_keys = rounded<T>(random_values(size_t(rows) * width, this->generator_));
+    const auto new_values = rounded<T>(random_values(size_t(rows) * width, this->generator_));
+    auto d_queries = to_device<T>(queries), d_keys = to_device<T>(keys), d_values = to_device<T>(values);
+    auto d_new_keys = to_device<T>(new_keys), d_new_values = to_device<T>(new_values);
+    DeviceBuffer<int> d_sources, d_position;
+    d_sources.upload(sources);
+    d_position.upload(std::vector<int>{position});
+    DeviceBuffer<T> out(size_t(rows) * width);
+    cuda::DecodeAttentionParams params{rows, heads, dim, scale, width, d_sources.data(),
+                                       int64_t(max_keys) * width, width, max_keys,
+                                       cache_mode ? d_position.data() : nullptr, width};
+    cuda::decode_attention<T>(params, d_queries.data(), d_keys.data(), d_values.data(),
+                              d_new_keys.data(), d_new_values.data(), out.data(), nullptr);
+    std::vector<float> expected(size_t(rows) * width);
+    auto table_keys = keys, table_values = values;
+    for (int r = 0; r < rows; ++r) {
+      const size_t table = size_t(sources[r]) * max_keys * width;
+      if (cache_mode) {
+        std::copy_n(new_keys.begin() + r * width, width, table_keys.begin() + table + size_t(position) * width);
+        std::copy_n(new_values.begin() + r * width, width, table_values.begin() + table + size_t(position) * width);
+      }
+      cpu::AttentionShape shape;
+      shape.keys = key_count;
+      shape.heads = heads;
+      shape.head_dim = dim;
+      shape.q_stride = shape.kv_stride = width;
+      shape.scale = scale;
+      cpu::attention(queries.data() + r * width, table_keys.data() + table, table_values.data() + table,
+                     shape, expected.data() + r * width);
+    }
+    EXPECT_LE(relative_error(to_host(out), expected), tolerance<T>() * 2) << (cache_mode ? "cache" : "cross");
+  }
+}
+
+TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
+  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937 generator(11);
+  const int rows = 3, vocab = 1000, max_length = 12, position = 4, eos = 2, pad = 1;
+  auto logits = random_values(size_t(rows) * vocab, generator);
+  // Row 0: eos is best but min_length bans it. Row 1: token 7 is best but completes a
+  // repeated bigram. Row 2 is finished and must receive pad.
+  logits[0 * vocab + eos] = 50.0f;
+  logits[0 * vocab + 9] = 40.0f;
+  logits[1 * vocab + 7] = 50.0f;
+  logits[1 * vocab + 8] = 40.0f;
+  std::vector<int> history(size_t(rows) * max_length, pad);
+  const std::vector<int> prefix[] = {{0, 5, 6, 5, 6}, {0, 3, 7, 4, 3}, {0, 5, 2, 1, 1}};
+  for (int r = 0; r < rows; ++r) std::copy(prefix[r].begin(), prefix[r].end(), history.begin() + r * max_length);
+  DeviceBuffer<int> d_history, d_finished, d_position;
+  DeviceBuffer<float> d_logits, sum_log, sum_probability, min_probability;
+  d_history.upload(history);
+  d_finished.upload(std::vector<int>{0, 0, 1});
+  d_position.upload(std::vector<int>{position});
+  d_logits.upload(logits);
+  sum_log.upload(std::vector<float>(rows, 0.0f));
+  sum_probability.upload(std::vector<float>(rows, 0.0f));
+  min_probability.upload(std::vector<float>(rows, 1.0f));
+  cuda::GreedyParams params{rows, vocab, max_length, 8, eos, pad, 2, d_position.data(), d_history.data(),
+                            d_finished.data(), sum_log.data(), sum_probability.data(), min_probability.data()};
+  cuda::greedy_select(params, d_logits.data(), nullptr);
+  const auto result = d_history.download();
+  EXPECT_EQ(result[0 * max_length + 5], 9);  // eos banned (length 5 < 8), 5->6 repeats ban 6 only
+  EXPECT_EQ(result[1 * max_length + 5], 8);  // 3 -> 7 already seen: 7 banned
+  EXPECT_EQ(result[2 * max_length + 5], pad);
+  // The reported probability is the CPU softmax of the processed scores.
+  std::vector<float> row(logits.begin() + vocab, logits.begin() + 2 * vocab);
+  row[7] = -INFINITY;
+  row[eos] = -INFINITY;
+  double total = 0.0;
+  for (float s : row) total += std::exp(double(s) - 40.0);
+  EXPECT_NEAR(sum_probability.download()[1], 1.0 / total, 1e-5);
+}
+
+}  // namespace
+}  // namespace trocr::test
