@@ -41,7 +41,8 @@ def char_vocab(size):
     tokens = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
     code = 0x4E00
     while len(tokens) < size:
-        tokens.append(chr(code))
+        if not 0xD800 <= code <= 0xDFFF:  # surrogates are not characters
+            tokens.append(chr(code))
         code += 1
     return {t: i for i, t in enumerate(tokens)}
 

@@ -18,6 +18,7 @@ struct EngineOptions {
   std::string dtype = "fp32";  // "fp32"; on CUDA also "fp16" or "bf16"
   int threads = 0;             // CPU threads for matrix products; 0 keeps OpenBLAS's default
   int batch_size = 8;          // images encoded and decoded together
+  bool profile = false;        // time the phases of each call (CUDA events); see profile_report
 };
 
 struct TextCandidate {
@@ -54,6 +55,8 @@ class Recognizer {
                                             const GenerationConfig& generation) const;
   // The encoder's last_hidden_state for preprocessed pixels: [count, sequence, hidden].
   std::vector<float> encode(const std::vector<float>& pixels, int count) const;
+  // With EngineOptions::profile: where the last recognize call spent its time.
+  std::string profile_report() const;
   // Decoder logits for one image and teacher-forced ids: [ids.size() - 1, vocab].
   std::vector<float> decoder_logits(const std::vector<float>& pixels, const std::vector<int>& ids) const;
 

@@ -24,6 +24,7 @@ struct BenchArguments {
   std::vector<int> beams = {1, 4};
   int new_tokens = 20, warmup = 3, repeat = 10;
   bool trocr_chinese_settings = false;
+  bool profile = false;
 };
 
 std::string gpu_name(const std::string& device) {
@@ -41,6 +42,7 @@ int run(const BenchArguments& arguments) {
   options.device = arguments.device;
   options.dtype = arguments.dtype;
   options.batch_size = *std::max_element(arguments.batches.begin(), arguments.batches.end());
+  options.profile = arguments.profile;
   const Recognizer recognizer(arguments.model_dir, options);
   const ModelConfig& config = recognizer.model_config();
   const size_t image_values = size_t{3} * config.encoder.image_height * config.encoder.image_width;
@@ -80,6 +82,7 @@ int run(const BenchArguments& arguments) {
       const double median = milliseconds[milliseconds.size() / 2];
       fmt::print("{:<12} {:<5} {:>6} {:>6} {:>12.3f} {:>12.1f}\n", arguments.name, arguments.dtype, batch, beams,
                  median, batch * 1000.0 / median);
+      if (arguments.profile) fmt::print("    last run: {}\n", recognizer.profile_report());
       records.push_back({{"engine", "trocr-rt"},
                          {"model", arguments.name},
                          {"dtype", arguments.dtype},
@@ -122,6 +125,7 @@ Action add_bench_command(CLI::App& app) {
   command->add_flag("--trocr-chinese", arguments->trocr_chinese_settings,
                     "no_repeat_ngram_size 3, length_penalty 2.0, early_stopping (beam runs)");
   command->add_option("--json", arguments->json_path, "Write the records to this file");
+  command->add_flag("--profile", arguments->profile, "Print where the last run of each setting spent its time");
   command->add_option("--commit", arguments->commit, "Commit id for the records");
   return [arguments]() { return run(*arguments); };
 }

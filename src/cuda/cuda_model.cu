@@ -24,8 +24,24 @@ CudaModel<T>::CudaModel(const DeviceWeights<T>& weights, const ModelConfig& conf
     : weights_(weights), config_(config), stream_(stream), gemm_(stream), position_(1) {}
 
 template <typename T>
+CudaModel<T>::~CudaModel() {
+  if (captured_.executable != nullptr) cudaGraphExecDestroy(captured_.executable);
+}
+
+template <typename T>
+int CudaModel<T>::max_keys() const {
+  return std::max(config_.encoder.sequence_length(), max_length());
+}
+
+template <typename T>
 void CudaModel<T>::linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y,
                           Epilogue epilogue) {
+  const T* bias = layer.bias.empty() ? nullptr : layer.bias.data();
+  if ((epilogue == Epilogue::Bias || epilogue == Epilogue::ReluBias) &&
+      small_linear<T, T>(x, layer.weight.data(), bias, y, rows, layer.out, layer.in,
+                         epilogue == Epilogue::ReluBias, stream_)) {
+    return;
+  }
   MatmulShape shape;
   shape.m = rows;
   shape.n = layer.out;
@@ -135,6 +151,7 @@ void CudaModel<T>::reserve_rows(int rows) {
   step_query_.resize(size_t(rows) * d.d_model);
   step_ffn_.resize(size_t(rows) * d.ffn_dim);
   logits_.resize(size_t(rows) * d.vocab_size);
+  attention_scratch_.resize(attention_scratch_size(rows, d.num_heads, d.d_model / d.num_heads, max_keys()));
   row_capacity_ = rows;
 }
 
@@ -171,11 +188,12 @@ void CudaModel<T>::forward(int rows) {
   decoder_embedding<T>(embedding, weights_.embed_tokens.data(), weights_.decoder_positions.data(),
                        hidden_.data(), stream_);
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  DecodeAttentionParams self{rows, heads, dim, scale, 3 * int64_t(width), row_slots_.data(),
-                             int64_t(max_length()) * width, width, 0, position_.data(), 3 * int64_t(width)};
-  DecodeAttentionParams cross{rows, heads, dim, scale, width, row_images_.data(),
-                              int64_t(sequence) * layers * 2 * width, int64_t(layers) * 2 * width,
-                              sequence, nullptr, 0};
+  DecodeAttentionParams self{attention_scratch_.data(), max_length(), rows, heads, dim, scale,
+                             3 * int64_t(width), row_slots_.data(), int64_t(max_length()) * width,
+                             width, 0, position_.data(), 3 * int64_t(width)};
+  DecodeAttentionParams cross{attention_scratch_.data(), sequence, rows, heads, dim, scale, width,
+                              row_images_.data(), int64_t(sequence) * layers * 2 * width,
+                              int64_t(layers) * 2 * width, sequence, nullptr, 0};
   const bool relu = d.activation == Activation::Relu;
   for (int l = 0; l < layers; ++l) {
     const DeviceDecoderLayer<T>& layer = weights_.decoder_layers[l];
@@ -206,7 +224,10 @@ void CudaModel<T>::forward(int rows) {
   logits_shape.m = rows;
   logits_shape.n = d.vocab_size;
   logits_shape.k = width;
-  gemm_.matmul<T, float>(logits_shape, hidden_.data(), weights_.output_projection.data(), logits_.data());
+  if (!small_linear<T, float>(hidden_.data(), weights_.output_projection.data(), nullptr, logits_.data(),
+                              rows, d.vocab_size, width, false, stream_)) {
+    gemm_.matmul<T, float>(logits_shape, hidden_.data(), weights_.output_projection.data(), logits_.data());
+  }
 }
 
 template <typename T>
@@ -257,45 +278,75 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
   TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
   std::vector<int> history(size_t(images) * max_length, pad);
   for (int i = 0; i < images; ++i) history[size_t(i) * max_length] = decoder_start;
-  DeviceBuffer<int> device_history, finished;
-  DeviceBuffer<float> sum_log, sum_probability, min_probability;
-  device_history.upload(history, stream_);
-  finished.upload(std::vector<int>(images, 0), stream_);
-  sum_log.upload(std::vector<float>(images, 0.0f), stream_);
-  sum_probability.upload(std::vector<float>(images, 0.0f), stream_);
-  min_probability.upload(std::vector<float>(images, 1.0f), stream_);
+  ensure(greedy_history_, history.size());
+  ensure(greedy_finished_, images);
+  ensure(greedy_sum_log_, images);
+  ensure(greedy_sum_probability_, images);
+  ensure(greedy_min_probability_, images);
+  const std::vector<float> zeros(images, 0.0f), ones(images, 1.0f);
+  const std::vector<int> not_finished(images, 0);
+  auto copy = [&](auto* device, const auto& host) {
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice, stream_));
+  };
+  copy(greedy_history_.data(), history);
+  copy(greedy_finished_.data(), not_finished);
+  copy(greedy_sum_log_.data(), zeros);
+  copy(greedy_sum_probability_.data(), zeros);
+  copy(greedy_min_probability_.data(), ones);
   const int zero = 0;
   TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &zero, sizeof zero, cudaMemcpyHostToDevice, stream_));
   GreedyParams params{images, vocab_size(), max_length, min_length, eos, pad, no_repeat_ngram_size,
-                      position_.data(), device_history.data(), finished.data(), sum_log.data(),
-                      sum_probability.data(), min_probability.data()};
+                      position_.data(), greedy_history_.data(), greedy_finished_.data(),
+                      greedy_sum_log_.data(), greedy_sum_probability_.data(),
+                      greedy_min_probability_.data()};
   // One decode step as a CUDA graph: its ~10 launches per layer replay with one call.
-  cudaGraph_t graph;
-  cudaGraphExec_t executable;
-  TROCR_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-  gather_last_tokens(device_history.data(), images, max_length, position_.data(), tokens_.data(), stream_);
-  forward(images);
-  greedy_select(params, logits_.data(), stream_);
-  advance_position(position_.data(), stream_);
-  TROCR_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-  TROCR_CUDA_CHECK(cudaGraphInstantiate(&executable, graph, 0));
+  std::vector<const void*> addresses = {
+      greedy_history_.data(), greedy_finished_.data(), greedy_sum_log_.data(),
+      greedy_sum_probability_.data(), greedy_min_probability_.data(), position_.data(),
+      tokens_.data(), row_slots_.data(), row_images_.data(), hidden_.data(), step_qkv_.data(),
+      step_context_.data(), step_projected_.data(), step_query_.data(), step_ffn_.data(),
+      logits_.data(), attention_scratch_.data(), cross_kv_.data()};
+  for (int l = 0; l < config_.decoder.num_layers; ++l) {
+    addresses.push_back(key_cache_[l].data());
+    addresses.push_back(value_cache_[l].data());
+  }
+  const std::vector<int> settings = {images, max_length, min_length, no_repeat_ngram_size, eos, pad};
+  if (captured_.executable == nullptr || captured_.addresses != addresses || captured_.settings != settings) {
+    if (captured_.executable != nullptr) cudaGraphExecDestroy(captured_.executable);
+    cudaGraph_t graph;
+    TROCR_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    gather_last_tokens(greedy_history_.data(), images, max_length, position_.data(), tokens_.data(), stream_);
+    forward(images);
+    greedy_select(params, logits_.data(), stream_);
+    advance_position(position_.data(), stream_);
+    TROCR_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    TROCR_CUDA_CHECK(cudaGraphInstantiate(&captured_.executable, graph, 0));
+    cudaGraphDestroy(graph);
+    captured_.addresses = addresses;
+    captured_.settings = settings;
+  }
   std::vector<int> done(images);
   constexpr int kCheckEvery = 4;
   for (int step = 0; step + 1 < max_length; ++step) {
-    TROCR_CUDA_CHECK(cudaGraphLaunch(executable, stream_));
+    TROCR_CUDA_CHECK(cudaGraphLaunch(captured_.executable, stream_));
     if ((step + 1) % kCheckEvery == 0) {
-      TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), finished.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+      TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), greedy_finished_.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
       TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
       if (std::all_of(done.begin(), done.end(), [](int f) { return f != 0; })) break;
     }
   }
-  cudaGraphExecDestroy(executable);
-  cudaGraphDestroy(graph);
-  history = device_history.download(stream_);
   GreedyResult result;
-  result.sum_log_probability = sum_log.download(stream_);
-  result.sum_probability = sum_probability.download(stream_);
-  result.min_probability = min_probability.download(stream_);
+  auto download = [&](auto& host, const auto* device) {
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(host.data(), device, host.size() * sizeof(host[0]), cudaMemcpyDeviceToHost, stream_));
+  };
+  result.sum_log_probability.resize(images);
+  result.sum_probability.resize(images);
+  result.min_probability.resize(images);
+  download(history, greedy_history_.data());
+  download(result.sum_log_probability, greedy_sum_log_.data());
+  download(result.sum_probability, greedy_sum_probability_.data());
+  download(result.min_probability, greedy_min_probability_.data());
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (int i = 0; i < images; ++i) {
     std::vector<int> ids = {decoder_start};
     for (int t = 1; t < max_length; ++t) {

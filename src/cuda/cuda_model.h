@@ -62,8 +62,22 @@ class CudaModel : public StepModel {
   DeviceBuffer<int> tokens_, row_slots_, row_images_, slot_images_, position_, reorder_targets_,
       reorder_sources_;
   DeviceBuffer<T> hidden_, step_qkv_, step_context_, step_projected_, step_query_, step_ffn_;
-  DeviceBuffer<float> logits_;
+  DeviceBuffer<float> logits_, attention_scratch_;
   std::vector<int> slot_sources_;
+  // Device-side greedy state, and its captured decode step. The graph bakes in buffer
+  // addresses: it is captured again whenever one of them (or the settings) changed.
+  DeviceBuffer<int> greedy_history_, greedy_finished_;
+  DeviceBuffer<float> greedy_sum_log_, greedy_sum_probability_, greedy_min_probability_;
+  struct CapturedStep {
+    std::vector<const void*> addresses;
+    std::vector<int> settings;
+    cudaGraphExec_t executable = nullptr;
+  };
+  CapturedStep captured_;
+  int max_keys() const;
+
+ public:
+  ~CudaModel() override;
 };
 
 }  // namespace trocr::cuda

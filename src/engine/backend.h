@@ -20,16 +20,18 @@ class Backend {
                                                         const SearchOptions& options) = 0;
   // Decoder logits for teacher-forced ids, one step at a time: [ids.size() - 1, vocab].
   virtual std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) = 0;
+  // Phase timings of the last generate call, when profiling was asked for.
+  virtual std::string profile_report() const { return ""; }
 };
 
 // device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32).
 std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::string& device,
-                                      const std::string& dtype);
+                                      const std::string& dtype, bool profile = false);
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelDirectory& model);
 #ifdef TROCR_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(const ModelDirectory& model, int device_index,
-                                           const std::string& dtype);
+                                           const std::string& dtype, bool profile);
 #endif
 
 }  // namespace trocr

@@ -46,7 +46,7 @@ std::unique_ptr<Backend> make_cpu_backend(const ModelDirectory& model) {
 }
 
 std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::string& device,
-                                      const std::string& dtype) {
+                                      const std::string& dtype, bool profile) {
   if (dtype != "fp32" && dtype != "fp16" && dtype != "bf16") {
     fail("dtype '{}': expected fp32, fp16 or bf16", dtype);
   }
@@ -66,7 +66,7 @@ std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::st
       }
     }
 #ifdef TROCR_WITH_CUDA
-    return make_cuda_backend(model, index, dtype);
+    return make_cuda_backend(model, index, dtype, profile);
 #else
     fail("device '{}': this build has no CUDA engine (configure with TROCR_CUDA=ON)", device);
 #endif

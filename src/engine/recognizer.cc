@@ -28,7 +28,7 @@ Recognizer::Recognizer(const std::string& model_dir, const EngineOptions& option
   if (options.threads > 0) openblas_set_num_threads(options.threads);
   impl_->options = options;
   impl_->model = load_model_directory(model_dir);
-  impl_->backend = make_backend(impl_->model, options.device, options.dtype);
+  impl_->backend = make_backend(impl_->model, options.device, options.dtype, options.profile);
 }
 
 Recognizer::~Recognizer() = default;
@@ -44,6 +44,8 @@ std::vector<float> Recognizer::encode(const std::vector<float>& pixels, int coun
   }
   return impl_->backend->encode(pixels.data(), count);
 }
+
+std::string Recognizer::profile_report() const { return impl_->backend->profile_report(); }
 
 std::vector<float> Recognizer::decoder_logits(const std::vector<float>& pixels,
                                               const std::vector<int>& ids) const {

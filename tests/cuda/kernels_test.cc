@@ -121,6 +121,26 @@ TYPED_TEST(CudaKernels, LinearWithBiasAndActivations) {
   }
 }
 
+TYPED_TEST(CudaKernels, SmallRowLinear) {
+  using T = TypeParam;
+  for (auto [rows, in, out] : {std::tuple{1, 64, 53}, std::tuple{5, 1024, 300}, std::tuple{8, 128, 1001}}) {
+    const auto x = rounded<T>(random_values(size_t(rows) * in, this->generator_));
+    const auto w = rounded<T>(random_values(size_t(out) * in, this->generator_, 0.2f));
+    const auto b = rounded<T>(random_values(out, this->generator_));
+    for (bool relu : {false, true}) {
+      std::vector<float> expected(size_t(rows) * out);
+      cpu::matmul_transposed(x.data(), rows, in, w.data(), out, b.data(), expected.data());
+      if (relu) cpu::apply_activation(Activation::Relu, expected.data(), expected.size());
+      auto dx = to_device<T>(x), dw = to_device<T>(w), db = to_device<T>(b);
+      DeviceBuffer<T> dy(expected.size());
+      ASSERT_TRUE((cuda::small_linear<T, T>(dx.data(), dw.data(), db.data(), dy.data(), rows, out, in, relu, nullptr)));
+      EXPECT_LE(relative_error(to_host(dy), expected), tolerance<T>()) << rows << "x" << in << "x" << out;
+    }
+  }
+  DeviceBuffer<T> unused(16);
+  EXPECT_FALSE((cuda::small_linear<T, T>(unused.data(), unused.data(), nullptr, unused.data(), 9, 4, 8, false, nullptr)));
+}
+
 TYPED_TEST(CudaKernels, ResidualLayerNorm) {
   using T = TypeParam;
   for (auto [rows, width] : {std::pair{1, 32}, std::pair{7, 331}, std::pair{19, 1024}}) {
@@ -175,7 +195,8 @@ TYPED_TEST(CudaKernels, DecodeAttentionOverCacheAndCrossKeys) {
     d_sources.upload(sources);
     d_position.upload(std::vector<int>{position});
     DeviceBuffer<T> out(size_t(rows) * width);
-    cuda::DecodeAttentionParams params{rows, heads, dim, scale, width, d_sources.data(),
+    DeviceBuffer<float> scratch(cuda::attention_scratch_size(rows, heads, dim, max_keys));
+    cuda::DecodeAttentionParams params{scratch.data(), max_keys, rows, heads, dim, scale, width, d_sources.data(),
                                        int64_t(max_keys) * width, width, max_keys,
                                        cache_mode ? d_position.data() : nullptr, width};
     cuda::decode_attention<T>(params, d_queries.data(), d_keys.data(), d_values.data(),

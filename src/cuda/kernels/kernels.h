@@ -44,6 +44,8 @@ void decoder_embedding(const EmbeddingParams& params, const T* embed_tokens, con
 // With `position`, the table is a KV cache: key_count = *position + 1, and row r's new key and
 // value (new_keys/new_values, row stride new_stride) are first written at *position.
 struct DecodeAttentionParams {
+  float* scratch;  // attention_scratch_size() floats: per-chunk partial results
+  int max_keys;    // the most keys any launch of this shape reads (sizes the grid)
   int rows;
   int heads;
   int head_dim;
@@ -56,6 +58,12 @@ struct DecodeAttentionParams {
   const int* position;  // KV cache mode
   int64_t new_stride;
 };
+// Keys are processed in chunks by separate blocks (flash-decoding), then combined.
+constexpr int kAttentionChunk = 64;
+inline size_t attention_scratch_size(int rows, int heads, int head_dim, int max_keys) {
+  const size_t chunks = (max_keys + kAttentionChunk - 1) / kAttentionChunk;
+  return size_t(rows) * heads * chunks * (head_dim + 2);
+}
 template <typename T>
 void decode_attention(const DecodeAttentionParams& params, const T* queries, T* keys, T* values,
                       const T* new_keys, const T* new_values, T* out, cudaStream_t stream);
@@ -106,6 +114,13 @@ void advance_position(int* position, cudaStream_t stream);
 // tokens[r] = history[r, *position] (the next step's input).
 void gather_last_tokens(const int* history, int rows, int max_length, const int* position,
                         int* tokens, cudaStream_t stream);
+
+// y[m, n] = x[m, k] . w[n, k]^T (+ bias, relu) for m <= kMaxSmallRows, streaming w once.
+// Returns false (launching nothing) when the shape or alignment does not suit it.
+constexpr int kMaxSmallRows = 8;
+template <typename T, typename TOut>
+bool small_linear(const T* x, const T* w, const TOut* bias, TOut* y, int m, int n, int k, bool relu,
+                  cudaStream_t stream);
 
 // Beam reordering of a KV cache [slots, max_length, width]: rows [0, length) of slot
 // sources[i] are copied to slot targets[i] through `scratch` ([count, length, width]).
