@@ -231,8 +231,7 @@ void CudaModel<T>::forward(int rows) {
 }
 
 template <typename T>
-void CudaModel<T>::step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
-                        float* logits) {
+void CudaModel<T>::prepare_rows(const std::vector<int>& slots, const std::vector<int>& tokens, int position) {
   const int rows = static_cast<int>(slots.size());
   reserve_rows(rows);
   std::vector<int> images(rows);
@@ -241,6 +240,45 @@ void CudaModel<T>::step(const std::vector<int>& slots, const std::vector<int>& t
   TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), slots.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), images.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &position, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  // Pageable sources: the copies must finish before the host vectors go away.
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+template <typename T>
+bool CudaModel<T>::step_top_k(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
+                              const std::vector<std::vector<int>>& banned,
+                              const std::vector<float>& running_scores, int k,
+                              std::vector<float>* values, std::vector<int>* token_ids) {
+  if (k > kMaxBeamTopK || k > vocab_size()) return false;
+  const int rows = static_cast<int>(slots.size());
+  prepare_rows(slots, tokens, position);
+  size_t max_banned = 1;
+  for (const auto& list : banned) max_banned = std::max(max_banned, list.size());
+  std::vector<int> banned_table(rows * max_banned, -1);
+  for (int r = 0; r < rows; ++r) std::copy(banned[r].begin(), banned[r].end(), banned_table.begin() + r * max_banned);
+  ensure(beam_banned_, banned_table.size());
+  ensure(beam_running_, rows);
+  ensure(beam_values_, size_t(rows) * k);
+  ensure(beam_tokens_, size_t(rows) * k);
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_banned_.data(), banned_table.data(), banned_table.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_running_.data(), running_scores.data(), rows * sizeof(float), cudaMemcpyHostToDevice, stream_));
+  forward(rows);
+  BeamTopKParams params{rows, vocab_size(), k, beam_banned_.data(), static_cast<int>(max_banned),
+                        beam_running_.data(), beam_values_.data(), beam_tokens_.data()};
+  beam_top_k(params, logits_.data(), stream_);
+  values->resize(size_t(rows) * k);
+  token_ids->resize(size_t(rows) * k);
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(values->data(), beam_values_.data(), values->size() * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(token_ids->data(), beam_tokens_.data(), token_ids->size() * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  return true;
+}
+
+template <typename T>
+void CudaModel<T>::step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
+                        float* logits) {
+  const int rows = static_cast<int>(slots.size());
+  prepare_rows(slots, tokens, position);
   forward(rows);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(logits, logits_.data(), size_t(rows) * vocab_size() * sizeof(float),
                                    cudaMemcpyDeviceToHost, stream_));
@@ -255,6 +293,7 @@ void CudaModel<T>::reorder(const std::vector<int>& slots, const std::vector<int>
   ensure(reorder_sources_, count);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_targets_.data(), slots.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_sources_.data(), sources.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   const int64_t width = config_.decoder.d_model;
   const int64_t length = int64_t(position) * width;
   ensure(cache_scratch_, size_t(count) * length);

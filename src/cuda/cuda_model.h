@@ -28,6 +28,9 @@ class CudaModel : public StepModel {
   void step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
             float* logits) override;
   void reorder(const std::vector<int>& slots, const std::vector<int>& sources, int position) override;
+  bool step_top_k(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
+                  const std::vector<std::vector<int>>& banned, const std::vector<float>& running_scores,
+                  int k, std::vector<float>* values, std::vector<int>* token_ids) override;
 
   // Device-side greedy decoding of one row per image (after set_encoder_output).
   struct GreedyResult {
@@ -44,6 +47,8 @@ class CudaModel : public StepModel {
   // tokens_, row_slots_ and row_images_, at the position in position_; logits into logits_.
   void forward(int rows);
   void reserve_rows(int rows);
+  // Uploads one step's rows (tokens, cache slots, their images) and position.
+  void prepare_rows(const std::vector<int>& slots, const std::vector<int>& tokens, int position);
   void linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y, Epilogue epilogue = Epilogue::Bias);
 
   const DeviceWeights<T>& weights_;
@@ -63,6 +68,8 @@ class CudaModel : public StepModel {
       reorder_sources_;
   DeviceBuffer<T> hidden_, step_qkv_, step_context_, step_projected_, step_query_, step_ffn_;
   DeviceBuffer<float> logits_, attention_scratch_;
+  DeviceBuffer<int> beam_banned_, beam_tokens_;
+  DeviceBuffer<float> beam_running_, beam_values_;
   std::vector<int> slot_sources_;
   // Device-side greedy state, and its captured decode step. The graph bakes in buffer
   // addresses: it is captured again whenever one of them (or the settings) changed.

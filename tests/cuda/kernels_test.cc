@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cmath>
+#include <numeric>
 #include <random>
 
 #include "common/dtype.h"
@@ -259,6 +260,50 @@ TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
   double total = 0.0;
   for (float s : row) total += std::exp(double(s) - 40.0);
   EXPECT_NEAR(sum_probability.download()[1], 1.0 / total, 1e-5);
+}
+
+TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {
+  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937 generator(std::random_device{}());
+  const int rows = 6, vocab = 11003, k = 8, max_banned = 3;
+  const auto logits = random_values(size_t(rows) * vocab, generator, 4.0f);
+  const auto running = random_values(rows, generator, 5.0f);
+  std::vector<int> banned(rows * max_banned, -1);
+  std::vector<float> row(vocab);
+  for (int r = 0; r < rows; ++r) {
+    // Ban the row's current best token and one more, so that the processors matter.
+    const int best = int(std::max_element(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab) -
+                         (logits.begin() + r * vocab));
+    banned[r * max_banned] = best;
+    banned[r * max_banned + 1] = (best + 17) % vocab;
+  }
+  DeviceBuffer<float> d_logits, d_running, values(rows * k);
+  DeviceBuffer<int> d_banned, tokens(rows * k);
+  d_logits.upload(logits);
+  d_running.upload(running);
+  d_banned.upload(banned);
+  cuda::beam_top_k({rows, vocab, k, d_banned.data(), max_banned, d_running.data(), values.data(), tokens.data()},
+                   d_logits.data(), nullptr);
+  const auto got_values = values.download();
+  const auto got_tokens = tokens.download();
+  for (int r = 0; r < rows; ++r) {
+    const float* x = logits.data() + size_t(r) * vocab;
+    const float largest = *std::max_element(x, x + vocab);
+    double total = 0.0;
+    for (int t = 0; t < vocab; ++t) total += std::exp(double(x[t]) - largest);
+    for (int t = 0; t < vocab; ++t) row[t] = float((x[t] - largest) - std::log(total)) + running[r];
+    for (int b = 0; b < max_banned; ++b) {
+      if (banned[r * max_banned + b] >= 0) row[banned[r * max_banned + b]] = -INFINITY;
+    }
+    std::vector<int> order(vocab);
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+    for (int i = 0; i < k; ++i) {
+      EXPECT_EQ(got_tokens[r * k + i], order[i]) << "row " << r << " rank " << i;
+      EXPECT_NEAR(got_values[r * k + i], row[order[i]], 1e-4) << "row " << r << " rank " << i;
+    }
+  }
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // Attention of one query row against a key/value table, split over keys (flash-decoding):
-// each block takes one (head, row, chunk of 64 keys) and leaves its maximum, its sum of
+// each block takes one (head, row, chunk of 32 keys) and leaves its maximum, its sum of
 // exponentials and its unnormalised weighted values; a second kernel combines the chunks.
 // A block-per-(head, row) kernel walking all 577 encoder keys was latency-bound (~55 ms for
 // 20 trocr-base steps at batch 1); chunking spreads the keys over many SMs.

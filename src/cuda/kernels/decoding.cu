@@ -1,5 +1,7 @@
 // Device-side pieces of decoding: greedy token choice with HF's processors, the step
 // position, and beam reordering of KV caches.
+#include <climits>
+
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
 #include "cuda/kernels/kernels.h"
@@ -83,6 +85,82 @@ __global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
   }
 }
 
+// (value, token) order: larger value first, then the lower token.
+__device__ bool better(float value, int token, float other_value, int other_token) {
+  return value > other_value || (value == other_value && token < other_token);
+}
+
+__global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
+  __shared__ float reduce_values[kThreads / 32];
+  __shared__ int reduce_tokens[kThreads / 32], reduce_threads[kThreads / 32];
+  __shared__ float shared_total[kThreads / 32];
+  const int row = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const float* scores = logits + int64_t(row) * params.vocab;
+  const int* banned = params.banned + int64_t(row) * params.max_banned;
+  // log_softmax over the raw logits, as HF computes it before the processors.
+  float largest = -INFINITY;
+  for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) largest = fmaxf(largest, scores[t]);
+  for (int o = 16; o > 0; o /= 2) largest = fmaxf(largest, __shfl_xor_sync(0xffffffff, largest, o));
+  if (lane == 0) reduce_values[warp] = largest;
+  __syncthreads();
+  largest = reduce_values[0];
+  for (int w = 1; w < kThreads / 32; ++w) largest = fmaxf(largest, reduce_values[w]);
+  float total = 0.0f;
+  for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) total += expf(scores[t] - largest);
+  for (int o = 16; o > 0; o /= 2) total += __shfl_xor_sync(0xffffffff, total, o);
+  if (lane == 0) shared_total[warp] = total;
+  __syncthreads();
+  total = 0.0f;
+  for (int w = 0; w < kThreads / 32; ++w) total += shared_total[w];
+  const float log_total = logf(total);
+  const float running = params.running[row];
+  // Each thread keeps its own sorted top-k of the tokens it visits.
+  float values[kMaxBeamTopK];
+  int tokens[kMaxBeamTopK];
+  for (int i = 0; i < params.k; ++i) values[i] = -INFINITY, tokens[i] = INT_MAX;
+  for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) {
+    bool skip = false;
+    for (int b = 0; b < params.max_banned; ++b) skip = skip || banned[b] == t;
+    const float value = skip ? -INFINITY : ((scores[t] - largest) - log_total) + running;
+    if (!better(value, t, values[params.k - 1], tokens[params.k - 1])) continue;
+    int i = params.k - 1;
+    while (i > 0 && better(value, t, values[i - 1], tokens[i - 1])) {
+      values[i] = values[i - 1];
+      tokens[i] = tokens[i - 1];
+      --i;
+    }
+    values[i] = value;
+    tokens[i] = t;
+  }
+  // k rounds of a block-wide arg-best over the heads of the per-thread lists.
+  int head = 0;
+  for (int round = 0; round < params.k; ++round) {
+    float value = head < params.k ? values[head] : -INFINITY;
+    int token = head < params.k ? tokens[head] : INT_MAX;
+    int owner = threadIdx.x;
+    for (int o = 16; o > 0; o /= 2) {
+      const float other_value = __shfl_xor_sync(0xffffffff, value, o);
+      const int other_token = __shfl_xor_sync(0xffffffff, token, o);
+      const int other_owner = __shfl_xor_sync(0xffffffff, owner, o);
+      if (better(other_value, other_token, value, token)) value = other_value, token = other_token, owner = other_owner;
+    }
+    if (lane == 0) reduce_values[warp] = value, reduce_tokens[warp] = token, reduce_threads[warp] = owner;
+    __syncthreads();
+    value = reduce_values[0], token = reduce_tokens[0], owner = reduce_threads[0];
+    for (int w = 1; w < kThreads / 32; ++w) {
+      if (better(reduce_values[w], reduce_tokens[w], value, token)) {
+        value = reduce_values[w], token = reduce_tokens[w], owner = reduce_threads[w];
+      }
+    }
+    if (threadIdx.x == owner) ++head;
+    if (threadIdx.x == 0) {
+      params.values[int64_t(row) * params.k + round] = value;
+      params.tokens[int64_t(row) * params.k + round] = token;
+    }
+    __syncthreads();
+  }
+}
+
 __global__ void advance_position_kernel(int* position) { *position += 1; }
 
 __global__ void gather_last_tokens_kernel(const int* history, int rows, int max_length,
@@ -109,6 +187,13 @@ __global__ void copy_slots_kernel(const T* from, int64_t from_stride, const int*
 void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t stream) {
   if (params.rows == 0) return;
   greedy_select_kernel<<<params.rows, kThreads, 0, stream>>>(params, logits);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t stream) {
+  if (params.rows == 0) return;
+  if (params.k > kMaxBeamTopK) fail("beam top-k: k {} > {}", params.k, kMaxBeamTopK);
+  beam_top_k_kernel<<<params.rows, kThreads, 0, stream>>>(params, logits);
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
 

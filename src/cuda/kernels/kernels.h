@@ -59,7 +59,7 @@ struct DecodeAttentionParams {
   int64_t new_stride;
 };
 // Keys are processed in chunks by separate blocks (flash-decoding), then combined.
-constexpr int kAttentionChunk = 64;
+constexpr int kAttentionChunk = 32;
 inline size_t attention_scratch_size(int rows, int heads, int head_dim, int max_keys) {
   const size_t chunks = (max_keys + kAttentionChunk - 1) / kAttentionChunk;
   return size_t(rows) * heads * chunks * (head_dim + 2);
@@ -109,6 +109,21 @@ struct GreedyParams {
   float* min_probability;
 };
 void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t stream);
+// Beam search's per-row step: the k best of log_softmax(logits) + running[row], banned tokens
+// at -inf, best first (ties: lower token). banned is [rows, max_banned], padded with -1.
+constexpr int kMaxBeamTopK = 32;
+struct BeamTopKParams {
+  int rows;
+  int vocab;
+  int k;
+  const int* banned;
+  int max_banned;
+  const float* running;
+  float* values;
+  int* tokens;
+};
+void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t stream);
+
 // *position += 1 (the last launch of a captured decode step).
 void advance_position(int* position, cudaStream_t stream);
 // tokens[r] = history[r, *position] (the next step's input).
