@@ -15,13 +15,25 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | t
 for model in trocr-base trocr-small; do
   for dtype in fp16 bf16 fp32; do
     .device-bin/trocr bench -m $models/$model --name $model --dtype $dtype --batch 1,8,32,128,256 \
-      --beams 1,4 --repeat 10 --warmup 3 --commit "$commit" --json "$out/trocr-$model-$dtype.json"
+      --beams 1,4 --repeat 5 --warmup 2 --commit "$commit" --json "$out/trocr-$model-$dtype.json" --profile
   done
   .device-bin/trocr bench -m $models/$model --name $model --dtype fp16 --batch 1,8,32,128 --beams 4 \
-    --trocr-chinese --repeat 10 --warmup 3 --commit "$commit" --json "$out/trocr-$model-fp16-chinese.json"
+    --trocr-chinese --repeat 5 --warmup 2 --commit "$commit" --json "$out/trocr-$model-fp16-chinese.json"
 done
 if [ "${BENCH_QUICK:-0}" != 1 ]; then
   for model in trocr-base trocr-small; do
     python3 python/bench_hf.py --model-dir $models/$model --name $model --json "$out/hf-$model.json" 2>&1 | grep -v Warning
   done
 fi
+# One file back (the device tool returns a handful): every record, in one list.
+python3 - "$out" <<'PY'
+import glob, json, os, sys
+out = sys.argv[1]
+records = []
+for path in sorted(glob.glob(os.path.join(out, "*.json"))):
+    if os.path.basename(path) != "records.json":
+        records += json.load(open(path))
+        os.remove(path)
+json.dump(records, open(os.path.join(out, "records.json"), "w"), indent=1)
+print(len(records), "records")
+PY
