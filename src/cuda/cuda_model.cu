@@ -66,8 +66,11 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
     ensure(q_, size_t(rows) * hidden);
     ensure(k_, size_t(rows) * hidden);
     ensure(v_, size_t(rows) * hidden);
-    ensure(scores_, size_t(batch) * heads * sequence * sequence);
-    ensure(probabilities_, size_t(batch) * heads * sequence * sequence);
+    // Score rows padded to a multiple of 8 elements: cuBLASLt picks its aligned (Hopper)
+    // kernels only for 16-byte-aligned leading dimensions (577 gave align1 sm75 kernels).
+    const int64_t padded = (sequence + 7) / 8 * 8;
+    ensure(scores_, size_t(batch) * heads * sequence * padded);
+    ensure(probabilities_, size_t(batch) * heads * sequence * padded);
     ensure(context_, size_t(rows) * hidden);
     ensure(heads_out_, size_t(rows) * hidden);
     ensure(projected_, size_t(rows) * hidden);
@@ -85,15 +88,17 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
     scores_shape.k = dim;
     scores_shape.batch = batch * heads;
     scores_shape.stride_a = scores_shape.stride_b = int64_t(sequence) * dim;
-    scores_shape.stride_c = int64_t(sequence) * sequence;
+    scores_shape.ldc = padded;
+    scores_shape.stride_c = int64_t(sequence) * padded;
     scores_shape.alpha = 1.0f / std::sqrt(static_cast<float>(dim));
     MatmulShape context_shape;
     context_shape.m = sequence;
     context_shape.n = dim;
     context_shape.k = sequence;
     context_shape.b_transposed = false;
+    context_shape.lda = padded;
     context_shape.batch = batch * heads;
-    context_shape.stride_a = int64_t(sequence) * sequence;
+    context_shape.stride_a = int64_t(sequence) * padded;
     context_shape.stride_b = context_shape.stride_c = int64_t(sequence) * dim;
     for (size_t l = 0; l < weights_.encoder_layers.size(); ++l) {
       const DeviceEncoderLayer<T>& layer = weights_.encoder_layers[l];
@@ -104,7 +109,7 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
       linear(normed_.data(), rows, layer.qkv, qkv_.data());
       split_heads<T>(qkv_.data(), batch, sequence, heads, dim, q_.data(), k_.data(), v_.data(), stream_);
       gemm_.matmul<T, float>(scores_shape, q_.data(), k_.data(), scores_.data());
-      softmax_rows<T>(scores_.data(), int64_t(batch) * heads * sequence, sequence,
+      softmax_rows<T>(scores_.data(), int64_t(batch) * heads * sequence, sequence, padded,
                       probabilities_.data(), stream_);
       gemm_.matmul<T, T>(context_shape, probabilities_.data(), v_.data(), context_.data());
       merge_heads<T>(context_.data(), batch, sequence, heads, dim, heads_out_.data(), stream_);

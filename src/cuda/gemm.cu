@@ -76,7 +76,7 @@ Gemm::Plan& Gemm::plan(const Key& key, const MatmulShape& shape, cudaDataType_t 
   } else {
     TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, shape.n, shape.k, shape.n));
   }
-  TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, shape.k, shape.m, shape.k));
+  TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, in, shape.k, shape.m, shape.lda ? shape.lda : shape.k));
   TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, out, shape.n, shape.m, ldc));
   set_batch(plan.a, shape.batch, shape.stride_b);
   set_batch(plan.b, shape.batch, shape.stride_a);
@@ -105,7 +105,7 @@ void Gemm::matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c,
                   Epilogue epilogue) {
   if (shape.m == 0) return;
   const cudaDataType_t in = DataType<TIn>::value, out = DataType<TOut>::value;
-  const Key key{shape.m, shape.n, shape.k, shape.b_transposed, shape.ldc, shape.batch,
+  const Key key{shape.m, shape.n, shape.k, shape.b_transposed, shape.lda, shape.ldc, shape.batch,
                 shape.stride_a, shape.stride_b, shape.stride_c, static_cast<int>(in),
                 static_cast<int>(out), static_cast<int>(epilogue), bias != nullptr};
   Plan& chosen = plan(key, shape, in, out, epilogue, bias != nullptr);

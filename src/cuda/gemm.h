@@ -17,6 +17,7 @@ enum class Epilogue { None, Bias, ReluBias, GeluTanhBias };
 struct MatmulShape {
   int64_t m = 0, n = 0, k = 0;
   bool b_transposed = true;  // B stored [n, k] (nn.Linear weights, K in Q.K^T); else [k, n]
+  int64_t lda = 0;           // row stride of A; 0 means k
   int64_t ldc = 0;           // row stride of C; 0 means n
   int batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements between batch items
@@ -42,8 +43,8 @@ class Gemm {
     cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
     cublasLtMatmulAlgo_t algorithm{};
   };
-  using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int, int64_t, int64_t, int64_t,
-                         int, int, int, bool>;
+  using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int64_t, int, int64_t, int64_t,
+                         int64_t, int, int, int, bool>;
   Plan& plan(const Key& key, const MatmulShape& shape, cudaDataType_t in, cudaDataType_t out,
              Epilogue epilogue, bool has_bias);
 

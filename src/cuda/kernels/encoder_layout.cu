@@ -88,9 +88,9 @@ __global__ void merge_heads_kernel(const T* context, int batch, int sequence, in
 }
 
 template <typename T>
-__global__ void softmax_rows_kernel(const float* scores, int columns, T* probabilities) {
+__global__ void softmax_rows_kernel(const float* scores, int columns, int64_t stride, T* probabilities) {
   __shared__ float reduce[32];
-  const int64_t offset = static_cast<int64_t>(blockIdx.x) * columns;
+  const int64_t offset = static_cast<int64_t>(blockIdx.x) * stride;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
   float largest = -INFINITY;
   for (int j = threadIdx.x; j < columns; j += blockDim.x) largest = fmaxf(largest, scores[offset + j]);
@@ -151,10 +151,10 @@ void merge_heads(const T* context, int batch, int sequence, int heads, int dim, 
 }
 
 template <typename T>
-void softmax_rows(const float* scores, int64_t rows, int columns, T* probabilities,
+void softmax_rows(const float* scores, int64_t rows, int columns, int64_t stride, T* probabilities,
                   cudaStream_t stream) {
   if (rows == 0) return;
-  softmax_rows_kernel<T><<<static_cast<unsigned>(rows), 256, 0, stream>>>(scores, columns, probabilities);
+  softmax_rows_kernel<T><<<static_cast<unsigned>(rows), 256, 0, stream>>>(scores, columns, stride, probabilities);
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -164,7 +164,7 @@ void softmax_rows(const float* scores, int64_t rows, int columns, T* probabiliti
                                    cudaStream_t);                                               \
   template void split_heads<T>(const T*, int, int, int, int, T*, T*, T*, cudaStream_t);         \
   template void merge_heads<T>(const T*, int, int, int, int, T*, cudaStream_t);                 \
-  template void softmax_rows<T>(const float*, int64_t, int, T*, cudaStream_t);
+  template void softmax_rows<T>(const float*, int64_t, int, int64_t, T*, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__half)
 INSTANTIATE(__nv_bfloat16)
