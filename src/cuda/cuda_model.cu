@@ -108,7 +108,7 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
                              e.layer_norm_eps, l != 0, stream_);
       linear(normed_.data(), rows, layer.qkv, qkv_.data());
       split_heads<T>(qkv_.data(), batch, sequence, heads, dim, q_.data(), k_.data(), v_.data(), stream_);
-      gemm_.matmul<T, float>(scores_shape, q_.data(), k_.data(), scores_.data());
+      gemm_.matmul<T, T>(scores_shape, q_.data(), k_.data(), scores_.data());
       softmax_rows<T>(scores_.data(), int64_t(batch) * heads * sequence, sequence, padded,
                       probabilities_.data(), stream_);
       gemm_.matmul<T, T>(context_shape, probabilities_.data(), v_.data(), context_.data());

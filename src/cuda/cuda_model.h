@@ -57,9 +57,8 @@ class CudaModel : public StepModel {
   Gemm gemm_;
   int images_ = 0, slots_ = 0, row_capacity_ = 0;
   // Encoder workspace.
-  DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, q_, k_, v_, probabilities_,
+  DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, q_, k_, v_, scores_, probabilities_,
       context_, heads_out_, projected_, intermediate_;
-  DeviceBuffer<float> scores_;
   // Decoder state.
   DeviceBuffer<T> cross_kv_, projected_encoder_;
   std::vector<DeviceBuffer<T>> key_cache_, value_cache_;

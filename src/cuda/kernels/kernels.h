@@ -85,9 +85,10 @@ void split_heads(const T* qkv, int batch, int sequence, int heads, int dim, T* q
 template <typename T>
 void merge_heads(const T* context, int batch, int sequence, int heads, int dim, T* out,
                  cudaStream_t stream);
-// Row softmax of fp32 scores into T probabilities; rows are `stride` elements apart in both.
+// Row softmax (fp32 inside) of scores into probabilities; rows are `stride` elements apart.
+// Scores are in the engine's dtype, as HF's eager attention keeps them.
 template <typename T>
-void softmax_rows(const float* scores, int64_t rows, int columns, int64_t stride, T* probabilities,
+void softmax_rows(const T* scores, int64_t rows, int columns, int64_t stride, T* probabilities,
                   cudaStream_t stream);
 
 // Greedy selection for each row: HF's min-length and no-repeat-ngram processors on the fp32
