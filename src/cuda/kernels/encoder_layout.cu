@@ -56,32 +56,31 @@ __global__ void assemble_tokens_kernel(const T* patch_embeddings, const T* cls,
   }
 }
 
-// One block per token; each thread moves 16 bytes. The profile of the element-wise version
-// (64-bit division per element) showed it at ~460 GB/s.
-template <typename T>
+// One block per token; each thread moves 16 bytes (kVector elements), or one element where a
+// head's width is not a multiple of 16 bytes. The profile of an element-wise version with
+// 64-bit division per element showed it at ~460 GB/s.
+template <typename T, int kVector, typename Chunk>
 __global__ void split_heads_kernel(const T* qkv, int sequence, int heads, int dim, T* q, T* k, T* v) {
-  constexpr int kVector = 16 / sizeof(T);
   const int width = heads * dim, token = blockIdx.x;
   const int b = token / sequence, s = token % sequence;
-  const uint4* source = reinterpret_cast<const uint4*>(qkv + int64_t(token) * 3 * width);
+  const Chunk* source = reinterpret_cast<const Chunk*>(qkv + int64_t(token) * 3 * width);
   for (int vector = threadIdx.x; vector < 3 * width / kVector; vector += blockDim.x) {
     const int column = vector * kVector;
     const int which = column / width, h = (column % width) / dim, d = column % dim;
     T* target = which == 0 ? q : which == 1 ? k : v;
-    *reinterpret_cast<uint4*>(target + ((int64_t(b) * heads + h) * sequence + s) * dim + d) = source[vector];
+    *reinterpret_cast<Chunk*>(target + ((int64_t(b) * heads + h) * sequence + s) * dim + d) = source[vector];
   }
 }
 
-template <typename T>
+template <typename T, int kVector, typename Chunk>
 __global__ void merge_heads_kernel(const T* context, int sequence, int heads, int dim, T* out) {
-  constexpr int kVector = 16 / sizeof(T);
   const int width = heads * dim, token = blockIdx.x;
   const int b = token / sequence, s = token % sequence;
-  uint4* target = reinterpret_cast<uint4*>(out + int64_t(token) * width);
+  Chunk* target = reinterpret_cast<Chunk*>(out + int64_t(token) * width);
   for (int vector = threadIdx.x; vector < width / kVector; vector += blockDim.x) {
     const int column = vector * kVector;
     const int h = column / dim, d = column % dim;
-    target[vector] = *reinterpret_cast<const uint4*>(context + ((int64_t(b) * heads + h) * sequence + s) * dim + d);
+    target[vector] = *reinterpret_cast<const Chunk*>(context + ((int64_t(b) * heads + h) * sequence + s) * dim + d);
   }
 }
 
@@ -151,16 +150,22 @@ void assemble_tokens(const T* patch_embeddings, const T* cls, const T* distillat
 template <typename T>
 void split_heads(const T* qkv, int batch, int sequence, int heads, int dim, T* q, T* k, T* v,
                  cudaStream_t stream) {
-  if ((dim * sizeof(T)) % 16 != 0) fail("split_heads: head dimension {} is not a multiple of 16 bytes", dim);
-  split_heads_kernel<T><<<batch * sequence, 256, 0, stream>>>(qkv, sequence, heads, dim, q, k, v);
+  if ((dim * sizeof(T)) % 16 == 0) {
+    split_heads_kernel<T, 16 / sizeof(T), uint4><<<batch * sequence, 256, 0, stream>>>(qkv, sequence, heads, dim, q, k, v);
+  } else {
+    split_heads_kernel<T, 1, T><<<batch * sequence, 256, 0, stream>>>(qkv, sequence, heads, dim, q, k, v);
+  }
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
 
 template <typename T>
 void merge_heads(const T* context, int batch, int sequence, int heads, int dim, T* out,
                  cudaStream_t stream) {
-  if ((dim * sizeof(T)) % 16 != 0) fail("merge_heads: head dimension {} is not a multiple of 16 bytes", dim);
-  merge_heads_kernel<T><<<batch * sequence, 128, 0, stream>>>(context, sequence, heads, dim, out);
+  if ((dim * sizeof(T)) % 16 == 0) {
+    merge_heads_kernel<T, 16 / sizeof(T), uint4><<<batch * sequence, 128, 0, stream>>>(context, sequence, heads, dim, out);
+  } else {
+    merge_heads_kernel<T, 1, T><<<batch * sequence, 128, 0, stream>>>(context, sequence, heads, dim, out);
+  }
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
 
