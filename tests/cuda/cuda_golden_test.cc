@@ -25,23 +25,6 @@ const Precision kPrecisions[] = {{"fp32", 1e-4, 1e-4, 1.0},
                                  {"fp16", 1e-2, 2e-2, 0.9},
                                  {"bf16", 5e-2, 8e-2, 0.6}};
 
-std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name) {
-  const TensorRecord* record = golden.find(name);
-  const float* data = reinterpret_cast<const float*>(record->data);
-  return std::vector<float>(data, data + record->element_count());
-}
-
-double relative_error(const std::vector<float>& ours, const std::vector<float>& hf) {
-  if (ours.size() != hf.size()) return INFINITY;
-  double worst = 0.0, scale = 0.0;
-  for (size_t i = 0; i < hf.size(); ++i) {
-    if (!std::isfinite(ours[i])) return INFINITY;
-    worst = std::max(worst, std::fabs(double(ours[i]) - hf[i]));
-    scale = std::max(scale, std::fabs(double(hf[i])));
-  }
-  return worst / scale;
-}
-
 class CudaGolden : public ::testing::TestWithParam<std::tuple<std::string, Precision>> {
  protected:
   void SetUp() override {

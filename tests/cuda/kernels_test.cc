@@ -71,16 +71,6 @@ std::vector<float> to_host(const DeviceBuffer<T>& buffer) {
   return out;
 }
 
-double relative_error(const std::vector<float>& ours, const std::vector<float>& reference) {
-  double worst = 0.0, scale = 1e-30;
-  for (size_t i = 0; i < reference.size(); ++i) {
-    if (!std::isfinite(ours[i])) return INFINITY;
-    worst = std::max(worst, std::fabs(double(ours[i]) - reference[i]));
-    scale = std::max(scale, std::fabs(double(reference[i])));
-  }
-  return worst / scale;
-}
-
 template <typename T>
 double tolerance() {
   if constexpr (std::is_same_v<T, float>) return 1e-5;

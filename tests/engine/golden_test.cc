@@ -52,27 +52,6 @@ GenerationConfig case_settings(const std::string& name, GenerationConfig config)
   return config;
 }
 
-std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name) {
-  const TensorRecord* record = golden.find(name);
-  if (record == nullptr) {
-    ADD_FAILURE() << "golden tensor " << name << " missing";
-    return {};
-  }
-  const float* data = reinterpret_cast<const float*>(record->data);
-  return std::vector<float>(data, data + record->element_count());
-}
-
-// max |ours - hf| / max |hf|
-double relative_error(const std::vector<float>& ours, const std::vector<float>& hf) {
-  if (ours.size() != hf.size()) return INFINITY;
-  double worst = 0.0, scale = 0.0;
-  for (size_t i = 0; i < hf.size(); ++i) {
-    worst = std::max(worst, std::fabs(double(ours[i]) - hf[i]));
-    scale = std::max(scale, std::fabs(double(hf[i])));
-  }
-  return worst / scale;
-}
-
 // HF pads shorter rows of a batch with pad_token_id; ours are unpadded.
 void expect_same_ids(std::vector<int> ours, const std::vector<int>& hf, int pad,
                      const std::string& where) {

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -82,6 +83,27 @@ void write_safetensors(const std::string& path, const Checkpoint& checkpoint,
     data.append(reinterpret_cast<const char*>(record.data), record.nbytes);
   }
   write_file(path, safetensors_bytes(header, data));
+}
+
+std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name) {
+  const TensorRecord* record = golden.find(name);
+  if (record == nullptr) {
+    ADD_FAILURE() << "golden tensor " << name << " missing";
+    return {};
+  }
+  const float* data = reinterpret_cast<const float*>(record->data);
+  return std::vector<float>(data, data + record->element_count());
+}
+
+double relative_error(const std::vector<float>& ours, const std::vector<float>& reference) {
+  if (ours.size() != reference.size()) return INFINITY;
+  double worst = 0.0, scale = 1e-30;
+  for (size_t i = 0; i < reference.size(); ++i) {
+    if (!std::isfinite(ours[i])) return INFINITY;
+    worst = std::max(worst, std::fabs(double(ours[i]) - reference[i]));
+    scale = std::max(scale, std::fabs(double(reference[i])));
+  }
+  return worst / scale;
 }
 
 namespace {

@@ -44,6 +44,11 @@ std::string safetensors_bytes(const nlohmann::json& header, const std::string& d
 void write_safetensors(const std::string& path, const Checkpoint& checkpoint,
                        const std::vector<std::string>& drop = {});
 
+// A tensor of a golden.safetensors file as floats (a test failure when it is missing).
+std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name);
+// max |ours - reference| / max |reference|; infinite for a size mismatch or a non-finite value.
+double relative_error(const std::vector<float>& ours, const std::vector<float>& reference);
+
 // A zip archive of stored entries, as torch.save writes.
 std::string zip_bytes(const std::vector<std::pair<std::string, std::string>>& entries);
 

@@ -1,19 +1,11 @@
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernels/block_reduce.cuh"
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
 namespace {
 
-__device__ float block_sum(float value, float* shared) {
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffff, value, offset);
-  if (threadIdx.x % 32 == 0) shared[threadIdx.x / 32] = value;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < blockDim.x / 32; ++w) total += shared[w];
-  __syncthreads();
-  return total;
-}
 
 template <typename T>
 __global__ void decoder_embedding_kernel(EmbeddingParams params, const T* embed_tokens,

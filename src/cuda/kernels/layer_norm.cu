@@ -1,5 +1,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernels/block_reduce.cuh"
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
@@ -7,16 +8,6 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ float block_sum(float value, float* shared) {
-  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffff, value, offset);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  if (lane == 0) shared[warp] = value;
-  __syncthreads();
-  float total = 0.0f;
-  for (int w = 0; w < blockDim.x / 32; ++w) total += shared[w];
-  __syncthreads();
-  return total;
-}
 
 // One block per row; the row is kept in shared memory in fp32 between the two passes.
 template <typename T>
