@@ -66,6 +66,7 @@ class CudaBackend : public Backend {
     encode_on_device(pixels, count);
     mark(1);
     engine_->set_encoder_output(encoder_out_.data(), count);
+    engine_->set_cache_length(options.max_length);
     mark(2);
     if (options.num_beams > 1) {
       auto results = beam_search(*engine_, count, options);
@@ -94,6 +95,7 @@ class CudaBackend : public Backend {
   std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) override {
     encode_on_device(pixels, 1);
     engine_->set_encoder_output(encoder_out_.data(), 1);
+    engine_->set_cache_length(std::max<int>(1, static_cast<int>(ids.size())));
     engine_->begin({0});
     const size_t vocab = model_.config.decoder.vocab_size;
     std::vector<float> logits(ids.empty() ? 0 : (ids.size() - 1) * vocab);

@@ -34,6 +34,14 @@ int CudaModel<T>::max_keys() const {
 }
 
 template <typename T>
+void CudaModel<T>::set_cache_length(int length) {
+  if (length < 1 || length > max_length()) {
+    fail("CUDA decoder: {} positions requested, the model has {}", length, max_length());
+  }
+  cache_length_ = length;
+}
+
+template <typename T>
 void CudaModel<T>::linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y,
                           Epilogue epilogue) {
   const T* bias = layer.bias.empty() ? nullptr : layer.bias.data();
@@ -168,7 +176,8 @@ void CudaModel<T>::begin(const std::vector<int>& slot_sources) {
   slot_sources_ = slot_sources;
   slots_ = static_cast<int>(slot_sources.size());
   slot_images_.upload(slot_sources, stream_);
-  const size_t cache = size_t(slots_) * max_length() * config_.decoder.d_model;
+  if (cache_length_ == 0) cache_length_ = max_length();
+  const size_t cache = size_t(slots_) * cache_length_ * config_.decoder.d_model;
   key_cache_.resize(config_.decoder.num_layers);
   value_cache_.resize(config_.decoder.num_layers);
   for (int l = 0; l < config_.decoder.num_layers; ++l) {
@@ -193,8 +202,8 @@ void CudaModel<T>::forward(int rows) {
   decoder_embedding<T>(embedding, weights_.embed_tokens.data(), weights_.decoder_positions.data(),
                        hidden_.data(), stream_);
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  DecodeAttentionParams self{attention_scratch_.data(), max_length(), rows, heads, dim, scale,
-                             3 * int64_t(width), row_slots_.data(), int64_t(max_length()) * width,
+  DecodeAttentionParams self{attention_scratch_.data(), cache_length_, rows, heads, dim, scale,
+                             3 * int64_t(width), row_slots_.data(), int64_t(cache_length_) * width,
                              width, 0, position_.data(), 3 * int64_t(width)};
   DecodeAttentionParams cross{attention_scratch_.data(), sequence, rows, heads, dim, scale, width,
                               row_images_.data(), int64_t(sequence) * layers * 2 * width,
@@ -304,7 +313,7 @@ void CudaModel<T>::reorder(const std::vector<int>& slots, const std::vector<int>
   ensure(cache_scratch_, size_t(count) * length);
   for (int l = 0; l < config_.decoder.num_layers; ++l) {
     for (auto* cache : {&key_cache_[l], &value_cache_[l]}) {
-      reorder_cache<T>(cache->data(), int64_t(max_length()) * width, reorder_targets_.data(),
+      reorder_cache<T>(cache->data(), int64_t(cache_length_) * width, reorder_targets_.data(),
                        reorder_sources_.data(), count, length, cache_scratch_.data(), stream_);
     }
   }
@@ -354,7 +363,8 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
     addresses.push_back(key_cache_[l].data());
     addresses.push_back(value_cache_[l].data());
   }
-  const std::vector<int> settings = {images, max_length, min_length, no_repeat_ngram_size, eos, pad};
+  const std::vector<int> settings = {images, max_length, min_length, no_repeat_ngram_size, eos, pad,
+                                     cache_length_};
   if (captured_.executable == nullptr || captured_.addresses != addresses || captured_.settings != settings) {
     if (captured_.executable != nullptr) cudaGraphExecDestroy(captured_.executable);
     cudaGraph_t graph;

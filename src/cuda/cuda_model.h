@@ -24,6 +24,8 @@ class CudaModel : public StepModel {
 
   int vocab_size() const override { return config_.decoder.vocab_size; }
   int max_length() const override { return config_.decoder.max_position_embeddings; }
+  // The longest sequence the next begin() must hold (sizes the KV caches); at most max_length().
+  void set_cache_length(int length);
   void begin(const std::vector<int>& slot_sources) override;
   void step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
             float* logits) override;
@@ -56,6 +58,7 @@ class CudaModel : public StepModel {
   cudaStream_t stream_;
   Gemm gemm_;
   int images_ = 0, slots_ = 0, row_capacity_ = 0;
+  int cache_length_ = 0;  // positions per slot in the KV caches
   // Encoder workspace.
   DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, q_, k_, v_, scores_, probabilities_,
       context_, heads_out_, projected_, intermediate_;
