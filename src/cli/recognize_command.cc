@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "common/check.h"
+#include "common/parallel.h"
 #include "trocr/error.h"
 #include "trocr/recognizer.h"
 
@@ -122,17 +123,28 @@ int run(const RecognizeArguments& arguments) {
   const std::vector<std::string> paths = collect_images(arguments);
   int failures = 0;
   for (size_t first = 0; first < paths.size(); first += arguments.batch) {
+    // Decode the batch's files on all cores; a file that fails is reported and skipped.
+    const size_t count = std::min(paths.size(), first + arguments.batch) - first;
+    std::vector<RgbImage> decoded(count);
+    std::vector<std::string> errors(count);
+    parallel_for(count, [&](size_t i) {
+      try {
+        decoded[i] = read_image_file(paths[first + i]);
+      } catch (const Error& error) {
+        errors[i] = error.what();
+      }
+    });
     std::vector<RgbImage> images;
     std::vector<std::string> names;
-    for (size_t i = first; i < std::min(paths.size(), first + arguments.batch); ++i) {
-      try {
-        images.push_back(read_image_file(paths[i]));
-        names.push_back(paths[i]);
-      } catch (const Error& error) {
-        ++failures;
-        std::fprintf(stderr, "trocr: error: %s\n", error.what());
-        if (arguments.json) fmt::print("{}\n", nlohmann::json{{"path", paths[i]}, {"error", error.what()}}.dump());
+    for (size_t i = 0; i < count; ++i) {
+      if (errors[i].empty()) {
+        images.push_back(std::move(decoded[i]));
+        names.push_back(paths[first + i]);
+        continue;
       }
+      ++failures;
+      std::fprintf(stderr, "trocr: error: %s\n", errors[i].c_str());
+      if (arguments.json) fmt::print("{}\n", nlohmann::json{{"path", paths[first + i]}, {"error", errors[i]}}.dump());
     }
     if (images.empty()) continue;
     const auto results = recognizer.recognize(images, generation);

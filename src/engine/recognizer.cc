@@ -5,6 +5,7 @@
 #include <cblas.h>
 
 #include "common/check.h"
+#include "common/parallel.h"
 #include "engine/backend.h"
 #include "model/model_directory.h"
 
@@ -84,12 +85,13 @@ std::vector<Recognition> Recognizer::recognize_pixels(const std::vector<float>& 
 
 std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& images,
                                                const GenerationConfig& generation) const {
-  std::vector<float> pixels;
-  pixels.reserve(images.size() * impl_->image_values());
-  for (const RgbImage& image : images) {
-    const std::vector<float> one = preprocess_image(image, impl_->model.preprocess);
-    pixels.insert(pixels.end(), one.begin(), one.end());
-  }
+  // Resizing and normalization are independent per image: all cores share them.
+  const size_t values = impl_->image_values();
+  std::vector<float> pixels(images.size() * values);
+  parallel_for(images.size(), [&](size_t i) {
+    const std::vector<float> one = preprocess_image(images[i], impl_->model.preprocess);
+    std::copy(one.begin(), one.end(), pixels.begin() + i * values);
+  });
   return recognize_pixels(pixels, static_cast<int>(images.size()), generation);
 }
 
