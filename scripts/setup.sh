@@ -9,6 +9,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libfmt-dev
   libpng-dev libjpeg62-turbo-dev zlib1g-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libgfortran-12-dev  # static OpenBLAS runtime for scripts/device_build.sh
   python3 python3-pil python3-numpy fonts-wqy-microhei
 )
 missing=()

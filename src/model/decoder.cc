@@ -151,6 +151,12 @@ void CpuDecoder::step(const std::vector<int>& slots, const std::vector<int>& tok
 
 void CpuDecoder::reorder(const std::vector<int>& slots, const std::vector<int>& sources,
                          int position) {
+  for (size_t i = 0; i < slots.size(); ++i) {
+    // A beam stays with its image; reordering only moves beams of one image.
+    if (slot_sources_[slots[i]] != slot_sources_[sources[i]]) {
+      fail("decoder: reorder moves a beam between images");
+    }
+  }
   const size_t width = config_.decoder.d_model;
   const size_t span = static_cast<size_t>(position) * width;
   for (auto* cache : {&self_keys_, &self_values_}) {
@@ -163,12 +169,6 @@ void CpuDecoder::reorder(const std::vector<int>& slots, const std::vector<int>& 
       for (size_t i = 0; i < slots.size(); ++i) {
         std::memcpy(cache_row(*cache, layer, slots[i], 0), saved.data() + i * span, span * 4);
       }
-    }
-  }
-  for (size_t i = 0; i < slots.size(); ++i) {
-    // A beam stays with its image; reordering only moves beams of one image.
-    if (slot_sources_[slots[i]] != slot_sources_[sources[i]]) {
-      fail("decoder: reorder moves a beam between images");
     }
   }
 }
