@@ -81,13 +81,8 @@ class CudaBackend : public Backend {
     record_profile();
     std::vector<std::vector<Hypothesis>> results(count);
     for (int i = 0; i < count; ++i) {
-      Hypothesis hypothesis;
-      hypothesis.ids = std::move(greedy.ids[i]);
-      const float steps = static_cast<float>(hypothesis.ids.size() - 1);
-      hypothesis.score = greedy.sum_log_probability[i] / steps;
-      hypothesis.mean_token_probability = greedy.sum_probability[i] / steps;
-      hypothesis.min_token_probability = greedy.min_probability[i];
-      results[i].push_back(std::move(hypothesis));
+      results[i].push_back(greedy_hypothesis(std::move(greedy.ids[i]), greedy.sum_log_probability[i],
+                                             greedy.sum_probability[i], greedy.min_probability[i]));
     }
     return results;
   }
@@ -96,13 +91,7 @@ class CudaBackend : public Backend {
     encode_on_device(pixels, 1);
     engine_->set_encoder_output(encoder_out_.data(), 1);
     engine_->set_cache_length(std::max<int>(1, static_cast<int>(ids.size())));
-    engine_->begin({0});
-    const size_t vocab = model_.config.decoder.vocab_size;
-    std::vector<float> logits(ids.empty() ? 0 : (ids.size() - 1) * vocab);
-    for (size_t position = 0; position + 1 < ids.size(); ++position) {
-      engine_->step({0}, {ids[position]}, static_cast<int>(position), logits.data() + position * vocab);
-    }
-    return logits;
+    return teacher_forced_logits(*engine_, ids);
   }
 
  std::string profile_report() const override { return report_; }

@@ -49,11 +49,8 @@ std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int sources
   }
   std::vector<std::vector<Hypothesis>> results(sources);
   for (int s = 0; s < sources; ++s) {
-    const double steps = static_cast<double>(hypotheses[s].ids.size() - 1);
-    hypotheses[s].score = static_cast<float>(log_probability_sum[s] / steps);
-    hypotheses[s].mean_token_probability = static_cast<float>(probability_sum[s] / steps);
-    hypotheses[s].min_token_probability = min_probability[s];
-    results[s].push_back(std::move(hypotheses[s]));
+    results[s].push_back(greedy_hypothesis(std::move(hypotheses[s].ids), log_probability_sum[s],
+                                           probability_sum[s], min_probability[s]));
   }
   return results;
 }

@@ -19,6 +19,27 @@ SearchOptions SearchOptions::from(const GenerationConfig& config) {
   return options;
 }
 
+Hypothesis greedy_hypothesis(std::vector<int> ids, double sum_log_probability,
+                             double sum_probability, float min_probability) {
+  Hypothesis hypothesis;
+  const double steps = static_cast<double>(ids.size() - 1);
+  hypothesis.ids = std::move(ids);
+  hypothesis.score = static_cast<float>(sum_log_probability / steps);
+  hypothesis.mean_token_probability = static_cast<float>(sum_probability / steps);
+  hypothesis.min_token_probability = min_probability;
+  return hypothesis;
+}
+
+std::vector<float> teacher_forced_logits(StepModel& model, const std::vector<int>& ids) {
+  model.begin({0});
+  const size_t vocab = model.vocab_size();
+  std::vector<float> logits(ids.empty() ? 0 : (ids.size() - 1) * vocab);
+  for (size_t position = 0; position + 1 < ids.size(); ++position) {
+    model.step({0}, {ids[position]}, static_cast<int>(position), logits.data() + position * vocab);
+  }
+  return logits;
+}
+
 void validate(const SearchOptions& options, int model_max_length) {
   if (options.max_length < 2) fail("max_length {} leaves no room to generate", options.max_length);
   if (options.max_length > model_max_length) {

@@ -37,6 +37,13 @@ std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int sources
                                                    const SearchOptions& options);
 std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
                                                  const SearchOptions& options);
+// A greedy line from its ids (start token first) and the sums over its chosen tokens:
+// score = mean log-probability, mean and minimum token probability.
+Hypothesis greedy_hypothesis(std::vector<int> ids, double sum_log_probability,
+                             double sum_probability, float min_probability);
+// Decoder logits for teacher-forced ids on one fresh slot of source 0, one cached step at a
+// time: [ids.size() - 1, vocab].
+std::vector<float> teacher_forced_logits(StepModel& model, const std::vector<int>& ids);
 // Refuses settings that cannot run (errors name the setting and the limit).
 void validate(const SearchOptions& options, int model_max_length);
 std::vector<std::vector<Hypothesis>> generate(StepModel& model, int sources,

@@ -26,13 +26,7 @@ class CpuBackend : public Backend {
     const std::vector<float> hidden = encode(pixels, 1);
     CpuDecoder decoder(model_.weights, model_.config);
     decoder.set_encoder_output(hidden.data(), 1, model_.config.encoder.sequence_length());
-    decoder.begin({0});
-    const size_t vocab = model_.config.decoder.vocab_size;
-    std::vector<float> logits(ids.empty() ? 0 : (ids.size() - 1) * vocab);
-    for (size_t position = 0; position + 1 < ids.size(); ++position) {
-      decoder.step({0}, {ids[position]}, static_cast<int>(position), logits.data() + position * vocab);
-    }
-    return logits;
+    return teacher_forced_logits(decoder, ids);
   }
 
  private:
