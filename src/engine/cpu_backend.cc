@@ -40,7 +40,7 @@ std::unique_ptr<Backend> make_cpu_backend(const ModelDirectory& model) {
 }
 
 std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::string& device,
-                                      const std::string& dtype, bool profile) {
+                                      const std::string& dtype, [[maybe_unused]] bool profile) {
   if (dtype != "fp32" && dtype != "fp16" && dtype != "bf16") {
     fail("dtype '{}': expected fp32, fp16 or bf16", dtype);
   }
