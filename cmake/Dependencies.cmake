@@ -26,3 +26,13 @@ if(TROCR_STATIC_DEPS)
   list(APPEND BLAS_LIBRARIES ${GFORTRAN_LIBRARY} ${QUADMATH_LIBRARY} m)
 endif()
 find_path(CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas REQUIRED)
+
+# cpp-httplib (libcpp-httplib-dev) for `trocr serve`; without it the CLI is built without serve.
+find_package(PkgConfig QUIET)
+if(PkgConfig_FOUND)
+  pkg_check_modules(HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
+endif()
+set(TROCR_HAVE_SERVE ${HTTPLIB_FOUND})
+if(NOT TROCR_HAVE_SERVE)
+  message(STATUS "cpp-httplib not found: trocr serve is not built (apt install libcpp-httplib-dev)")
+endif()

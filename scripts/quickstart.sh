@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# The README's first command: install, build, and run trocr on a committed model.
-# Until the project trains its demo model, the model is a tiny
-# random-weight HF checkpoint: it shows the pipeline working, not real text.
+# The README's first command: install, build, and read committed sample lines with the demo
+# model (models/demo, trained by python/train_demo.py), on the CPU and, when there is one, the GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-model=tests/data/models/vit-char
+trocr=build/src/cli/trocr
+model=models/demo
 echo
-echo "== trocr inspect $model"
-build/src/cli/trocr inspect "$model"
+echo "== $trocr inspect $model"
+$trocr inspect "$model"
+for image in data/samples/*.jpg; do
+  echo
+  echo "== $trocr recognize -m $model $image      (the image shows: $(cat "${image%.jpg}.txt"))"
+  $trocr recognize -m "$model" "$image"
+done
+if $trocr devices | grep -q '^cuda:'; then
+  echo
+  echo "== $trocr recognize -m $model --device cuda --dtype fp16 data/samples"
+  $trocr recognize -m "$model" --device cuda --dtype fp16 data/samples
+fi
 echo
-echo "== trocr recognize -m $model tests/data/images"
-build/src/cli/trocr recognize -m "$model" tests/data/images
+echo "== $trocr eval -m $model data/synth-eval      (400 held-out synthetic lines)"
+$trocr eval -m "$model" data/synth-eval

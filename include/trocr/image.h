@@ -24,6 +24,8 @@ struct ImageLimits {
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
                       const ImageLimits& limits = {});
 RgbImage read_image_file(const std::string& path, const ImageLimits& limits = {});
+// Whether a file name ends in .png, .jpg or .jpeg (any case): what folders are scanned for.
+bool has_image_extension(const std::string& path);
 
 // PIL's Image.resize(size, BILINEAR) on 8-bit RGB, bit-exact (its antialiased resampling).
 RgbImage resize_bilinear(const RgbImage& image, int width, int height);

@@ -13,6 +13,11 @@ constexpr int kExitUsage = 2;
 
 Action add_inspect_command(CLI::App& app);
 Action add_recognize_command(CLI::App& app);
+Action add_eval_command(CLI::App& app);
+Action add_compare_command(CLI::App& app);
+#ifdef TROCR_WITH_SERVE
+Action add_serve_command(CLI::App& app);
+#endif
 Action add_bench_command(CLI::App& app);
 Action add_devices_command(CLI::App& app);
 

@@ -1,6 +1,7 @@
 // trocr: the command-line front end. One file per subcommand; this one dispatches.
 #include <cstdio>
 #include <map>
+#include <vector>
 
 #include "cli/commands.h"
 #include "trocr/error.h"
@@ -10,8 +11,13 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "trocr-rt 0.1.0");
   std::map<CLI::App*, trocr::cli::Action> actions;
-  for (auto add : {trocr::cli::add_recognize_command, trocr::cli::add_inspect_command,
-                   trocr::cli::add_bench_command, trocr::cli::add_devices_command}) {
+  std::vector<trocr::cli::Action (*)(CLI::App&)> commands = {
+      trocr::cli::add_recognize_command, trocr::cli::add_eval_command, trocr::cli::add_compare_command,
+      trocr::cli::add_inspect_command,   trocr::cli::add_bench_command, trocr::cli::add_devices_command};
+#ifdef TROCR_WITH_SERVE
+  commands.push_back(trocr::cli::add_serve_command);
+#endif
+  for (auto add : commands) {
     const size_t before = app.get_subcommands({}).size();
     trocr::cli::Action action = add(app);
     actions[app.get_subcommands({})[before]] = std::move(action);

@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <cstring>
+#include <filesystem>
 
 #include "common/check.h"
 #include "formats/mapped_file.h"
@@ -31,6 +33,12 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
 RgbImage read_image_file(const std::string& path, const ImageLimits& limits) {
   MappedFile file(path);
   return decode_image(file.data(), file.size(), path, limits);
+}
+
+bool has_image_extension(const std::string& path) {
+  std::string extension = std::filesystem::path(path).extension().string();
+  std::transform(extension.begin(), extension.end(), extension.begin(), ::tolower);
+  return extension == ".png" || extension == ".jpg" || extension == ".jpeg";
 }
 
 }  // namespace trocr

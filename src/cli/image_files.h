@@ -1,0 +1,42 @@
+#pragma once
+// Reading the image files of a command line: expanding folders, decoding many files at once.
+#include <future>
+#include <string>
+#include <vector>
+
+#include "trocr/image.h"
+
+namespace trocr::cli {
+
+// Files as given, folders expanded to their images (sorted), list files read line by line
+// (a `path<TAB>label` line contributes its path).
+std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs,
+                                             const std::string& list_file);
+
+// Decodes the files on all cores. A file that fails leaves an empty image and its message.
+struct DecodedImages {
+  std::vector<std::string> paths;
+  std::vector<RgbImage> images;
+  std::vector<std::string> errors;  // empty where the file decoded
+};
+DecodedImages decode_image_files(const std::vector<std::string>& paths);
+
+// Batches of decoded files in order; the next batch is decoded on other threads while the
+// caller runs the model on the current one.
+class PrefetchingImageReader {
+ public:
+  PrefetchingImageReader(std::vector<std::string> paths, size_t batch_size);
+  ~PrefetchingImageReader();
+  bool done() const { return first_ >= paths_.size(); }
+  DecodedImages next();
+
+ private:
+  void start_decoding();
+  std::vector<std::string> next_paths() const;
+  std::vector<std::string> paths_;
+  size_t batch_size_;
+  size_t first_ = 0;
+  std::future<DecodedImages> pending_;
+};
+
+}  // namespace trocr::cli

@@ -1,0 +1,72 @@
+#pragma once
+// Dynamic batching for the service: images from concurrent requests wait in one bounded queue
+// and a single worker runs them through the engine together, as soon as `max_batch` images are
+// waiting or the oldest has waited `max_wait`. A request whose images do not all fit in the
+// queue is refused at once (the service answers 503) instead of piling up.
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "trocr/recognizer.h"
+
+namespace trocr {
+
+struct BatcherOptions {
+  int max_batch = 32;
+  std::chrono::microseconds max_wait{5000};
+  size_t queue_capacity = 256;  // images waiting, not yet in a running batch
+};
+
+struct BatchedResult {
+  Recognition recognition;
+  std::string error;  // the engine failed on this image's batch
+  double queue_ms = 0;      // submitted until its batch started
+  double inference_ms = 0;  // its batch's time in the engine
+  int batch_size = 0;
+};
+
+class RequestBatcher {
+ public:
+  using Engine = std::function<std::vector<Recognition>(const std::vector<RgbImage>&)>;
+  // Called once per batch run, for metrics.
+  using BatchObserver = std::function<void(int batch_size, double inference_ms)>;
+
+  RequestBatcher(Engine engine, BatcherOptions options, BatchObserver observer = {});
+  ~RequestBatcher();  // finishes the queued images first
+  RequestBatcher(const RequestBatcher&) = delete;
+  RequestBatcher& operator=(const RequestBatcher&) = delete;
+
+  // All of the images are queued, or none (nullopt: the queue has no room for them).
+  std::optional<std::vector<std::future<BatchedResult>>> submit(std::vector<RgbImage> images);
+  size_t queued() const;
+  // Stops taking images, runs those queued, and joins the worker.
+  void drain();
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  struct Job {
+    RgbImage image;
+    Clock::time_point submitted;
+    std::promise<BatchedResult> promise;
+  };
+  void work();
+  std::vector<Job> next_batch();
+
+  Engine engine_;
+  BatcherOptions options_;
+  BatchObserver observer_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Job> queue_;
+  bool draining_ = false;
+  std::thread worker_;
+};
+
+}  // namespace trocr

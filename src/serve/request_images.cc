@@ -1,0 +1,78 @@
+#include "serve/request_images.h"
+
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <algorithm>
+
+#include "common/parallel.h"
+#include "trocr/error.h"
+
+namespace trocr {
+namespace {
+
+struct Payload {
+  std::string name;
+  const std::string* bytes;
+};
+
+RequestImages refuse(int status, std::string error) {
+  RequestImages refused;
+  refused.status = status;
+  refused.error = std::move(error);
+  return refused;
+}
+
+std::string media_type(const httplib::Request& request) {
+  std::string type = request.get_header_value("Content-Type");
+  type = type.substr(0, type.find(';'));
+  type.erase(std::remove(type.begin(), type.end(), ' '), type.end());
+  std::transform(type.begin(), type.end(), type.begin(), ::tolower);
+  return type;
+}
+
+}  // namespace
+
+RequestImages read_request_images(const httplib::Request& request, size_t max_images, const ImageLimits& limits) {
+  std::vector<Payload> payloads;
+  const std::string type = media_type(request);
+  if (type == "multipart/form-data") {
+    for (const auto& [field, part] : request.files) {
+      payloads.push_back({part.filename.empty() ? field : part.filename, &part.content});
+    }
+  } else if (type == "image/png" || type == "image/jpeg" || type == "image/jpg" || type == "application/octet-stream") {
+    payloads.push_back({"body", &request.body});
+  } else {
+    return refuse(415, fmt::format("Content-Type '{}' is not accepted: send multipart/form-data with one part per "
+                                   "image, or one image as image/png, image/jpeg or application/octet-stream",
+                                   type.empty() ? "(none)" : type));
+  }
+  if (payloads.empty()) return refuse(400, "the request holds no images");
+  if (payloads.size() > max_images) {
+    return refuse(413, fmt::format("{} images in one request; at most {} are accepted", payloads.size(), max_images));
+  }
+
+  RequestImages result;
+  result.images.resize(payloads.size());
+  std::vector<std::string> errors(payloads.size());
+  parallel_for(payloads.size(), [&](size_t i) {
+    const std::string& bytes = *payloads[i].bytes;
+    if (bytes.empty()) {
+      errors[i] = payloads[i].name + ": empty image";
+      return;
+    }
+    try {
+      result.images[i] = decode_image(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(),
+                                      payloads[i].name, limits);
+    } catch (const Error& error) {
+      errors[i] = error.what();
+    }
+  }, std::min<unsigned>(4, unsigned(payloads.size())));
+  for (size_t i = 0; i < payloads.size(); ++i) {
+    if (!errors[i].empty()) return refuse(400, fmt::format("image {}: {}", i, errors[i]));
+    result.names.push_back(payloads[i].name);
+  }
+  return result;
+}
+
+}  // namespace trocr

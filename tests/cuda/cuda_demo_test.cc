@@ -1,0 +1,46 @@
+// The demo model on the GPU: fp32 reads the evaluation set exactly as HF fp32 does; fp16 and
+// bf16 agreement with HF fp32 is measured and printed (trained weights, unlike the random
+// goldens, leave few near-ties, so nearly every line must agree). Skips without a GPU.
+#include "cuda/device_info.h"
+#include "support/demo_eval.h"
+#include "support/test_support.h"
+
+namespace trocr::test {
+namespace {
+
+struct DemoCase {
+  const char* dtype;
+  double identical_share;  // lines with HF fp32's text, at least
+  double cer;              // against the labels, at most
+};
+
+class CudaDemo : public ::testing::TestWithParam<DemoCase> {};
+
+TEST_P(CudaDemo, ReadsTheEvaluationSetAsHfDoes) {
+  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  const DemoCase demo = GetParam();
+  EngineOptions options;
+  options.device = "cuda";
+  options.dtype = demo.dtype;
+  options.batch_size = 64;
+  for (const char* setting : {"default", "greedy"}) {
+    const DemoComparison result = compare_demo_with_hf(options, setting, 0);
+    std::printf("demo model, %s, CUDA %s: %zu/%zu texts and %zu ids identical to HF fp32, CER %.4f (HF %.4f)\n",
+                setting, demo.dtype, result.identical_text, result.lines, result.identical_ids, result.cer,
+                result.hf_cer);
+    if (demo.identical_share == 1.0) {
+      for (const auto& difference : result.differences) ADD_FAILURE() << setting << " " << difference;
+      EXPECT_EQ(result.identical_ids, result.lines) << setting;
+    }
+    EXPECT_GE(result.identical_text, demo.identical_share * result.lines) << setting;
+    EXPECT_LE(result.cer, demo.cer) << setting;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Precisions, CudaDemo,
+                         ::testing::Values(DemoCase{"fp32", 1.0, 0.02}, DemoCase{"fp16", 0.98, 0.025},
+                                           DemoCase{"bf16", 0.95, 0.03}),
+                         [](const auto& info) { return std::string(info.param.dtype); });
+
+}  // namespace
+}  // namespace trocr::test

@@ -1,0 +1,36 @@
+#pragma once
+// The demo model (models/demo) on the committed evaluation set (data/synth-eval), compared line
+// by line with what HF's generate() produced for it (tests/data/demo/hf_synth_eval.json, made by
+// python/hf_eval.py on the GPU machine).
+#include <string>
+#include <vector>
+
+#include "trocr/recognizer.h"
+
+namespace trocr::test {
+
+std::string demo_model_dir();
+std::string demo_dataset_dir();
+
+struct DemoComparison {
+  size_t lines = 0;
+  size_t identical_text = 0;  // same text as HF fp32
+  size_t identical_ids = 0;   // same ids as HF fp32
+  double cer = 0.0;           // against the labels
+  double hf_cer = 0.0;        // HF's, on the same lines
+  std::vector<std::string> differences;  // "NAME: ours 'x' hf 'y'"
+};
+
+// `setting` is "default" (the checkpoint's generation settings: beam 4) or "greedy"; the first
+// `limit` lines are read (0: all).
+DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::string& setting, size_t limit);
+
+// Sanitizer builds run ~20x slower: they check a prefix of the set.
+constexpr size_t kSanitizedDemoLines = 16;
+#ifdef TROCR_SANITIZED_BUILD
+constexpr bool kSanitizedBuild = true;
+#else
+constexpr bool kSanitizedBuild = false;
+#endif
+
+}  // namespace trocr::test
