@@ -56,9 +56,9 @@ def main():
                     row.pop()
             record["ids"][name] = rows
         for i, ids in enumerate(record["ids"]["greedy"]):
+            # The whole model, so that enc_to_dec_proj applies where the widths differ.
             decoder_input = torch.tensor([ids[:-1]], device=device)
-            logits = model.decoder(input_ids=decoder_input,
-                                   encoder_hidden_states=encoded[i:i + 1]).logits
+            logits = model(pixel_values=pixels[i:i + 1], decoder_input_ids=decoder_input).logits
             tensors[f"logits/{i}"] = logits[0]
     save_file({k: v.float().contiguous().cpu() for k, v in tensors.items()}, args.out + ".safetensors")
     record.update(transformers=transformers.__version__, torch=torch.__version__,

@@ -17,6 +17,7 @@ Action add_eval_command(CLI::App& app);
 Action add_compare_command(CLI::App& app);
 #ifdef TROCR_WITH_SERVE
 Action add_serve_command(CLI::App& app);
+Action add_load_test_command(CLI::App& app);
 #endif
 Action add_bench_command(CLI::App& app);
 Action add_devices_command(CLI::App& app);

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
       trocr::cli::add_inspect_command,   trocr::cli::add_bench_command, trocr::cli::add_devices_command};
 #ifdef TROCR_WITH_SERVE
   commands.push_back(trocr::cli::add_serve_command);
+  commands.push_back(trocr::cli::add_load_test_command);
 #endif
   for (auto add : commands) {
     const size_t before = app.get_subcommands({}).size();

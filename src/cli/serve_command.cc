@@ -2,14 +2,17 @@
 // service (see src/serve). SIGTERM or SIGINT stop it gracefully: no new requests are taken,
 // those accepted are answered, then the process exits 0.
 #include <fmt/format.h>
-#include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
 
 #include <cstdio>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/engine_flags.h"
+#include "common/check.h"
 #include "serve/ocr_service.h"
 
 namespace trocr::cli {
@@ -24,13 +27,26 @@ struct ServeArguments {
   int64_t max_image_pixels = 16 << 20;
 };
 
+// The write end of the pipe that turns SIGTERM/SIGINT into a message for the waiting thread.
+// A signal handler can reach nothing else: this is the one file-level variable, set once by run().
+// (Blocking the signals instead does not work: libraries such as OpenBLAS start threads before
+// main, and the kernel delivers the signal to any thread that does not block it.)
+int stop_pipe_write_end = -1;
+
+void on_stop_signal(int signal_number) {
+  const char byte = char(signal_number);
+  [[maybe_unused]] const ssize_t written = write(stop_pipe_write_end, &byte, 1);
+}
+
 int run(ServeArguments arguments) {
-  // Signals go to one thread that waits for them; every thread started later inherits the mask.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  int stop_pipe[2];
+  if (pipe(stop_pipe) != 0) fail("serve: cannot create the signal pipe");
+  stop_pipe_write_end = stop_pipe[1];
+  struct sigaction action = {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
 
   EngineOptions engine = arguments.engine.options();
   engine.batch_size = arguments.service.batching.max_batch;
@@ -41,8 +57,9 @@ int run(ServeArguments arguments) {
   OcrService service(recognizer, arguments.generation.apply_to(recognizer.default_generation()), arguments.service);
   const int port = service.bind();
   std::thread signal_waiter([&] {
-    int signal_number = 0;
-    sigwait(&stop_signals, &signal_number);
+    char signal_number = 0;
+    while (read(stop_pipe[0], &signal_number, 1) < 0 && errno == EINTR) {
+    }
     if (signal_number == SIGTERM || signal_number == SIGINT) {
       fmt::print("trocr serve: {} received, finishing accepted requests\n", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
       std::fflush(stdout);
@@ -56,8 +73,11 @@ int run(ServeArguments arguments) {
   std::fflush(stdout);
   service.run();
   service.shutdown();
-  pthread_kill(signal_waiter.native_handle(), SIGTERM);  // wakes the waiter if no signal came
+  const char wake = 0;  // wakes the waiter if no signal came
+  [[maybe_unused]] const ssize_t written = write(stop_pipe[1], &wake, 1);
   signal_waiter.join();
+  close(stop_pipe[0]);
+  close(stop_pipe[1]);
   fmt::print("trocr serve: stopped\n");
   return 0;
 }

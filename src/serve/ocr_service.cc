@@ -122,6 +122,7 @@ int OcrService::bind() {
 void OcrService::run() { server_->listen_after_bind(); }
 
 void OcrService::shutdown() {
+  std::lock_guard<std::mutex> lock(shutdown_mutex_);  // the signal thread and run()'s caller both call it
   ready_ = false;
   if (server_) server_->stop();  // returns at once; run() returns when handlers have finished
   if (batcher_) batcher_->drain();

@@ -4,6 +4,7 @@
 // can run behind any load balancer.
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "serve/request_batcher.h"
@@ -47,6 +48,7 @@ class OcrService {
   std::unique_ptr<RequestBatcher> batcher_;
   std::unique_ptr<httplib::Server> server_;
   std::atomic<bool> ready_{false};
+  std::mutex shutdown_mutex_;
 };
 
 }  // namespace trocr

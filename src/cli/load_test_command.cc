@@ -1,0 +1,177 @@
+// trocr load-test --url http://HOST:PORT --image FILE --concurrency 1,8,64 --seconds 10: closed-loop
+// clients (each sends its next request when the last is answered, over one keep-alive connection)
+// against a running `trocr serve`. Per concurrency: images/s, latency p50/p90/p99 and status
+// codes; with --memory-every-s, the server's resident memory read from /metrics during the run
+// (the soak test).
+#include <fmt/format.h>
+#include <httplib.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "cli/commands.h"
+#include "common/check.h"
+
+namespace trocr::cli {
+namespace {
+
+struct LoadTestArguments {
+  std::string url = "http://127.0.0.1:8080";
+  std::string image;
+  std::string name = "load";
+  std::vector<int> concurrency = {1, 8, 32};
+  double seconds = 10;
+  int images_per_request = 1;
+  double memory_every_s = 0;
+  std::string json_path;
+};
+
+using Clock = std::chrono::steady_clock;
+
+double percentile(std::vector<double> values, double fraction) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  return values[std::min(values.size() - 1, size_t(fraction * values.size()))];
+}
+
+std::string read_binary(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) fail("{}: cannot open", path);
+  std::stringstream bytes;
+  bytes << file.rdbuf();
+  return bytes.str();
+}
+
+// The server's resident memory from its /metrics, or -1 if it cannot be read.
+double server_resident_bytes(const std::string& url) {
+  httplib::Client client(url);
+  const auto response = client.Get("/metrics");
+  if (!response || response->status != 200) return -1;
+  std::smatch match;
+  static const std::regex pattern("process_resident_memory_bytes ([0-9.e+]+)");
+  return std::regex_search(response->body, match, pattern) ? std::stod(match[1]) : -1;
+}
+
+nlohmann::json run_level(const LoadTestArguments& arguments, const std::string& body, const std::string& content_type,
+                         int clients) {
+  std::atomic<bool> stop{false};
+  std::mutex mutex;
+  std::vector<double> latencies_ms;
+  std::map<int, uint64_t> statuses;
+  uint64_t transport_errors = 0;
+  std::vector<std::thread> threads;
+  const auto start = Clock::now();
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      httplib::Client client(arguments.url);
+      client.set_keep_alive(true);
+      client.set_read_timeout(60, 0);
+      std::vector<double> mine;
+      std::map<int, uint64_t> my_statuses;
+      uint64_t my_errors = 0;
+      while (!stop) {
+        const auto sent = Clock::now();
+        const auto response = client.Post("/v1/recognize", body, content_type.c_str());
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+        if (!response) {
+          ++my_errors;
+          continue;
+        }
+        ++my_statuses[response->status];
+        if (response->status == 200) mine.push_back(ms);
+      }
+      std::lock_guard<std::mutex> lock(mutex);
+      latencies_ms.insert(latencies_ms.end(), mine.begin(), mine.end());
+      for (const auto& [status, count] : my_statuses) statuses[status] += count;
+      transport_errors += my_errors;
+    });
+  }
+  std::vector<nlohmann::json> memory;
+  const auto deadline = start + std::chrono::duration<double>(arguments.seconds);
+  auto next_sample = start;
+  while (Clock::now() < deadline) {
+    if (arguments.memory_every_s > 0 && Clock::now() >= next_sample) {
+      memory.push_back({{"t_s", std::chrono::duration<double>(Clock::now() - start).count()},
+                        {"resident_bytes", server_resident_bytes(arguments.url)}});
+      next_sample += std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(arguments.memory_every_s));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  stop = true;
+  for (auto& thread : threads) thread.join();
+  const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  const double images_per_s = latencies_ms.size() * arguments.images_per_request / elapsed;
+  nlohmann::json record = {{"engine", "trocr-rt serve"},
+                           {"name", arguments.name},
+                           {"concurrency", clients},
+                           {"images_per_request", arguments.images_per_request},
+                           {"seconds", elapsed},
+                           {"ok_requests", latencies_ms.size()},
+                           {"images_per_s", images_per_s},
+                           {"p50_ms", percentile(latencies_ms, 0.50)},
+                           {"p90_ms", percentile(latencies_ms, 0.90)},
+                           {"p99_ms", percentile(latencies_ms, 0.99)},
+                           {"transport_errors", transport_errors}};
+  for (const auto& [status, count] : statuses) record["statuses"][std::to_string(status)] = count;
+  if (!memory.empty()) record["server_memory"] = memory;
+  fmt::print("{:>11} {:>10.1f} {:>9.2f} {:>9.2f} {:>9.2f} {:>8} {}\n", clients, images_per_s, record["p50_ms"].get<double>(),
+             record["p90_ms"].get<double>(), record["p99_ms"].get<double>(), latencies_ms.size(),
+             record.contains("statuses") ? record["statuses"].dump() : "{}");
+  std::fflush(stdout);
+  return record;
+}
+
+int run(const LoadTestArguments& arguments) {
+  const std::string image = read_binary(arguments.image);
+  std::string body = image, content_type = "application/octet-stream";
+  if (arguments.images_per_request > 1) {
+    const std::string boundary = "trocr-load-test-boundary";
+    body.clear();
+    for (int i = 0; i < arguments.images_per_request; ++i) {
+      body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"" + std::to_string(i) +
+              "\"\r\nContent-Type: application/octet-stream\r\n\r\n" + image + "\r\n";
+    }
+    body += "--" + boundary + "--\r\n";
+    content_type = "multipart/form-data; boundary=" + boundary;
+  }
+  if (server_resident_bytes(arguments.url) < 0) fail("{}: no trocr serve answers /metrics there", arguments.url);
+  fmt::print("{:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {}\n", "concurrency", "images/s", "p50 ms", "p90 ms", "p99 ms",
+             "requests", "statuses");
+  nlohmann::json records = nlohmann::json::array();
+  for (int clients : arguments.concurrency) records.push_back(run_level(arguments, body, content_type, clients));
+  if (!arguments.json_path.empty()) {
+    std::ofstream file(arguments.json_path);
+    if (!(file << records.dump(1) << "\n")) fail("{}: cannot write", arguments.json_path);
+  }
+  return 0;
+}
+
+}  // namespace
+
+Action add_load_test_command(CLI::App& app) {
+  auto* command = app.add_subcommand("load-test", "Closed-loop load against a running trocr serve");
+  auto arguments = std::make_shared<LoadTestArguments>();
+  command->add_option("--url", arguments->url, "The server")->capture_default_str();
+  command->add_option("--image", arguments->image, "Image file sent in every request")->required();
+  command->add_option("--name", arguments->name, "Name for the records")->capture_default_str();
+  command->add_option("--concurrency", arguments->concurrency, "Client counts, one run each")
+      ->delimiter(',')->capture_default_str();
+  command->add_option("--seconds", arguments->seconds, "Duration of each run")->capture_default_str()
+      ->check(CLI::Range(0.1, 86400.0));
+  command->add_option("--images-per-request", arguments->images_per_request, "Images per request (multipart)")
+      ->capture_default_str()->check(CLI::Range(1, 4096));
+  command->add_option("--memory-every-s", arguments->memory_every_s,
+                      "Sample the server's resident memory from /metrics this often (soak)")->check(CLI::Range(0.0, 3600.0));
+  command->add_option("--json", arguments->json_path, "Write the records to this file");
+  return [arguments]() { return run(*arguments); };
+}
+
+}  // namespace trocr::cli
