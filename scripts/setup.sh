@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything trocr-rt needs on a fresh Debian 12 machine (run as root), then builds.
 # The CUDA toolkit is expected in /usr/local/cuda; without it the CPU engine alone is built.
+#   --dev  also the tools that regenerate data and figures: the CJK fonts of the line renderer
+#          (python/synth_lines.py), fonttools (python/subset_fonts.py), matplotlib (docs/REPORT.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,8 +12,12 @@ packages=(
   libpng-dev libjpeg62-turbo-dev zlib1g-dev libopenblas-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgfortran-12-dev  # static OpenBLAS runtime for scripts/device_build.sh
+  libcpp-httplib-dev  # trocr serve
   python3 python3-pil python3-numpy fonts-wqy-microhei
 )
+if [ "${1:-}" = --dev ]; then
+  packages+=(fonts-wqy-zenhei fonts-arphic-ukai fonts-arphic-uming python3-fonttools python3-matplotlib)
+fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
