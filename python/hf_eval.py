@@ -18,31 +18,14 @@ import torch
 import transformers
 from PIL import Image
 
+from char_text import char_decode, edit_distance
+
 
 def dataset(folder):
     names = sorted(n[:-4] for n in os.listdir(folder) if n.endswith(".jpg"))
     for name in names:
         with open(os.path.join(folder, name + ".txt"), encoding="utf-8") as f:
             yield name + ".jpg", f.read().strip()
-
-
-def char_decode(ids, inverse, special):
-    text = []
-    for token in ids:
-        if token == special["</s>"]:
-            break
-        if token not in (special["<s>"], special["<pad>"], special["<unk>"]):
-            text.append(inverse[token])
-    return "".join(text)
-
-
-def edit_distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[len(b)]
 
 
 def main():
@@ -79,7 +62,7 @@ def main():
             for (name, label), ids in zip(chunk, rows):
                 while len(ids) > 1 and ids[-1] == vocab["<pad>"]:
                     ids.pop()
-                text = char_decode(ids[1:], inverse, vocab)
+                text = char_decode(ids[1:], vocab, inverse)
                 results["lines"][name][setting] = {"text": text, "ids": ids}
                 errors += edit_distance(text, label)
                 chars += len(label)

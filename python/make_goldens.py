@@ -18,6 +18,7 @@ import torch
 import transformers
 from PIL import Image
 from safetensors.numpy import save_file
+from char_text import char_decode
 from transformers import (DeiTConfig, TrOCRConfig, VisionEncoderDecoderConfig,
                           VisionEncoderDecoderModel, ViTConfig)
 
@@ -135,17 +136,6 @@ def build_model(spec, vocab_size):
         # Random weights rarely pick </s>; make it likely enough that beams finish.
         model.decoder.output_projection.weight[2] *= 1.7
     return model
-
-
-def char_decode(ids, vocab):
-    inverse = {i: t for t, i in vocab.items()}
-    text = ""
-    for token in ids:
-        if token == vocab["</s>"]:
-            break
-        if token not in (vocab["<s>"], vocab["<pad>"], vocab["<unk>"]):
-            text += inverse[token]
-    return text
 
 
 def save_variant(name, spec, out, images):

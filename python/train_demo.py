@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from char_text import char_decode, edit_distance  # noqa: E402
 from synth_lines import LineRenderer, charset  # noqa: E402
 
 SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
@@ -166,27 +167,7 @@ def build_model(vocab_size, args):
     return model
 
 
-def char_decode(ids, inverse):
-    """trocr-chinese's decode: stop at </s>, drop <s>/<pad>/<unk>."""
-    text = []
-    for token in ids:
-        if token == EOS:
-            break
-        if token not in (BOS, PAD, UNK):
-            text.append(inverse[token])
-    return "".join(text)
-
-
-def edit_distance(a, b):
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        previous, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            previous, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, previous + (ca != cb))
-    return row[len(b)]
-
-
-def score(model, loader, inverse, device, **generate_kwargs):
+def score(model, loader, vocab, inverse, device, **generate_kwargs):
     """CER and line accuracy of generate() on a finite loader."""
     model.eval()
     errors = chars = correct = lines = 0
@@ -194,7 +175,7 @@ def score(model, loader, inverse, device, **generate_kwargs):
         for pixels, _, texts in loader:
             ids = model.generate(normalize(pixels, device), **generate_kwargs).tolist()
             for row, truth in zip(ids, texts):
-                text = char_decode(row, inverse)
+                text = char_decode(row, vocab, inverse)
                 errors += edit_distance(text, truth)
                 chars += len(truth)
                 correct += text == truth
@@ -289,7 +270,7 @@ def main():
     train_seconds = time.time() - started
     print(f"trained {step} steps, {seen} lines in {train_seconds:.0f}s", flush=True)
 
-    cer, accuracy = score(model, validation, inverse, device, num_beams=1, max_length=MAX_CHARS + 7)
+    cer, accuracy = score(model, validation, vocab, inverse, device, num_beams=1, max_length=MAX_CHARS + 7)
     print(f"validation ({args.validation_lines} lines, seed {VALIDATION_SEED}, greedy): "
           f"CER {cer:.4f} line accuracy {accuracy:.4f}", flush=True)
 

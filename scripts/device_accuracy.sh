@@ -6,14 +6,10 @@
 # data/synth-eval (python/hf_reference.py); `trocr compare` measures each engine and dtype.
 # Brings back $OUT/accuracy.json (a list of records) and $OUT/accuracy.log.
 set -uo pipefail
-out=${OUT:-/tmp/trocr-out}
-commit=${COMMIT:-unknown}
-mkdir -p "$out"
-[ -x .device-bin/trocr ] || tar -C .device-bin -xJf .device-bin/bin.tar.xz
+source "$(dirname "$0")/device_env.sh"
 models=/tmp/full-models
 refs=/tmp/hf-references
 mkdir -p $refs
-export PYTHONUNBUFFERED=1
 [ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models 2>&1 | grep -v Writing
 log="$out/accuracy.log"
 : > "$log"

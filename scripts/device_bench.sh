@@ -4,12 +4,8 @@
 # logs go to $OUT; bench/summarize.py turns them into bench/results/.
 # BENCH_QUICK=1 skips HF (for iterating on the engine).
 set -uo pipefail
-out=${OUT:-/tmp/trocr-out}
-commit=${COMMIT:-unknown}
-mkdir -p "$out"
-[ -x .device-bin/trocr ] || tar -C .device-bin -xJf .device-bin/bin.tar.xz
+source "$(dirname "$0")/device_env.sh"
 models=/tmp/full-models
-export PYTHONUNBUFFERED=1
 [ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models 2>&1 | grep -v Writing | tee "$out/models.log"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv | tee "$out/gpu.txt"
 for model in trocr-base trocr-small; do
@@ -26,13 +22,15 @@ if [ "${BENCH_QUICK:-0}" != 1 ]; then
   done
 fi
 # One file back (the device tool returns a handful): every record, in one list.
-python3 - "$out" <<'PY'
+python3 - "$out" "$commit" <<'PY'
 import glob, json, os, sys
-out = sys.argv[1]
+out, commit = sys.argv[1], sys.argv[2]
 records = []
 for path in sorted(glob.glob(os.path.join(out, "*.json"))):
     if os.path.basename(path) != "records.json":
-        records += json.load(open(path))
+        for record in json.load(open(path)):
+            record.setdefault("commit", commit)  # HF's records: the commit of the run they belong to
+            records.append(record)
         os.remove(path)
 json.dump(records, open(os.path.join(out, "records.json"), "w"), indent=1)
 print(len(records), "records")

@@ -2,9 +2,8 @@
 # On the GPU machine (through the device tool, carrying .device-bin from scripts/device_build.sh):
 # the GPU test suite, then the CLI on CUDA. Logs and JUnit XML go to $OUT.
 set -uo pipefail
-out=${OUT:-/tmp/trocr-out}
-mkdir -p "$out" build-device/tests/scratch
-tar -C .device-bin -xJf .device-bin/bin.tar.xz
+source "$(dirname "$0")/device_env.sh"
+mkdir -p build-device/tests/scratch
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 status=0
 .device-bin/cuda_test --gtest_output=xml:"$out/cuda_test.xml" 2>&1 | tee "$out/cuda_test.log" | grep -E "^\[  (PASSED|FAILED) |identical|Failure|FAILED" || status=1

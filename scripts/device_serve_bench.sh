@@ -6,13 +6,8 @@
 # from nvidia-smi. Also the CPU engines: trocr-rt CPU and HF eager on the CPU, same machine.
 # Brings back $OUT/serve.json, $OUT/cpu.json and $OUT/serve.log.
 set -uo pipefail
-out=${OUT:-/tmp/trocr-out}
-commit=${COMMIT:-unknown}
+source "$(dirname "$0")/device_env.sh"
 soak_seconds=${SOAK_SECONDS:-120}
-mkdir -p "$out"
-[ -x .device-bin/trocr ] || tar -C .device-bin -xJf .device-bin/bin.tar.xz
-export LD_LIBRARY_PATH=$PWD/.device-bin/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export PYTHONUNBUFFERED=1
 trocr=.device-bin/trocr
 models=/tmp/full-models
 [ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models --models trocr-base,trocr-small 2>&1 | grep -v Writing

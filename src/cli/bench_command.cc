@@ -27,7 +27,7 @@ struct BenchArguments {
   bool profile = false;
 };
 
-std::string gpu_name(const std::string& device) {
+std::string gpu_name([[maybe_unused]] const std::string& device) {
 #ifdef TROCR_WITH_CUDA
   if (device != "cpu") {
     const auto devices = list_cuda_devices();

@@ -9,11 +9,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <regex>
 #include <sstream>
 #include <thread>
 
@@ -55,9 +55,9 @@ double server_resident_bytes(const std::string& url) {
   httplib::Client client(url);
   const auto response = client.Get("/metrics");
   if (!response || response->status != 200) return -1;
-  std::smatch match;
-  static const std::regex pattern("process_resident_memory_bytes ([0-9.e+]+)");
-  return std::regex_search(response->body, match, pattern) ? std::stod(match[1]) : -1;
+  const std::string name = "\nprocess_resident_memory_bytes ";
+  const size_t at = response->body.find(name);
+  return at == std::string::npos ? -1 : std::strtod(response->body.c_str() + at + name.size(), nullptr);
 }
 
 nlohmann::json run_level(const LoadTestArguments& arguments, const std::string& body, const std::string& content_type,
