@@ -19,6 +19,9 @@ struct EngineOptions {
   int threads = 0;             // CPU threads for matrix products; 0 keeps OpenBLAS's default
   int batch_size = 8;          // images encoded and decoded together
   bool profile = false;        // time the phases of each call (CUDA events); see profile_report
+  // CUDA fp16/bf16 with 64-wide heads: the encoder's attention as one flash-style kernel (false:
+  // two batched GEMMs around a materialized softmax, kept for comparison).
+  bool fused_encoder_attention = true;
 };
 
 struct TextCandidate {

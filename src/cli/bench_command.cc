@@ -25,6 +25,7 @@ struct BenchArguments {
   int new_tokens = 20, warmup = 3, repeat = 10;
   bool trocr_chinese_settings = false;
   bool profile = false;
+  std::string encoder_attention = "fused";
 };
 
 std::string gpu_name([[maybe_unused]] const std::string& device) {
@@ -43,6 +44,7 @@ int run(const BenchArguments& arguments) {
   options.dtype = arguments.dtype;
   options.batch_size = *std::max_element(arguments.batches.begin(), arguments.batches.end());
   options.profile = arguments.profile;
+  options.fused_encoder_attention = arguments.encoder_attention == "fused";
   const Recognizer recognizer(arguments.model_dir, options);
   const ModelConfig& config = recognizer.model_config();
   const size_t image_values = size_t{3} * config.encoder.image_height * config.encoder.image_width;
@@ -90,6 +92,7 @@ int run(const BenchArguments& arguments) {
                          {"batch", batch},
                          {"beams", beams},
                          {"settings", arguments.trocr_chinese_settings ? "trocr-chinese" : "plain"},
+                         {"encoder_attention", arguments.encoder_attention},
                          {"new_tokens", arguments.new_tokens},
                          {"ms_per_batch", median},
                          {"ms_per_image", median / batch},
@@ -127,6 +130,9 @@ Action add_bench_command(CLI::App& app) {
   command->add_option("--json", arguments->json_path, "Write the records to this file");
   command->add_flag("--profile", arguments->profile, "Print where the last run of each setting spent its time");
   command->add_option("--commit", arguments->commit, "Commit id for the records");
+  command->add_option("--encoder-attention", arguments->encoder_attention,
+                      "fused (flash-style kernel, fp16/bf16) or gemm (two GEMMs around a softmax)")
+      ->capture_default_str()->check(CLI::IsMember({"fused", "gemm"}));
   return [arguments]() { return run(*arguments); };
 }
 

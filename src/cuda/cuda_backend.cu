@@ -30,7 +30,8 @@ std::vector<float> to_host_floats(const cuda::DeviceBuffer<T>& buffer, size_t co
 template <typename T>
 class CudaBackend : public Backend {
  public:
-  CudaBackend(const ModelDirectory& model, int device, bool profile) : model_(model), profile_(profile) {
+  CudaBackend(const ModelDirectory& model, int device, const BackendOptions& options)
+      : model_(model), profile_(options.profile) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
       cudaGetLastError();
@@ -43,7 +44,7 @@ class CudaBackend : public Backend {
     }
     TROCR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     weights_ = std::make_unique<cuda::DeviceWeights<T>>(cuda::upload_weights<T>(model.weights, stream_));
-    engine_ = std::make_unique<cuda::CudaModel<T>>(*weights_, model.config, stream_);
+    engine_ = std::make_unique<cuda::CudaModel<T>>(*weights_, model.config, stream_, options.fused_encoder_attention);
     for (auto& event : events_) TROCR_CUDA_CHECK(cudaEventCreate(&event));
   }
 
@@ -134,10 +135,10 @@ class CudaBackend : public Backend {
 }  // namespace
 
 std::unique_ptr<Backend> make_cuda_backend(const ModelDirectory& model, int device_index,
-                                           const std::string& dtype, bool profile) {
-  if (dtype == "fp16") return std::make_unique<CudaBackend<__half>>(model, device_index, profile);
-  if (dtype == "bf16") return std::make_unique<CudaBackend<__nv_bfloat16>>(model, device_index, profile);
-  return std::make_unique<CudaBackend<float>>(model, device_index, profile);
+                                           const std::string& dtype, const BackendOptions& options) {
+  if (dtype == "fp16") return std::make_unique<CudaBackend<__half>>(model, device_index, options);
+  if (dtype == "bf16") return std::make_unique<CudaBackend<__nv_bfloat16>>(model, device_index, options);
+  return std::make_unique<CudaBackend<float>>(model, device_index, options);
 }
 
 }  // namespace trocr

@@ -20,8 +20,9 @@ void ensure(DeviceBuffer<T>& buffer, size_t count) {
 
 template <typename T>
 CudaModel<T>::CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config,
-                        cudaStream_t stream)
-    : weights_(weights), config_(config), stream_(stream), gemm_(stream), position_(1) {}
+                        cudaStream_t stream, bool fused_encoder_attention)
+    : weights_(weights), config_(config), stream_(stream), fused_encoder_attention_(fused_encoder_attention),
+      gemm_(stream), position_(1) {}
 
 template <typename T>
 CudaModel<T>::~CudaModel() {
@@ -115,12 +116,15 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
                              layer.before.gamma.data(), layer.before.beta.data(), rows, hidden,
                              e.layer_norm_eps, l != 0, stream_);
       linear(normed_.data(), rows, layer.qkv, qkv_.data());
-      split_heads<T>(qkv_.data(), batch, sequence, heads, dim, q_.data(), k_.data(), v_.data(), stream_);
-      gemm_.matmul<T, T>(scores_shape, q_.data(), k_.data(), scores_.data());
-      softmax_rows<T>(scores_.data(), int64_t(batch) * heads * sequence, sequence, padded,
-                      probabilities_.data(), stream_);
-      gemm_.matmul<T, T>(context_shape, probabilities_.data(), v_.data(), context_.data());
-      merge_heads<T>(context_.data(), batch, sequence, heads, dim, heads_out_.data(), stream_);
+      if (!fused_encoder_attention_ || !encoder_attention<T>(qkv_.data(), batch, sequence, heads, dim,
+                                                             scores_shape.alpha, heads_out_.data(), stream_)) {
+        split_heads<T>(qkv_.data(), batch, sequence, heads, dim, q_.data(), k_.data(), v_.data(), stream_);
+        gemm_.matmul<T, T>(scores_shape, q_.data(), k_.data(), scores_.data());
+        softmax_rows<T>(scores_.data(), int64_t(batch) * heads * sequence, sequence, padded,
+                        probabilities_.data(), stream_);
+        gemm_.matmul<T, T>(context_shape, probabilities_.data(), v_.data(), context_.data());
+        merge_heads<T>(context_.data(), batch, sequence, heads, dim, heads_out_.data(), stream_);
+      }
       linear(heads_out_.data(), rows, layer.attention_output, projected_.data());
       residual_layer_norm<T>(states, projected_.data(), normed_.data(), layer.after.gamma.data(),
                              layer.after.beta.data(), rows, hidden, e.layer_norm_eps, true, stream_);

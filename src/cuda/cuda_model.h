@@ -15,7 +15,8 @@ namespace trocr::cuda {
 template <typename T>
 class CudaModel : public StepModel {
  public:
-  CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config, cudaStream_t stream);
+  CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config, cudaStream_t stream,
+            bool fused_encoder_attention = true);
 
   // pixels: device [count, 3, H, W]. Writes last_hidden_state [count * S, hidden] into out.
   void encode(const float* pixels, int count, T* out);
@@ -56,6 +57,7 @@ class CudaModel : public StepModel {
   const DeviceWeights<T>& weights_;
   const ModelConfig& config_;
   cudaStream_t stream_;
+  bool fused_encoder_attention_;
   Gemm gemm_;
   int images_ = 0, slots_ = 0, row_capacity_ = 0;
   int cache_length_ = 0;  // positions per slot in the KV caches

@@ -24,14 +24,20 @@ class Backend {
   virtual std::string profile_report() const { return ""; }
 };
 
+// The CUDA engine's choices (the CPU engine has none).
+struct BackendOptions {
+  bool profile = false;                 // time the phases of each generate call
+  bool fused_encoder_attention = true;  // fp16/bf16 with head_dim 64: the flash-style kernel
+};
+
 // device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32).
 std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::string& device,
-                                      const std::string& dtype, bool profile = false);
+                                      const std::string& dtype, const BackendOptions& options = {});
 
 std::unique_ptr<Backend> make_cpu_backend(const ModelDirectory& model);
 #ifdef TROCR_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(const ModelDirectory& model, int device_index,
-                                           const std::string& dtype, bool profile);
+                                           const std::string& dtype, const BackendOptions& options);
 #endif
 
 }  // namespace trocr

@@ -40,7 +40,7 @@ std::unique_ptr<Backend> make_cpu_backend(const ModelDirectory& model) {
 }
 
 std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::string& device,
-                                      const std::string& dtype, [[maybe_unused]] bool profile) {
+                                      const std::string& dtype, [[maybe_unused]] const BackendOptions& options) {
   if (dtype != "fp32" && dtype != "fp16" && dtype != "bf16") {
     fail("dtype '{}': expected fp32, fp16 or bf16", dtype);
   }
@@ -60,7 +60,7 @@ std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::st
       }
     }
 #ifdef TROCR_WITH_CUDA
-    return make_cuda_backend(model, index, dtype, profile);
+    return make_cuda_backend(model, index, dtype, options);
 #else
     fail("device '{}': this build has no CUDA engine (configure with TROCR_CUDA=ON)", device);
 #endif

@@ -29,7 +29,8 @@ Recognizer::Recognizer(const std::string& model_dir, const EngineOptions& option
   if (options.threads > 0) openblas_set_num_threads(options.threads);
   impl_->options = options;
   impl_->model = load_model_directory(model_dir);
-  impl_->backend = make_backend(impl_->model, options.device, options.dtype, options.profile);
+  impl_->backend = make_backend(impl_->model, options.device, options.dtype,
+                                BackendOptions{options.profile, options.fused_encoder_attention});
 }
 
 Recognizer::~Recognizer() = default;

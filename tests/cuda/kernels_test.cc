@@ -213,6 +213,37 @@ TYPED_TEST(CudaKernels, DecodeAttentionOverCacheAndCrossKeys) {
   }
 }
 
+TYPED_TEST(CudaKernels, FusedEncoderAttentionMatchesTheCpu) {
+  using T = TypeParam;
+  const int heads = 3, dim = 64, width = heads * dim, batch = 2;
+  for (int sequence : {577, 37, 64}) {  // several key tiles with a partial one, one partial, one full
+    const auto qkv = rounded<T>(random_values(size_t(batch) * sequence * 3 * width, this->generator_));
+    auto d_qkv = to_device<T>(qkv);
+    DeviceBuffer<T> out(size_t(batch) * sequence * width);
+    const float scale = 1.0f / std::sqrt(float(dim));
+    const bool launched = cuda::encoder_attention<T>(d_qkv.data(), batch, sequence, heads, dim, scale, out.data(), nullptr);
+    if constexpr (std::is_same_v<T, float>) {
+      EXPECT_FALSE(launched) << "fp32 keeps the GEMM path";
+      continue;
+    }
+    ASSERT_TRUE(launched);
+    EXPECT_FALSE(cuda::encoder_attention<T>(d_qkv.data(), batch, sequence, heads, 32, scale, out.data(), nullptr))
+        << "only 64-wide heads";
+    std::vector<float> expected(size_t(batch) * sequence * width);
+    cpu::AttentionShape shape;
+    shape.queries = shape.keys = sequence;
+    shape.heads = heads;
+    shape.head_dim = dim;
+    shape.q_stride = shape.kv_stride = 3 * width;
+    shape.scale = scale;
+    for (int b = 0; b < batch; ++b) {
+      const float* image = qkv.data() + size_t(b) * sequence * 3 * width;
+      cpu::attention(image, image + width, image + 2 * width, shape, expected.data() + size_t(b) * sequence * width);
+    }
+    EXPECT_LE(relative_error(to_host(out), expected), tolerance<T>() * 2) << "sequence " << sequence;
+  }
+}
+
 TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
   if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
   std::mt19937 generator(11);

@@ -85,6 +85,13 @@ void split_heads(const T* qkv, int batch, int sequence, int heads, int dim, T* q
 template <typename T>
 void merge_heads(const T* context, int batch, int sequence, int heads, int dim, T* out,
                  cudaStream_t stream);
+// Fused encoder attention: qkv [B * S, 3 * heads * dim] (Q, K, V of each token side by side,
+// heads within each) -> out [B * S, heads * dim], softmax(scale * Q K^T) V per (image, head),
+// flash-style (no score matrix in memory, fp32 softmax and accumulation). Handles fp16/bf16
+// with dim 64; returns false (launching nothing) otherwise.
+template <typename T>
+bool encoder_attention(const T* qkv, int batch, int sequence, int heads, int dim, float scale, T* out,
+                       cudaStream_t stream);
 // Row softmax (fp32 inside) of scores into probabilities; rows are `stride` elements apart.
 // Scores are in the engine's dtype, as HF's eager attention keeps them.
 template <typename T>
