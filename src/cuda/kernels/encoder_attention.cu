@@ -4,10 +4,11 @@
 // motivated it: per layer the materialized path spent more in softmax (0.64 ms), head split
 // (0.37 ms) and merge (0.11 ms) at batch 32 than in its two attention GEMMs.
 //
-// A block of 4 warps takes 64 queries of one (image, head); each warp owns 16 of them. Keys go
-// by in tiles of 64: S = Q K^T on tensor cores (WMMA, fp32 accumulation), an online softmax in
-// fp32 per row (running max and sum), P (in T) times V on tensor cores, and the fp32 output
-// accumulator rescaled by exp(old max - new max) before each tile's contribution is added.
+// A block of 4 warps takes 64 queries of one (image, head); each warp owns 16 of them, and keeps
+// its Q fragments in registers. Keys go by in tiles of 64: S = Q K^T on tensor cores (WMMA, fp32
+// accumulation), an online softmax in fp32 (running max and sum per row), P (in T) times V on
+// tensor cores, and the fp32 output accumulator rescaled by exp(old max - new max) before each
+// tile's contribution is added.
 #include <mma.h>
 
 #include <type_traits>
@@ -27,15 +28,18 @@ constexpr int kWarps = 4;        // 16 queries each
 constexpr int kWarpRows = 16;
 constexpr int kVector = 8;       // 16-byte loads of 2-byte elements
 
+// Row strides padded so that the two lanes of a row (columns 2c and 2c + 1) and the 16 rows
+// of a warp spread over the shared-memory banks (2-way conflicts at most).
+constexpr int kScoreStride = kTile + 4;   // floats; WMMA needs a multiple of 4
+constexpr int kProbStride = kTile + 8;    // T elements; WMMA needs a multiple of 8
+
 template <typename T>
 struct EncoderAttentionShared {
   T q[kTile][kDim];
   T k[kTile][kDim];
   T v[kTile][kDim];
-  float s[kWarps][kWarpRows][kTile];       // scores, then P . V of the tile
-  T p[kWarps][kWarpRows][kTile];           // probabilities in T for the tensor cores
-  float o[kWarps][kWarpRows][kDim];        // output accumulator
-  float alpha[kWarps][kWarpRows];          // per-row rescale of o for this tile
+  float s[kWarps][kWarpRows][kScoreStride];  // scores, then the tile's P . V
+  T p[kWarps][kWarpRows][kProbStride];       // probabilities in T for the tensor cores
 };
 
 // Copies rows [first, first + kTile) of one head's slice of qkv into tile (zeros past the end).
@@ -49,6 +53,8 @@ __device__ void load_tile(const T* qkv, int64_t row_stride, int sequence, int fi
   }
 }
 
+// Each lane owns half of one of its warp's 16 rows: row lane / 2, columns 2c + lane % 2 for
+// c < 32, of the scores and of the output (whose accumulator lives in its registers).
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32)
     encoder_attention_kernel(const T* qkv, int sequence, int heads, float scale, T* out) {
@@ -60,15 +66,20 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int first_query = blockIdx.x * kTile;
   const T* base = qkv + int64_t(image) * sequence * row_stride + head * kDim;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int row = lane / 2, half = lane % 2;
 
   load_tile(base, row_stride, sequence, first_query, shared.q);
-  for (int i = lane; i < kWarpRows * kDim; i += 32) shared.o[warp][i / kDim][i % kDim] = 0.0f;
-  float running_max[kWarpRows], running_sum[kWarpRows];
+  __syncthreads();
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> q[kDim / 16];
 #pragma unroll
-  for (int r = 0; r < kWarpRows; ++r) {
-    running_max[r] = -INFINITY;
-    running_sum[r] = 0.0f;
-  }
+  for (int d = 0; d < kDim / 16; ++d) wmma::load_matrix_sync(q[d], &shared.q[warp * kWarpRows][d * 16], kDim);
+
+  float output[kDim / 2];
+#pragma unroll
+  for (int c = 0; c < kDim / 2; ++c) output[c] = 0.0f;
+  float running_max = -INFINITY, running_sum = 0.0f;
+  float (*scores)[kScoreStride] = shared.s[warp];
+  T (*probabilities)[kProbStride] = shared.p[warp];
 
   for (int first_key = 0; first_key < sequence; first_key += kTile) {
     __syncthreads();  // the previous tile's K and V are no longer read
@@ -77,70 +88,72 @@ __global__ void __launch_bounds__(kWarps * 32)
     __syncthreads();
 
     // S = Q K^T for this warp's 16 queries and the tile's 64 keys.
-    for (int n = 0; n < kTile / 16; ++n) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> scores;
-      wmma::fill_fragment(scores, 0.0f);
-      for (int d = 0; d < kDim / 16; ++d) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> q;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> k;
-        wmma::load_matrix_sync(q, &shared.q[warp * kWarpRows][d * 16], kDim);
-        wmma::load_matrix_sync(k, &shared.k[n * 16][d * 16], kDim);
-        wmma::mma_sync(scores, q, k, scores);
-      }
-      wmma::store_matrix_sync(&shared.s[warp][0][n * 16], scores, kTile, wmma::mem_row_major);
-    }
-    __syncwarp();
-
-    // Online softmax, one row at a time; each lane holds columns lane and lane + 32.
-    const int valid = min(kTile, sequence - first_key);
 #pragma unroll
-    for (int r = 0; r < kWarpRows; ++r) {
-      const float s0 = lane < valid ? shared.s[warp][r][lane] * scale : -INFINITY;
-      const float s1 = lane + 32 < valid ? shared.s[warp][r][lane + 32] * scale : -INFINITY;
-      float tile_max = fmaxf(s0, s1);
-      for (int offset = 16; offset > 0; offset /= 2) tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, offset));
-      const float new_max = fmaxf(running_max[r], tile_max);
-      const float p0 = __expf(s0 - new_max), p1 = __expf(s1 - new_max);
-      float tile_sum = p0 + p1;
-      for (int offset = 16; offset > 0; offset /= 2) tile_sum += __shfl_xor_sync(0xffffffff, tile_sum, offset);
-      const float alpha = __expf(running_max[r] - new_max);  // 0 on the first tile
-      running_sum[r] = running_sum[r] * alpha + tile_sum;
-      running_max[r] = new_max;
-      shared.p[warp][r][lane] = from_float<T>(p0);
-      shared.p[warp][r][lane + 32] = from_float<T>(p1);
-      if (lane == 0) shared.alpha[warp][r] = alpha;
+    for (int n = 0; n < kTile / 16; ++n) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> tile_scores;
+      wmma::fill_fragment(tile_scores, 0.0f);
+#pragma unroll
+      for (int d = 0; d < kDim / 16; ++d) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> k;
+        wmma::load_matrix_sync(k, &shared.k[n * 16][d * 16], kDim);
+        wmma::mma_sync(tile_scores, q[d], k, tile_scores);
+      }
+      wmma::store_matrix_sync(&scores[0][n * 16], tile_scores, kScoreStride, wmma::mem_row_major);
     }
     __syncwarp();
 
-    // The tile's P V, into s (free now), then o = o * alpha + P V.
+    // Online softmax of this lane's half row; the other half is on lane ^ 1.
+    const int valid = min(kTile, sequence - first_key);
+    float values[kTile / 2];
+    float tile_max = -INFINITY;
+#pragma unroll
+    for (int c = 0; c < kTile / 2; ++c) {
+      const int column = 2 * c + half;
+      values[c] = column < valid ? scores[row][column] * scale : -INFINITY;
+      tile_max = fmaxf(tile_max, values[c]);
+    }
+    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, 1));
+    const float new_max = fmaxf(running_max, tile_max);
+    float tile_sum = 0.0f;
+#pragma unroll
+    for (int c = 0; c < kTile / 2; ++c) {
+      const float p = __expf(values[c] - new_max);
+      tile_sum += p;
+      probabilities[row][2 * c + half] = from_float<T>(p);
+    }
+    tile_sum += __shfl_xor_sync(0xffffffff, tile_sum, 1);
+    const float alpha = __expf(running_max - new_max);  // 0 on the first tile
+    running_sum = running_sum * alpha + tile_sum;
+    running_max = new_max;
+    __syncwarp();
+
+    // The tile's P V into the (now free) score rows, then output = output * alpha + P V.
+#pragma unroll
     for (int n = 0; n < kDim / 16; ++n) {
       wmma::fragment<wmma::accumulator, 16, 16, 16, float> context;
       wmma::fill_fragment(context, 0.0f);
+#pragma unroll
       for (int j = 0; j < kTile / 16; ++j) {
         wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> p;
         wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> v;
-        wmma::load_matrix_sync(p, &shared.p[warp][0][j * 16], kTile);
+        wmma::load_matrix_sync(p, &probabilities[0][j * 16], kProbStride);
         wmma::load_matrix_sync(v, &shared.v[j * 16][n * 16], kDim);
         wmma::mma_sync(context, p, v, context);
       }
-      wmma::store_matrix_sync(&shared.s[warp][0][n * 16], context, kTile, wmma::mem_row_major);
+      wmma::store_matrix_sync(&scores[0][n * 16], context, kScoreStride, wmma::mem_row_major);
     }
     __syncwarp();
-    for (int i = lane; i < kWarpRows * kDim; i += 32) {
-      const int r = i / kDim, c = i % kDim;
-      shared.o[warp][r][c] = shared.o[warp][r][c] * shared.alpha[warp][r] + shared.s[warp][r][c];
-    }
-    __syncwarp();
+#pragma unroll
+    for (int c = 0; c < kDim / 2; ++c) output[c] = output[c] * alpha + scores[row][2 * c + half];
+    __syncwarp();  // the next tile overwrites scores
   }
 
-#pragma unroll
-  for (int r = 0; r < kWarpRows; ++r) {
-    const int query = first_query + warp * kWarpRows + r;
-    if (query >= sequence) continue;
+  const int query = first_query + warp * kWarpRows + row;
+  if (query < sequence) {
     T* destination = out + (int64_t(image) * sequence + query) * width + head * kDim;
-    const float inverse = 1.0f / running_sum[r];
-    destination[lane] = from_float<T>(shared.o[warp][r][lane] * inverse);
-    destination[lane + 32] = from_float<T>(shared.o[warp][r][lane + 32] * inverse);
+    const float inverse = 1.0f / running_sum;
+#pragma unroll
+    for (int c = 0; c < kDim / 2; ++c) destination[2 * c + half] = from_float<T>(output[c] * inverse);
   }
 }
 
