@@ -25,7 +25,7 @@ struct BenchArguments {
   int new_tokens = 20, warmup = 3, repeat = 10;
   bool trocr_chinese_settings = false;
   bool profile = false;
-  std::string encoder_attention = "fused";
+  std::string encoder_attention = "gemm";
 };
 
 std::string gpu_name([[maybe_unused]] const std::string& device) {

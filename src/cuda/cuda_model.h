@@ -16,7 +16,7 @@ template <typename T>
 class CudaModel : public StepModel {
  public:
   CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config, cudaStream_t stream,
-            bool fused_encoder_attention = true);
+            bool fused_encoder_attention = false);
 
   // pixels: device [count, 3, H, W]. Writes last_hidden_state [count * S, hidden] into out.
   void encode(const float* pixels, int count, T* out);

@@ -12,6 +12,7 @@ struct DemoCase {
   const char* dtype;
   double identical_share;  // lines with HF fp32's text, at least
   double cer;              // against the labels, at most
+  bool fused_encoder_attention = false;
 };
 
 class CudaDemo : public ::testing::TestWithParam<DemoCase> {};
@@ -23,10 +24,11 @@ TEST_P(CudaDemo, ReadsTheEvaluationSetAsHfDoes) {
   options.device = "cuda";
   options.dtype = demo.dtype;
   options.batch_size = 64;
+  options.fused_encoder_attention = demo.fused_encoder_attention;
   for (const char* setting : {"default", "greedy"}) {
     const DemoComparison result = compare_demo_with_hf(options, setting, 0);
-    std::printf("demo model, %s, CUDA %s: %zu/%zu texts and %zu ids identical to HF fp32, CER %.4f (HF %.4f)\n",
-                setting, demo.dtype, result.identical_text, result.lines, result.identical_ids, result.cer,
+    std::printf("demo model, %s, CUDA %s%s: %zu/%zu texts and %zu ids identical to HF fp32, CER %.4f (HF %.4f)\n",
+                setting, demo.dtype, demo.fused_encoder_attention ? " (fused encoder attention)" : "", result.identical_text, result.lines, result.identical_ids, result.cer,
                 result.hf_cer);
     if (demo.identical_share == 1.0) {
       for (const auto& difference : result.differences) ADD_FAILURE() << setting << " " << difference;
@@ -39,8 +41,11 @@ TEST_P(CudaDemo, ReadsTheEvaluationSetAsHfDoes) {
 
 INSTANTIATE_TEST_SUITE_P(Precisions, CudaDemo,
                          ::testing::Values(DemoCase{"fp32", 1.0, 0.02}, DemoCase{"fp16", 0.98, 0.025},
-                                           DemoCase{"bf16", 0.95, 0.03}),
-                         [](const auto& info) { return std::string(info.param.dtype); });
+                                           DemoCase{"bf16", 0.95, 0.03}, DemoCase{"fp16", 0.98, 0.025, true},
+                                           DemoCase{"bf16", 0.95, 0.03, true}),
+                         [](const auto& info) {
+                           return std::string(info.param.dtype) + (info.param.fused_encoder_attention ? "_fused" : "");
+                         });
 
 }  // namespace
 }  // namespace trocr::test
