@@ -48,33 +48,29 @@ int run(const EvalArguments& arguments) {
   PrefetchingImageReader reader(paths, arguments.engine.batch);
   while (!reader.done()) {
     DecodedImages batch = reader.next();
-    std::vector<RgbImage> images;
-    std::vector<size_t> rows;  // dataset rows of `images`
     for (size_t i = 0; i < batch.paths.size(); ++i) {
-      const size_t row = done + i;
-      if (batch.errors[i].empty()) {
-        images.push_back(std::move(batch.images[i]));
-        rows.push_back(row);
-        continue;
-      }
+      if (batch.errors[i].empty()) continue;
       // An unreadable image counts as read wrong (nothing recognized), and is reported.
+      const size_t row = done + i;
       ++unreadable;
       std::fprintf(stderr, "trocr: error: %s\n", batch.errors[i].c_str());
       const size_t edits = score.add("", dataset[row].label);
       mistakes.push_back({dataset[row].path, dataset[row].label, "", batch.errors[i], edits});
     }
-    done += batch.paths.size();
+    std::vector<size_t> positions;
+    const std::vector<RgbImage> images = batch.take_readable(positions);
     if (!images.empty()) {
       const auto model_start = Clock::now();
       const std::vector<Recognition> results = recognizer.recognize(images, generation);
       model_seconds += std::chrono::duration<double>(Clock::now() - model_start).count();
       for (size_t i = 0; i < results.size(); ++i) {
-        const LabeledImage& item = dataset[rows[i]];
+        const LabeledImage& item = dataset[done + positions[i]];
         const std::string& text = results[i].best().text;
         const size_t edits = score.add(text, item.label);
         if (edits > 0) mistakes.push_back({item.path, item.label, text, "", edits});
       }
     }
+    done += batch.paths.size();
     progress.update(done);
   }
   progress.finish();

@@ -54,6 +54,17 @@ DecodedImages decode_image_files(const std::vector<std::string>& paths) {
   return decoded;
 }
 
+std::vector<RgbImage> DecodedImages::take_readable(std::vector<size_t>& positions) {
+  std::vector<RgbImage> readable;
+  positions.clear();
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (!errors[i].empty()) continue;
+    readable.push_back(std::move(images[i]));
+    positions.push_back(i);
+  }
+  return readable;
+}
+
 PrefetchingImageReader::PrefetchingImageReader(std::vector<std::string> paths, size_t batch_size)
     : paths_(std::move(paths)), batch_size_(std::max<size_t>(1, batch_size)) {
   start_decoding();

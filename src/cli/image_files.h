@@ -18,6 +18,9 @@ struct DecodedImages {
   std::vector<std::string> paths;
   std::vector<RgbImage> images;
   std::vector<std::string> errors;  // empty where the file decoded
+
+  // Moves out the images that decoded; `positions` receives their indices in this batch.
+  std::vector<RgbImage> take_readable(std::vector<size_t>& positions);
 };
 DecodedImages decode_image_files(const std::vector<std::string>& paths);
 

@@ -14,11 +14,11 @@
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <thread>
 
 #include "cli/commands.h"
 #include "common/check.h"
+#include "formats/mapped_file.h"
 
 namespace trocr::cli {
 namespace {
@@ -40,14 +40,6 @@ double percentile(std::vector<double> values, double fraction) {
   if (values.empty()) return 0;
   std::sort(values.begin(), values.end());
   return values[std::min(values.size() - 1, size_t(fraction * values.size()))];
-}
-
-std::string read_binary(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) fail("{}: cannot open", path);
-  std::stringstream bytes;
-  bytes << file.rdbuf();
-  return bytes.str();
 }
 
 // The server's resident memory from its /metrics, or -1 if it cannot be read.
@@ -131,7 +123,7 @@ nlohmann::json run_level(const LoadTestArguments& arguments, const std::string& 
 }
 
 int run(const LoadTestArguments& arguments) {
-  const std::string image = read_binary(arguments.image);
+  const std::string image = read_text_file(arguments.image);  // binary-safe
   std::string body = image, content_type = "application/octet-stream";
   if (arguments.images_per_request > 1) {
     const std::string boundary = "trocr-load-test-boundary";

@@ -51,24 +51,19 @@ int run(const RecognizeArguments& arguments) {
   int failures = 0;
   while (!reader.done()) {
     DecodedImages decoded = reader.next();
-    const std::vector<std::string>& batch_paths = decoded.paths;
-    std::vector<RgbImage> images;
-    std::vector<std::string> names;
-    for (size_t i = 0; i < batch_paths.size(); ++i) {
-      if (decoded.errors[i].empty()) {
-        images.push_back(std::move(decoded.images[i]));
-        names.push_back(batch_paths[i]);
-        continue;
-      }
+    for (size_t i = 0; i < decoded.paths.size(); ++i) {
+      if (decoded.errors[i].empty()) continue;
       ++failures;
       std::fprintf(stderr, "trocr: error: %s\n", decoded.errors[i].c_str());
       if (arguments.json) {
-        fmt::print("{}\n", nlohmann::json{{"path", batch_paths[i]}, {"error", decoded.errors[i]}}.dump());
+        fmt::print("{}\n", nlohmann::json{{"path", decoded.paths[i]}, {"error", decoded.errors[i]}}.dump());
       }
     }
+    std::vector<size_t> positions;
+    const std::vector<RgbImage> images = decoded.take_readable(positions);
     if (images.empty()) continue;
     const auto results = recognizer.recognize(images, generation);
-    for (size_t i = 0; i < results.size(); ++i) print_result(names[i], results[i], arguments.json);
+    for (size_t i = 0; i < results.size(); ++i) print_result(decoded.paths[positions[i]], results[i], arguments.json);
     std::fflush(stdout);
   }
   return failures == 0 ? 0 : kExitError;

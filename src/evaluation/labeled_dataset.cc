@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "common/check.h"
+#include "formats/mapped_file.h"
 #include "text/utf8.h"
 #include "trocr/image.h"
 
@@ -33,14 +33,12 @@ std::vector<LabeledImage> read_folder(const fs::path& folder) {
     if (!entry.is_regular_file() || !has_image_extension(entry.path().string())) continue;
     fs::path label_path = entry.path();
     label_path.replace_extension(".txt");
-    std::ifstream label_file(label_path, std::ios::binary);
-    if (!label_file) {
+    if (!fs::is_regular_file(label_path)) {
       fail("{}: no label file {} beside it (trocr-chinese's layout: NAME.jpg with NAME.txt)",
            entry.path().string(), label_path.filename().string());
     }
-    std::stringstream contents;
-    contents << label_file.rdbuf();
-    images.push_back({entry.path().string(), checked_label(contents.str(), label_path.string())});
+    images.push_back({entry.path().string(),
+                      checked_label(read_text_file(label_path.string()), label_path.string())});
   }
   std::sort(images.begin(), images.end(),
             [](const LabeledImage& a, const LabeledImage& b) { return a.path < b.path; });
