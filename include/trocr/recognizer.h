@@ -19,10 +19,15 @@ struct EngineOptions {
   int threads = 0;             // CPU threads for matrix products; 0 keeps OpenBLAS's default
   int batch_size = 8;          // images encoded and decoded together
   bool profile = false;        // time the phases of each call (CUDA events); see profile_report
-  // CUDA fp16/bf16 with 64-wide heads: the encoder's attention as one flash-style WMMA kernel
-  // instead of two batched GEMMs around a materialized softmax. Off by default: measured on an
-  // H100 it is no faster for trocr-base and 20% slower for trocr-small (docs/CUDA_ENGINE.md).
-  bool fused_encoder_attention = false;
+  // Kernel choices of the CUDA engine, both on by default because they measured faster on an
+  // H100 (docs/CUDA_ENGINE.md); off is the path fp32 always takes. fp16/bf16 with 64-wide heads:
+  // the encoder's attention as one flash-style tensor-core kernel, instead of two batched GEMMs
+  // around a materialized softmax.
+  bool fused_encoder_attention = true;
+  // fp16/bf16 with 32- or 64-wide heads: the decoder's cross-attention on tensor cores, the rows
+  // of one image (its beams) reading its keys and values together, instead of a block per row,
+  // head and 32 keys (flash-decoding).
+  bool grouped_cross_attention = true;
 };
 
 struct TextCandidate {

@@ -25,7 +25,8 @@ struct BenchArguments {
   int new_tokens = 20, warmup = 3, repeat = 10;
   bool trocr_chinese_settings = false;
   bool profile = false;
-  std::string encoder_attention = "gemm";
+  std::string encoder_attention = "fused";
+  std::string cross_attention = "grouped";
 };
 
 std::string gpu_name([[maybe_unused]] const std::string& device) {
@@ -45,6 +46,7 @@ int run(const BenchArguments& arguments) {
   options.batch_size = *std::max_element(arguments.batches.begin(), arguments.batches.end());
   options.profile = arguments.profile;
   options.fused_encoder_attention = arguments.encoder_attention == "fused";
+  options.grouped_cross_attention = arguments.cross_attention == "grouped";
   const Recognizer recognizer(arguments.model_dir, options);
   const ModelConfig& config = recognizer.model_config();
   const size_t image_values = size_t{3} * config.encoder.image_height * config.encoder.image_width;
@@ -93,6 +95,7 @@ int run(const BenchArguments& arguments) {
                          {"beams", beams},
                          {"settings", arguments.trocr_chinese_settings ? "trocr-chinese" : "plain"},
                          {"encoder_attention", arguments.encoder_attention},
+                         {"cross_attention", arguments.cross_attention},
                          {"new_tokens", arguments.new_tokens},
                          {"ms_per_batch", median},
                          {"ms_per_image", median / batch},
@@ -133,6 +136,9 @@ Action add_bench_command(CLI::App& app) {
   command->add_option("--encoder-attention", arguments->encoder_attention,
                       "fused (flash-style kernel, fp16/bf16) or gemm (two GEMMs around a softmax)")
       ->capture_default_str()->check(CLI::IsMember({"fused", "gemm"}));
+  command->add_option("--cross-attention", arguments->cross_attention,
+                      "grouped (tensor cores, an image's rows together; fp16/bf16) or chunked (a block per row, head and 32 keys)")
+      ->capture_default_str()->check(CLI::IsMember({"grouped", "chunked"}));
   return [arguments]() { return run(*arguments); };
 }
 

@@ -44,12 +44,20 @@ class CudaBackend : public Backend {
     }
     TROCR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     weights_ = std::make_unique<cuda::DeviceWeights<T>>(cuda::upload_weights<T>(model.weights, stream_));
-    engine_ = std::make_unique<cuda::CudaModel<T>>(*weights_, model.config, stream_, options.fused_encoder_attention);
+    engine_ = std::make_unique<cuda::CudaModel<T>>(*weights_, model.config, stream_, options);
     for (auto& event : events_) TROCR_CUDA_CHECK(cudaEventCreate(&event));
+    TROCR_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
+    for (auto* events : {uploaded_, encoded_}) {
+      for (int i = 0; i < 2; ++i) TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&events[i], cudaEventDisableTiming));
+    }
   }
 
   ~CudaBackend() override {
     for (auto& event : events_) cudaEventDestroy(event);
+    for (auto* events : {uploaded_, encoded_}) {
+      for (int i = 0; i < 2; ++i) cudaEventDestroy(events[i]);
+    }
+    if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
     engine_.reset();
     weights_.reset();
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -111,14 +119,31 @@ class CudaBackend : public Backend {
                           phases[0], phases[1], phases[2]);
   }
 
+  // Pixels go up in pieces of the encoder's chunk size on a copy stream, into two alternating
+  // buffers, so that one piece uploads while the previous one is encoded (256 trocr-base images
+  // are 453 MB of fp32 pixels; PCIe takes tens of milliseconds for that).
   void encode_on_device(const float* pixels, int count) {
     const EncoderConfig& e = model_.config.encoder;
-    const size_t pixel_count = size_t(count) * 3 * e.image_height * e.image_width;
-    if (pixels_.size() < pixel_count) pixels_.resize(pixel_count);
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(pixels_.data(), pixels, pixel_count * sizeof(float), cudaMemcpyHostToDevice, stream_));
-    const size_t out = size_t(count) * e.sequence_length() * e.hidden_size;
-    if (encoder_out_.size() < out) encoder_out_.resize(out);
-    engine_->encode(pixels_.data(), count, encoder_out_.data());
+    const size_t image_values = size_t(3) * e.image_height * e.image_width;
+    const size_t image_outputs = size_t(e.sequence_length()) * e.hidden_size;
+    const int piece = cuda::CudaModel<T>::kEncoderChunk;
+    if (encoder_out_.size() < count * image_outputs) encoder_out_.resize(count * image_outputs);
+    for (int first = 0, index = 0; first < count; first += piece, ++index) {
+      const int images = std::min(piece, count - first);
+      cuda::DeviceBuffer<float>& buffer = pixels_[index % 2];
+      if (buffer.size() < images * image_values) {
+        TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // the buffer may still be read
+        buffer.resize(piece * image_values);
+      }
+      // The buffer's previous piece must be encoded before it is overwritten.
+      TROCR_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, encoded_[index % 2]));
+      TROCR_CUDA_CHECK(cudaMemcpyAsync(buffer.data(), pixels + first * image_values, images * image_values * sizeof(float),
+                                       cudaMemcpyHostToDevice, copy_stream_));
+      TROCR_CUDA_CHECK(cudaEventRecord(uploaded_[index % 2], copy_stream_));
+      TROCR_CUDA_CHECK(cudaStreamWaitEvent(stream_, uploaded_[index % 2]));
+      engine_->encode(buffer.data(), images, encoder_out_.data() + first * image_outputs);
+      TROCR_CUDA_CHECK(cudaEventRecord(encoded_[index % 2], stream_));
+    }
   }
 
   const ModelDirectory& model_;
@@ -128,7 +153,9 @@ class CudaBackend : public Backend {
   cudaStream_t stream_ = nullptr;
   std::unique_ptr<cuda::DeviceWeights<T>> weights_;
   std::unique_ptr<cuda::CudaModel<T>> engine_;
-  cuda::DeviceBuffer<float> pixels_;
+  cudaStream_t copy_stream_ = nullptr;
+  cudaEvent_t uploaded_[2] = {}, encoded_[2] = {};
+  cuda::DeviceBuffer<float> pixels_[2];
   cuda::DeviceBuffer<T> encoder_out_;
 };
 

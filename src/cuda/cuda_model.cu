@@ -8,9 +8,6 @@
 namespace trocr::cuda {
 namespace {
 
-// Encoder chunks bound the attention score buffer (chunk * heads * S * S fp32 values).
-constexpr int kEncoderChunk = 32;
-
 template <typename T>
 void ensure(DeviceBuffer<T>& buffer, size_t count) {
   if (buffer.size() < count) buffer.resize(count);
@@ -20,13 +17,13 @@ void ensure(DeviceBuffer<T>& buffer, size_t count) {
 
 template <typename T>
 CudaModel<T>::CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config,
-                        cudaStream_t stream, bool fused_encoder_attention)
-    : weights_(weights), config_(config), stream_(stream), fused_encoder_attention_(fused_encoder_attention),
+                        cudaStream_t stream, const BackendOptions& options)
+    : weights_(weights), config_(config), stream_(stream), options_(options),
       gemm_(stream), position_(1) {}
 
 template <typename T>
 CudaModel<T>::~CudaModel() {
-  if (captured_.executable != nullptr) cudaGraphExecDestroy(captured_.executable);
+  for (auto& entry : graphs_) cudaGraphExecDestroy(entry.second);
 }
 
 template <typename T>
@@ -44,19 +41,56 @@ void CudaModel<T>::set_cache_length(int length) {
 
 template <typename T>
 void CudaModel<T>::linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y,
-                          Epilogue epilogue) {
+                          std::optional<Activation> activation) {
   const T* bias = layer.bias.empty() ? nullptr : layer.bias.data();
-  if ((epilogue == Epilogue::Bias || epilogue == Epilogue::ReluBias) &&
-      small_linear<T, T>(x, layer.weight.data(), bias, y, rows, layer.out, layer.in,
-                         epilogue == Epilogue::ReluBias, stream_)) {
-    return;
-  }
+  if (small_linear<T, T>(x, layer.weight.data(), bias, y, rows, layer.out, layer.in, activation, stream_)) return;
   MatmulShape shape;
   shape.m = rows;
   shape.n = layer.out;
   shape.k = layer.in;
-  gemm_.matmul<T, T>(shape, x, layer.weight.data(), y, layer.bias.empty() ? nullptr : layer.bias.data(),
-                     epilogue);
+  // cuBLASLt's GELU epilogue is the tanh form: erf GELU (HF's "gelu") is a separate pass.
+  Epilogue epilogue = Epilogue::Bias;
+  if (activation == Activation::Relu) epilogue = Epilogue::ReluBias;
+  if (activation == Activation::GeluTanh) epilogue = Epilogue::GeluTanhBias;
+  gemm_.matmul<T, T>(shape, x, layer.weight.data(), y, bias, epilogue);
+  if (activation == Activation::Gelu) apply_activation<T>(y, int64_t(rows) * layer.out, Activation::Gelu, stream_);
+}
+
+template <typename T>
+void CudaModel<T>::replay(GraphKey key, const std::function<void()>& enqueue) {
+  auto found = graphs_.find(key);
+  if (found == graphs_.end()) {
+    // Beam search meets a new row count whenever an image finishes: keep a bounded set.
+    constexpr size_t kMaxGraphs = 64;
+    if (graphs_.size() >= kMaxGraphs) {
+      for (auto& entry : graphs_) cudaGraphExecDestroy(entry.second);
+      graphs_.clear();
+    }
+    cudaGraph_t graph;
+    TROCR_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    enqueue();
+    TROCR_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    cudaGraphExec_t executable;
+    const cudaError_t status = cudaGraphInstantiate(&executable, graph, 0);
+    cudaGraphDestroy(graph);
+    TROCR_CUDA_CHECK(status);
+    found = graphs_.emplace(std::move(key), executable).first;
+  }
+  TROCR_CUDA_CHECK(cudaGraphLaunch(found->second, stream_));
+}
+
+template <typename T>
+std::vector<const void*> CudaModel<T>::step_addresses(std::initializer_list<const void*> extra) const {
+  std::vector<const void*> addresses(extra);
+  addresses.insert(addresses.end(), {
+      position_.data(), tokens_.data(), row_slots_.data(), row_images_.data(), group_starts_.data(),
+      hidden_.data(), hidden_alternate_.data(), step_qkv_.data(), step_context_.data(), step_projected_.data(), step_query_.data(),
+      step_ffn_.data(), logits_.data(), attention_scratch_.data(), cross_kv_.data()});
+  for (int l = 0; l < config_.decoder.num_layers; ++l) {
+    addresses.push_back(key_cache_[l].data());
+    addresses.push_back(value_cache_[l].data());
+  }
+  return addresses;
 }
 
 template <typename T>
@@ -64,7 +98,6 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
   const EncoderConfig& e = config_.encoder;
   const int hidden = e.hidden_size, sequence = e.sequence_length(), patches = e.patch_count();
   const int heads = e.num_heads, dim = hidden / heads, patch_inputs = 3 * e.patch_size * e.patch_size;
-  const bool relu = e.activation == Activation::Relu;
   for (int first = 0; first < count; first += kEncoderChunk) {
     const int batch = std::min(kEncoderChunk, count - first);
     const int rows = batch * sequence;
@@ -116,7 +149,7 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
                              layer.before.gamma.data(), layer.before.beta.data(), rows, hidden,
                              e.layer_norm_eps, l != 0, stream_);
       linear(normed_.data(), rows, layer.qkv, qkv_.data());
-      if (!fused_encoder_attention_ || !encoder_attention<T>(qkv_.data(), batch, sequence, heads, dim,
+      if (!options_.fused_encoder_attention || !encoder_attention<T>(qkv_.data(), batch, sequence, heads, dim,
                                                              scores_shape.alpha, heads_out_.data(), stream_)) {
         split_heads<T>(qkv_.data(), batch, sequence, heads, dim, q_.data(), k_.data(), v_.data(), stream_);
         gemm_.matmul<T, T>(scores_shape, q_.data(), k_.data(), scores_.data());
@@ -128,9 +161,7 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
       linear(heads_out_.data(), rows, layer.attention_output, projected_.data());
       residual_layer_norm<T>(states, projected_.data(), normed_.data(), layer.after.gamma.data(),
                              layer.after.beta.data(), rows, hidden, e.layer_norm_eps, true, stream_);
-      linear(normed_.data(), rows, layer.intermediate, intermediate_.data(),
-             relu ? Epilogue::ReluBias : Epilogue::Bias);
-      if (!relu) apply_activation<T>(intermediate_.data(), int64_t(rows) * e.intermediate_size, e.activation, stream_);
+      linear(normed_.data(), rows, layer.intermediate, intermediate_.data(), e.activation);
       linear(intermediate_.data(), rows, layer.output, projected_.data());
     }
     residual_layer_norm<T>(states, projected_.data(), states, weights_.encoder_norm.gamma.data(),
@@ -161,7 +192,9 @@ void CudaModel<T>::reserve_rows(int rows) {
   tokens_.resize(rows);
   row_slots_.resize(rows);
   row_images_.resize(rows);
+  group_starts_.resize(rows + 1);
   hidden_.resize(size_t(rows) * d.d_model);
+  hidden_alternate_.resize(size_t(rows) * d.d_model);
   step_qkv_.resize(size_t(rows) * 3 * d.d_model);
   step_context_.resize(size_t(rows) * d.d_model);
   step_projected_.resize(size_t(rows) * d.d_model);
@@ -209,42 +242,72 @@ void CudaModel<T>::forward(int rows) {
   DecodeAttentionParams self{attention_scratch_.data(), cache_length_, rows, heads, dim, scale,
                              3 * int64_t(width), row_slots_.data(), int64_t(cache_length_) * width,
                              width, 0, position_.data(), 3 * int64_t(width)};
+  CrossAttentionParams grouped{attention_scratch_.data(), rows, groups_, group_starts_.data(), row_images_.data(),
+                               heads, dim, sequence, scale, width, int64_t(sequence) * layers * 2 * width,
+                               int64_t(layers) * 2 * width};
   DecodeAttentionParams cross{attention_scratch_.data(), sequence, rows, heads, dim, scale, width,
                               row_images_.data(), int64_t(sequence) * layers * 2 * width,
                               int64_t(layers) * 2 * width, sequence, nullptr, 0};
-  const bool relu = d.activation == Activation::Relu;
+  // Post-LN residual stream: each sublayer's LayerNorm(residual + delta) is left pending and
+  // applied by the linear that reads it (one kernel for a few rows). The stream alternates
+  // between two buffers, since the normalized rows are written while the old ones are read.
+  T* residual = hidden_.data();
+  T* spare = hidden_alternate_.data();
+  const DeviceNorm* pending = nullptr;  // applies to residual + step_projected_
+  // Applies the pending LayerNorm: fused into the linear y = activation(x W^T + b) that reads it
+  // when small_linear_normed takes the shape (then true: y is done), else as its own kernel.
+  const auto apply_pending = [&](const T* weight, const auto* bias, int out, auto* y,
+                                 std::optional<Activation> activation) {
+    using TOut = std::remove_pointer_t<decltype(y)>;
+    const NormedInput<T> input{residual, step_projected_.data(), pending->gamma.data(), pending->beta.data(),
+                               d.layer_norm_eps, spare};
+    const bool fused = small_linear_normed<T, TOut>(input, weight, bias, y, rows, out, width, activation, stream_);
+    if (!fused) {
+      residual_layer_norm<T>(residual, step_projected_.data(), spare, pending->gamma.data(), pending->beta.data(),
+                             rows, width, d.layer_norm_eps, false, stream_);
+    }
+    std::swap(residual, spare);
+    pending = nullptr;
+    return fused;
+  };
+  const auto layer_linear = [&](const DeviceLinear<T>& layer, T* y, std::optional<Activation> activation = {}) {
+    const T* bias = layer.bias.empty() ? nullptr : layer.bias.data();
+    if (pending != nullptr && apply_pending(layer.weight.data(), bias, layer.out, y, activation)) return;
+    linear(residual, rows, layer, y, activation);
+  };
   for (int l = 0; l < layers; ++l) {
     const DeviceDecoderLayer<T>& layer = weights_.decoder_layers[l];
-    linear(hidden_.data(), rows, layer.self_qkv, step_qkv_.data());
+    layer_linear(layer.self_qkv, step_qkv_.data());
     decode_attention<T>(self, step_qkv_.data(), key_cache_[l].data(), value_cache_[l].data(),
                         step_qkv_.data() + width, step_qkv_.data() + 2 * width,
                         step_context_.data(), stream_);
     linear(step_context_.data(), rows, layer.self_output, step_projected_.data());
-    residual_layer_norm<T>(hidden_.data(), step_projected_.data(), hidden_.data(),
-                           layer.self_norm.gamma.data(), layer.self_norm.beta.data(), rows, width,
-                           d.layer_norm_eps, false, stream_);
-    linear(hidden_.data(), rows, layer.cross_query, step_query_.data());
+    pending = &layer.self_norm;
+    layer_linear(layer.cross_query, step_query_.data());
     T* cross_keys = cross_kv_.data() + int64_t(l) * 2 * width;
-    decode_attention<T>(cross, step_query_.data(), cross_keys, cross_keys + width, nullptr, nullptr,
-                        step_context_.data(), stream_);
+    if (!options_.grouped_cross_attention ||
+        !cross_attention<T>(grouped, step_query_.data(), cross_keys, cross_keys + width, step_context_.data(), stream_)) {
+      decode_attention<T>(cross, step_query_.data(), cross_keys, cross_keys + width, nullptr, nullptr,
+                          step_context_.data(), stream_);
+    }
     linear(step_context_.data(), rows, layer.cross_output, step_projected_.data());
-    residual_layer_norm<T>(hidden_.data(), step_projected_.data(), hidden_.data(),
-                           layer.cross_norm.gamma.data(), layer.cross_norm.beta.data(), rows,
-                           width, d.layer_norm_eps, false, stream_);
-    linear(hidden_.data(), rows, layer.fc1, step_ffn_.data(), relu ? Epilogue::ReluBias : Epilogue::Bias);
-    if (!relu) apply_activation<T>(step_ffn_.data(), int64_t(rows) * d.ffn_dim, d.activation, stream_);
+    pending = &layer.cross_norm;
+    layer_linear(layer.fc1, step_ffn_.data(), d.activation);
     linear(step_ffn_.data(), rows, layer.fc2, step_projected_.data());
-    residual_layer_norm<T>(hidden_.data(), step_projected_.data(), hidden_.data(),
-                           layer.final_norm.gamma.data(), layer.final_norm.beta.data(), rows,
-                           width, d.layer_norm_eps, false, stream_);
+    pending = &layer.final_norm;
   }
-  MatmulShape logits_shape;
-  logits_shape.m = rows;
-  logits_shape.n = d.vocab_size;
-  logits_shape.k = width;
-  if (!small_linear<T, float>(hidden_.data(), weights_.output_projection.data(), nullptr, logits_.data(),
-                              rows, d.vocab_size, width, false, stream_)) {
-    gemm_.matmul<T, float>(logits_shape, hidden_.data(), weights_.output_projection.data(), logits_.data());
+  const T* projection = weights_.output_projection.data();
+  if (pending != nullptr &&
+      apply_pending(projection, static_cast<const float*>(nullptr), d.vocab_size, logits_.data(), std::nullopt)) {
+    return;
+  }
+  if (!small_linear<T, float>(residual, projection, nullptr, logits_.data(), rows, d.vocab_size, width, std::nullopt,
+                              stream_)) {
+    MatmulShape logits_shape;
+    logits_shape.m = rows;
+    logits_shape.n = d.vocab_size;
+    logits_shape.k = width;
+    gemm_.matmul<T, float>(logits_shape, residual, projection, logits_.data());
   }
 }
 
@@ -258,6 +321,9 @@ void CudaModel<T>::prepare_rows(const std::vector<int>& slots, const std::vector
   TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), slots.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), images.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &position, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  const std::vector<int> starts = cross_attention_groups(images);
+  groups_ = static_cast<int>(starts.size()) - 1;
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(group_starts_.data(), starts.data(), starts.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
   // Pageable sources: the copies must finish before the host vectors go away.
   TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
@@ -270,8 +336,11 @@ bool CudaModel<T>::step_top_k(const std::vector<int>& slots, const std::vector<i
   if (k > kMaxBeamTopK || k > vocab_size()) return false;
   const int rows = static_cast<int>(slots.size());
   prepare_rows(slots, tokens, position);
+  // Padded to a power of two: the width is baked into the step's graph.
   size_t max_banned = 1;
-  for (const auto& list : banned) max_banned = std::max(max_banned, list.size());
+  for (const auto& list : banned) {
+    while (max_banned < list.size()) max_banned *= 2;
+  }
   std::vector<int> banned_table(rows * max_banned, -1);
   for (int r = 0; r < rows; ++r) std::copy(banned[r].begin(), banned[r].end(), banned_table.begin() + r * max_banned);
   ensure(beam_banned_, banned_table.size());
@@ -280,10 +349,15 @@ bool CudaModel<T>::step_top_k(const std::vector<int>& slots, const std::vector<i
   ensure(beam_tokens_, size_t(rows) * k);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_banned_.data(), banned_table.data(), banned_table.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_running_.data(), running_scores.data(), rows * sizeof(float), cudaMemcpyHostToDevice, stream_));
-  forward(rows);
   BeamTopKParams params{rows, vocab_size(), k, beam_banned_.data(), static_cast<int>(max_banned),
                         beam_running_.data(), beam_values_.data(), beam_tokens_.data()};
-  beam_top_k(params, logits_.data(), stream_);
+  const auto addresses =
+      step_addresses({beam_banned_.data(), beam_running_.data(), beam_values_.data(), beam_tokens_.data()});
+  const std::vector<int> settings = {1, rows, k, static_cast<int>(max_banned), cache_length_, groups_};
+  replay({addresses, settings}, [&] {
+    forward(rows);
+    beam_top_k(params, logits_.data(), stream_);
+  });
   values->resize(size_t(rows) * k);
   token_ids->resize(size_t(rows) * k);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(values->data(), beam_values_.data(), values->size() * sizeof(float), cudaMemcpyDeviceToHost, stream_));
@@ -333,6 +407,9 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
   // Copies, not upload(): these buffers keep the capacity reserve_rows gave them.
   TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  const std::vector<int> starts = cross_attention_groups(identity);  // a group per row
+  groups_ = images;
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(group_starts_.data(), starts.data(), starts.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
   std::vector<int> history(size_t(images) * max_length, pad);
   for (int i = 0; i < images; ++i) history[size_t(i) * max_length] = decoder_start;
   ensure(greedy_history_, history.size());
@@ -356,37 +433,21 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
                       position_.data(), greedy_history_.data(), greedy_finished_.data(),
                       greedy_sum_log_.data(), greedy_sum_probability_.data(),
                       greedy_min_probability_.data()};
-  // One decode step as a CUDA graph: its ~10 launches per layer replay with one call.
-  std::vector<const void*> addresses = {
-      greedy_history_.data(), greedy_finished_.data(), greedy_sum_log_.data(),
-      greedy_sum_probability_.data(), greedy_min_probability_.data(), position_.data(),
-      tokens_.data(), row_slots_.data(), row_images_.data(), hidden_.data(), step_qkv_.data(),
-      step_context_.data(), step_projected_.data(), step_query_.data(), step_ffn_.data(),
-      logits_.data(), attention_scratch_.data(), cross_kv_.data()};
-  for (int l = 0; l < config_.decoder.num_layers; ++l) {
-    addresses.push_back(key_cache_[l].data());
-    addresses.push_back(value_cache_[l].data());
-  }
-  const std::vector<int> settings = {images, max_length, min_length, no_repeat_ngram_size, eos, pad,
-                                     cache_length_};
-  if (captured_.executable == nullptr || captured_.addresses != addresses || captured_.settings != settings) {
-    if (captured_.executable != nullptr) cudaGraphExecDestroy(captured_.executable);
-    cudaGraph_t graph;
-    TROCR_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  // One decode step as a CUDA graph: its ~150 launches replay with one call.
+  const auto addresses = step_addresses({greedy_history_.data(), greedy_finished_.data(), greedy_sum_log_.data(),
+                                         greedy_sum_probability_.data(), greedy_min_probability_.data()});
+  const std::vector<int> settings = {0, images, max_length, min_length, no_repeat_ngram_size, eos, pad,
+                                     cache_length_, groups_};
+  const auto enqueue_step = [&] {
     gather_last_tokens(greedy_history_.data(), images, max_length, position_.data(), tokens_.data(), stream_);
     forward(images);
     greedy_select(params, logits_.data(), stream_);
     advance_position(position_.data(), stream_);
-    TROCR_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
-    TROCR_CUDA_CHECK(cudaGraphInstantiate(&captured_.executable, graph, 0));
-    cudaGraphDestroy(graph);
-    captured_.addresses = addresses;
-    captured_.settings = settings;
-  }
+  };
   std::vector<int> done(images);
   constexpr int kCheckEvery = 4;
   for (int step = 0; step + 1 < max_length; ++step) {
-    TROCR_CUDA_CHECK(cudaGraphLaunch(captured_.executable, stream_));
+    replay({addresses, settings}, enqueue_step);
     if ((step + 1) % kCheckEvery == 0) {
       TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), greedy_finished_.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
       TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));

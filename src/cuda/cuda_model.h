@@ -2,12 +2,16 @@
 // The TrOCR forward passes on the GPU: the encoder for a batch of images, and the decoder as
 // a StepModel whose step can also run as a captured CUDA graph (position and tokens read from
 // device memory), for the device-side greedy loop.
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "cuda/cuda_weights.h"
 #include "cuda/gemm.h"
 #include "decoding/step_model.h"
+#include "engine/backend.h"
 #include "trocr/config.h"
 
 namespace trocr::cuda {
@@ -16,8 +20,11 @@ template <typename T>
 class CudaModel : public StepModel {
  public:
   CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config, cudaStream_t stream,
-            bool fused_encoder_attention = false);
+            const BackendOptions& options = {});
 
+  // The encoder works through a batch in chunks of this many images (the chunk bounds the
+  // workspace of its attention).
+  static constexpr int kEncoderChunk = 32;
   // pixels: device [count, 3, H, W]. Writes last_hidden_state [count * S, hidden] into out.
   void encode(const float* pixels, int count, T* out);
   // Cross-attention K/V of every layer for `images` encoder outputs (device, [images * S, hidden]).
@@ -52,12 +59,13 @@ class CudaModel : public StepModel {
   void reserve_rows(int rows);
   // Uploads one step's rows (tokens, cache slots, their images) and position.
   void prepare_rows(const std::vector<int>& slots, const std::vector<int>& tokens, int position);
-  void linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y, Epilogue epilogue = Epilogue::Bias);
+  // y = activation(x W^T + b): small_linear for a few rows, cuBLASLt otherwise.
+  void linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y, std::optional<Activation> activation = {});
 
   const DeviceWeights<T>& weights_;
   const ModelConfig& config_;
   cudaStream_t stream_;
-  bool fused_encoder_attention_;
+  BackendOptions options_;
   Gemm gemm_;
   int images_ = 0, slots_ = 0, row_capacity_ = 0;
   int cache_length_ = 0;  // positions per slot in the KV caches
@@ -70,21 +78,25 @@ class CudaModel : public StepModel {
   DeviceBuffer<T> cache_scratch_;
   DeviceBuffer<int> tokens_, row_slots_, row_images_, slot_images_, position_, reorder_targets_,
       reorder_sources_;
-  DeviceBuffer<T> hidden_, step_qkv_, step_context_, step_projected_, step_query_, step_ffn_;
+  // The step's rows grouped by image for cross_attention (cross_attention_groups).
+  DeviceBuffer<int> group_starts_;
+  int groups_ = 0;
+  DeviceBuffer<T> hidden_, hidden_alternate_, step_qkv_, step_context_, step_projected_, step_query_, step_ffn_;
   DeviceBuffer<float> logits_, attention_scratch_;
   DeviceBuffer<int> beam_banned_, beam_tokens_;
   DeviceBuffer<float> beam_running_, beam_values_;
   std::vector<int> slot_sources_;
-  // Device-side greedy state, and its captured decode step. The graph bakes in buffer
-  // addresses: it is captured again whenever one of them (or the settings) changed.
+  // Device-side greedy state.
   DeviceBuffer<int> greedy_history_, greedy_finished_;
   DeviceBuffer<float> greedy_sum_log_, greedy_sum_probability_, greedy_min_probability_;
-  struct CapturedStep {
-    std::vector<const void*> addresses;
-    std::vector<int> settings;
-    cudaGraphExec_t executable = nullptr;
-  };
-  CapturedStep captured_;
+  // Decode steps run as CUDA graphs, captured on first use. A graph bakes in buffer addresses
+  // and launch shapes, so it is keyed by both (the step's own settings included).
+  using GraphKey = std::pair<std::vector<const void*>, std::vector<int>>;
+  std::map<GraphKey, cudaGraphExec_t> graphs_;
+  // Launches the graph of `key`, capturing `enqueue` (launches on stream_) into it first if needed.
+  void replay(GraphKey key, const std::function<void()>& enqueue);
+  // The addresses every decode step reads or writes, after `extra` (a step's own).
+  std::vector<const void*> step_addresses(std::initializer_list<const void*> extra) const;
   int max_keys() const;
 
  public:

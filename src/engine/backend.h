@@ -27,7 +27,8 @@ class Backend {
 // The CUDA engine's choices (the CPU engine has none).
 struct BackendOptions {
   bool profile = false;                 // time the phases of each generate call
-  bool fused_encoder_attention = false;  // fp16/bf16 with head_dim 64: the flash-style kernel
+  bool fused_encoder_attention = true;  // fp16/bf16, head_dim 64: the flash-style kernel
+  bool grouped_cross_attention = true;  // fp16/bf16, head_dim 32/64: tensor cores, rows grouped by image
 };
 
 // device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32).

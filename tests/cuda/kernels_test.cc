@@ -118,18 +118,54 @@ TYPED_TEST(CudaKernels, SmallRowLinear) {
     const auto x = rounded<T>(random_values(size_t(rows) * in, this->generator_));
     const auto w = rounded<T>(random_values(size_t(out) * in, this->generator_, 0.2f));
     const auto b = rounded<T>(random_values(out, this->generator_));
-    for (bool relu : {false, true}) {
+    for (std::optional<Activation> activation :
+         {std::optional<Activation>{}, std::optional{Activation::Relu}, std::optional{Activation::Gelu},
+          std::optional{Activation::GeluTanh}}) {
       std::vector<float> expected(size_t(rows) * out);
       cpu::matmul_transposed(x.data(), rows, in, w.data(), out, b.data(), expected.data());
-      if (relu) cpu::apply_activation(Activation::Relu, expected.data(), expected.size());
+      if (activation) cpu::apply_activation(*activation, expected.data(), expected.size());
       auto dx = to_device<T>(x), dw = to_device<T>(w), db = to_device<T>(b);
       DeviceBuffer<T> dy(expected.size());
-      ASSERT_TRUE((cuda::small_linear<T, T>(dx.data(), dw.data(), db.data(), dy.data(), rows, out, in, relu, nullptr)));
-      EXPECT_LE(relative_error(to_host(dy), expected), tolerance<T>()) << rows << "x" << in << "x" << out;
+      ASSERT_TRUE((cuda::small_linear<T, T>(dx.data(), dw.data(), db.data(), dy.data(), rows, out, in, activation, nullptr)));
+      EXPECT_LE(relative_error(to_host(dy), expected), tolerance<T>())
+          << rows << "x" << in << "x" << out << " " << (activation ? activation_name(*activation) : "none");
     }
   }
   DeviceBuffer<T> unused(16);
-  EXPECT_FALSE((cuda::small_linear<T, T>(unused.data(), unused.data(), nullptr, unused.data(), 9, 4, 8, false, nullptr)));
+  EXPECT_FALSE((cuda::small_linear<T, T>(unused.data(), unused.data(), nullptr, unused.data(), 9, 4, 8, std::nullopt, nullptr)));
+}
+
+TYPED_TEST(CudaKernels, SmallRowLinearOverLayerNormedInput) {
+  using T = TypeParam;
+  for (auto [rows, in, out] : {std::tuple{1, 1024, 300}, std::tuple{8, 256, 77}, std::tuple{3, 64, 1001}}) {
+    const auto residual = rounded<T>(random_values(size_t(rows) * in, this->generator_, 3.0f));
+    const auto delta = rounded<T>(random_values(size_t(rows) * in, this->generator_));
+    const auto w = rounded<T>(random_values(size_t(out) * in, this->generator_, 0.2f));
+    const auto b = rounded<T>(random_values(out, this->generator_));
+    LayerNormWeights norm{{{in}, random_values(in, this->generator_)}, {{in}, random_values(in, this->generator_)}};
+    std::vector<float> sum(residual.size()), normed(residual.size()), expected(size_t(rows) * out);
+    for (size_t i = 0; i < sum.size(); ++i) sum[i] = residual[i] + delta[i];
+    cpu::layer_norm(sum.data(), rows, in, norm, 1e-5f, normed.data());
+    const auto normed_in_t = rounded<T>(normed);  // what the unfused LayerNorm kernel would store
+    cpu::matmul_transposed(normed_in_t.data(), rows, in, w.data(), out, b.data(), expected.data());
+    cpu::apply_activation(Activation::Gelu, expected.data(), expected.size());
+    auto d_residual = to_device<T>(residual), d_delta = to_device<T>(delta), dw = to_device<T>(w), db = to_device<T>(b);
+    DeviceBuffer<float> gamma, beta;
+    gamma.upload(norm.weight.values);
+    beta.upload(norm.bias.values);
+    DeviceBuffer<T> d_normed(normed.size()), dy(expected.size());
+    const cuda::NormedInput<T> input{d_residual.data(), d_delta.data(), gamma.data(), beta.data(), 1e-5f, d_normed.data()};
+    ASSERT_TRUE((cuda::small_linear_normed<T, T>(input, dw.data(), db.data(), dy.data(), rows, out, in, Activation::Gelu,
+                                                 nullptr)));
+    EXPECT_LE(relative_error(to_host(dy), expected), tolerance<T>() * 2) << rows << "x" << in << "x" << out;
+    EXPECT_LE(relative_error(to_host(d_normed), normed), tolerance<T>()) << "normed rows";
+    EXPECT_EQ(to_host(d_residual), residual) << "the residual is read, not written";
+  }
+  DeviceBuffer<T> unused(16);
+  const cuda::NormedInput<T> wide{unused.data(), unused.data(), nullptr, nullptr, 1e-5f, unused.data()};
+  EXPECT_FALSE((cuda::small_linear_normed<T, T>(wide, unused.data(), nullptr, unused.data(), 1, 4, 2048, std::nullopt,
+                                                nullptr)))
+      << "rows wider than kMaxNormedWidth";
 }
 
 TYPED_TEST(CudaKernels, ResidualLayerNorm) {
@@ -211,6 +247,64 @@ TYPED_TEST(CudaKernels, DecodeAttentionOverCacheAndCrossKeys) {
     }
     EXPECT_LE(relative_error(to_host(out), expected), tolerance<T>() * 2) << (cache_mode ? "cache" : "cross");
   }
+}
+
+// Rows per image: beams of several images (a group of 16 and one cut at 16), single rows; few
+// rows split the keys over blocks, 300 single rows do not.
+template <typename T>
+void check_grouped_cross_attention(int dim, std::mt19937& generator) {
+  const int heads = 2, width = heads * dim;
+  const float scale = 1.0f / std::sqrt(float(dim));
+  std::vector<int> many(300);
+  std::iota(many.begin(), many.end(), 0);
+  const std::vector<std::vector<int>> layouts = {{0, 0, 0, 0, 2, 2, 2, 2, 1}, {3}, std::vector<int>(19, 1), many};
+  for (const auto& row_images : layouts) {
+    for (int keys : {577, 37}) {
+      const int rows = static_cast<int>(row_images.size());
+      const int images = *std::max_element(row_images.begin(), row_images.end()) + 1;
+      // K and V of an image interleaved per key, as the decoder's cross K/V table holds them.
+      const int64_t row_stride = 2 * width, image_stride = int64_t(keys) * row_stride;
+      const auto queries = rounded<T>(random_values(size_t(rows) * width, generator));
+      const auto table = rounded<T>(random_values(size_t(images) * image_stride, generator));
+      auto d_queries = to_device<T>(queries), d_table = to_device<T>(table);
+      const std::vector<int> starts = cuda::cross_attention_groups(row_images);
+      DeviceBuffer<int> d_starts, d_images;
+      d_starts.upload(starts);
+      d_images.upload(row_images);
+      DeviceBuffer<float> scratch(cuda::attention_scratch_size(rows, heads, dim, keys));
+      DeviceBuffer<T> out(size_t(rows) * width);
+      cuda::CrossAttentionParams params{scratch.data(), rows, static_cast<int>(starts.size()) - 1, d_starts.data(),
+                                        d_images.data(), heads, dim, keys, scale, width, image_stride, row_stride};
+      const bool launched = cuda::cross_attention<T>(params, d_queries.data(), d_table.data(), d_table.data() + width,
+                                                     out.data(), nullptr);
+      if constexpr (std::is_same_v<T, float>) {
+        EXPECT_FALSE(launched) << "fp32 keeps decode_attention";
+        return;
+      }
+      ASSERT_TRUE(launched);
+      std::vector<float> expected(size_t(rows) * width);
+      cpu::AttentionShape shape;
+      shape.keys = keys;
+      shape.heads = heads;
+      shape.head_dim = dim;
+      shape.q_stride = width;
+      shape.kv_stride = row_stride;
+      shape.scale = scale;
+      for (int r = 0; r < rows; ++r) {
+        const float* image = table.data() + row_images[r] * image_stride;
+        cpu::attention(queries.data() + r * width, image, image + width, shape, expected.data() + r * width);
+      }
+      EXPECT_LE(relative_error(to_host(out), expected), tolerance<T>() * 2)
+          << rows << " rows, " << keys << " keys, head_dim " << dim;
+    }
+  }
+}
+
+TYPED_TEST(CudaKernels, GroupedCrossAttentionMatchesTheCpu) {
+  check_grouped_cross_attention<TypeParam>(64, this->generator_);
+  check_grouped_cross_attention<TypeParam>(32, this->generator_);
+  EXPECT_EQ(cuda::cross_attention_groups(std::vector<int>(17, 5)), (std::vector<int>{0, 16, 17}));
+  EXPECT_EQ(cuda::cross_attention_groups({1, 1, 0, 1}), (std::vector<int>{0, 2, 3, 4}));
 }
 
 TYPED_TEST(CudaKernels, FusedEncoderAttentionMatchesTheCpu) {

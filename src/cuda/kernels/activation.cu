@@ -1,5 +1,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernels/activation.cuh"
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
@@ -9,16 +10,7 @@ template <typename T>
 __global__ void activation_kernel(T* values, int64_t count, Activation activation) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < count;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const float x = to_float(values[i]);
-    float y;
-    if (activation == Activation::Gelu) {
-      y = 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    } else if (activation == Activation::GeluTanh) {
-      y = 0.5f * x * (1.0f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
-    } else {
-      y = x > 0.0f ? x : 0.0f;
-    }
-    values[i] = from_float<T>(y);
+    values[i] = from_float<T>(activate(to_float(values[i]), activation));
   }
 }
 

@@ -5,6 +5,7 @@
 // 20 trocr-base steps at batch 1); chunking spreads the keys over many SMs.
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
@@ -16,13 +17,15 @@ constexpr int kMaxHeadDim = 256;
 
 template <typename T>
 __global__ void attention_chunk_kernel(DecodeAttentionParams params, const T* queries, T* keys,
-                                       T* values, const T* new_keys, const T* new_values) {
+                                       T* values, const T* new_keys, const T* new_values, T* out) {
   __shared__ float query[kMaxHeadDim];
   __shared__ float scores[kAttentionChunk];
   __shared__ float partial[kWarps][kMaxHeadDim];
   const int dim = params.head_dim;
   const int head = blockIdx.x, row = blockIdx.y, chunk = blockIdx.z;
   const int chunks = gridDim.z;
+  start_next_kernel();
+  wait_for_previous_kernel();
   float* result = params.scratch + ((int64_t(row) * params.heads + head) * chunks + chunk) * (dim + 2);
   const int source = params.sources[row];
   const int64_t table = int64_t(source) * params.source_stride + head * dim;
@@ -83,24 +86,30 @@ __global__ void attention_chunk_kernel(DecodeAttentionParams params, const T* qu
   __shared__ float totals[kWarps];
   if (lane == 0) totals[warp] = total;
   __syncthreads();
+  float sum_of_totals = 0.0f;
+  for (int w = 0; w < kWarps; ++w) sum_of_totals += totals[w];
   for (int d = threadIdx.x; d < dim; d += blockDim.x) {
     float sum = 0.0f;
     for (int w = 0; w < kWarps; ++w) sum += partial[w][d];
-    result[d] = sum;
+    // A single chunk (the self-attention of short sequences) is the whole answer.
+    if (chunks == 1) {
+      out[int64_t(row) * params.heads * dim + head * dim + d] = from_float<T>(sum / sum_of_totals);
+    } else {
+      result[d] = sum;
+    }
   }
-  if (threadIdx.x == 0) {
-    float sum = 0.0f;
-    for (int w = 0; w < kWarps; ++w) sum += totals[w];
+  if (threadIdx.x == 0 && chunks > 1) {
     result[dim] = largest;
-    result[dim + 1] = sum;
+    result[dim + 1] = sum_of_totals;
   }
 }
 
 template <typename T>
-__global__ void attention_combine_kernel(DecodeAttentionParams params, int chunks, T* out) {
-  const int dim = params.head_dim;
+__global__ void attention_combine_kernel(const float* scratch, int heads, int dim, int chunks, T* out) {
   const int head = blockIdx.x, row = blockIdx.y;
-  const float* partials = params.scratch + (int64_t(row) * params.heads + head) * chunks * (dim + 2);
+  start_next_kernel();
+  wait_for_previous_kernel();
+  const float* partials = scratch + (int64_t(row) * heads + head) * chunks * (dim + 2);
   float largest = -INFINITY;
   for (int c = 0; c < chunks; ++c) largest = fmaxf(largest, partials[c * (dim + 2) + dim]);
   float total = 0.0f;
@@ -114,7 +123,7 @@ __global__ void attention_combine_kernel(DecodeAttentionParams params, int chunk
       const float* chunk = partials + c * (dim + 2);
       if (chunk[dim + 1] > 0.0f) sum += chunk[d] * __expf(chunk[dim] - largest);
     }
-    out[int64_t(row) * params.heads * dim + head * dim + d] = from_float<T>(sum / total);
+    out[int64_t(row) * heads * dim + head * dim + d] = from_float<T>(sum / total);
   }
 }
 
@@ -127,14 +136,33 @@ void decode_attention(const DecodeAttentionParams& params, const T* queries, T* 
   if (params.head_dim > kMaxHeadDim) fail("decode attention: head dimension {} > {}", params.head_dim, kMaxHeadDim);
   const int chunks = (params.max_keys + kAttentionChunk - 1) / kAttentionChunk;
   dim3 grid(params.heads, params.rows, chunks);
-  attention_chunk_kernel<T><<<grid, kThreads, 0, stream>>>(params, queries, keys, values, new_keys, new_values);
-  attention_combine_kernel<T><<<dim3(params.heads, params.rows), 64, 0, stream>>>(params, chunks, out);
-  TROCR_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(attention_chunk_kernel<T>, grid, kThreads, 0, stream, params, queries, keys, values, new_keys,
+                   new_values, out);
+  if (chunks > 1) combine_attention_chunks<T>(params.scratch, params.rows, params.heads, params.head_dim, chunks, out, stream);
+}
+
+template <typename T>
+void combine_attention_chunks(const float* scratch, int rows, int heads, int head_dim, int chunks, T* out,
+                              cudaStream_t stream) {
+  launch_dependent(attention_combine_kernel<T>, dim3(heads, rows), 64, 0, stream, scratch, heads, head_dim, chunks,
+                   out);
+}
+
+std::vector<int> cross_attention_groups(const std::vector<int>& row_images) {
+  std::vector<int> starts;
+  for (size_t r = 0; r < row_images.size(); ++r) {
+    const bool new_group = starts.empty() || row_images[r] != row_images[starts.back()] ||
+                           int(r) - starts.back() == kMaxCrossGroupRows;
+    if (new_group) starts.push_back(int(r));
+  }
+  starts.push_back(int(row_images.size()));
+  return starts;
 }
 
 #define INSTANTIATE(T)                                                                         \
   template void decode_attention<T>(const DecodeAttentionParams&, const T*, T*, T*, const T*,   \
-                                    const T*, T*, cudaStream_t);
+                                    const T*, T*, cudaStream_t);                               \
+  template void combine_attention_chunks<T>(const float*, int, int, int, int, T*, cudaStream_t);
 INSTANTIATE(float)
 INSTANTIATE(__half)
 INSTANTIATE(__nv_bfloat16)

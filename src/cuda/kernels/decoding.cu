@@ -4,6 +4,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
@@ -19,6 +20,8 @@ __global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
   __shared__ int best_indices[kThreads / 32];
   __shared__ float reduce[kThreads / 32];
   const int row = blockIdx.x;
+  start_next_kernel();
+  wait_for_previous_kernel();
   const int position = *params.position;
   int* history = params.history + static_cast<int64_t>(row) * params.max_length;
   if (params.finished[row]) {
@@ -161,11 +164,17 @@ __global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
   }
 }
 
-__global__ void advance_position_kernel(int* position) { *position += 1; }
+__global__ void advance_position_kernel(int* position) {
+  start_next_kernel();
+  wait_for_previous_kernel();
+  *position += 1;
+}
 
 __global__ void gather_last_tokens_kernel(const int* history, int rows, int max_length,
                                           const int* position, int* tokens) {
   const int row = blockIdx.x * blockDim.x + threadIdx.x;
+  start_next_kernel();
+  wait_for_previous_kernel();
   if (row < rows) tokens[row] = history[static_cast<int64_t>(row) * max_length + *position];
 }
 
@@ -186,8 +195,7 @@ __global__ void copy_slots_kernel(const T* from, int64_t from_stride, const int*
 
 void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t stream) {
   if (params.rows == 0) return;
-  greedy_select_kernel<<<params.rows, kThreads, 0, stream>>>(params, logits);
-  TROCR_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(greedy_select_kernel, params.rows, kThreads, 0, stream, params, logits);
 }
 
 void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t stream) {
@@ -198,16 +206,14 @@ void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t 
 }
 
 void advance_position(int* position, cudaStream_t stream) {
-  advance_position_kernel<<<1, 1, 0, stream>>>(position);
-  TROCR_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(advance_position_kernel, 1, 1, 0, stream, position);
 }
 
 void gather_last_tokens(const int* history, int rows, int max_length, const int* position,
                         int* tokens, cudaStream_t stream) {
   if (rows == 0) return;
-  gather_last_tokens_kernel<<<(rows + 255) / 256, 256, 0, stream>>>(history, rows, max_length,
-                                                                    position, tokens);
-  TROCR_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(gather_last_tokens_kernel, (rows + 255) / 256, 256, 0, stream, history, rows, max_length, position,
+                   tokens);
 }
 
 template <typename T>

@@ -1,6 +1,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
 #include "cuda/kernels/block_reduce.cuh"
+#include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
@@ -12,6 +13,8 @@ __global__ void decoder_embedding_kernel(EmbeddingParams params, const T* embed_
                                          const T* positions, T* out) {
   extern __shared__ float row[];
   __shared__ float partial[32];
+  start_next_kernel();
+  wait_for_previous_kernel();
   const int token = params.tokens[blockIdx.x];
   const int position = *params.position;
   const int place = params.learned_positions ? position + 2
@@ -49,9 +52,8 @@ template <typename T>
 void decoder_embedding(const EmbeddingParams& params, const T* embed_tokens, const T* positions,
                        T* out, cudaStream_t stream) {
   if (params.rows == 0) return;
-  decoder_embedding_kernel<T><<<params.rows, 256, params.width * sizeof(float), stream>>>(
-      params, embed_tokens, positions, out);
-  TROCR_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(decoder_embedding_kernel<T>, params.rows, 256, params.width * sizeof(float), stream, params,
+                   embed_tokens, positions, out);
 }
 
 template void decoder_embedding<float>(const EmbeddingParams&, const float*, const float*, float*,

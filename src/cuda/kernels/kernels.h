@@ -4,6 +4,8 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <optional>
+#include <vector>
 
 #include "trocr/config.h"
 
@@ -67,6 +69,40 @@ inline size_t attention_scratch_size(int rows, int heads, int head_dim, int max_
 template <typename T>
 void decode_attention(const DecodeAttentionParams& params, const T* queries, T* keys, T* values,
                       const T* new_keys, const T* new_values, T* out, cudaStream_t stream);
+
+// Merges per-chunk partial results [rows, heads, chunks, head_dim + 2] (unnormalised values, the
+// chunk's max score in natural-log units, its sum of exponentials; chunks with a zero sum are
+// empty) into out [rows, heads * head_dim].
+template <typename T>
+void combine_attention_chunks(const float* scratch, int rows, int heads, int head_dim, int chunks, T* out,
+                              cudaStream_t stream);
+
+// Cross-attention of a decode step on tensor cores. Rows come in groups of at most
+// kMaxCrossGroupRows consecutive rows that read the same image (group g: rows
+// [group_starts[g], group_starts[g + 1])): a group's keys and values are read once for all
+// its rows. Keys of image i: keys + i * image_stride + j * row_stride (values likewise), j < keys.
+// fp16/bf16 with head_dim 64 only: returns false (launching nothing) otherwise.
+constexpr int kMaxCrossGroupRows = 16;
+struct CrossAttentionParams {
+  float* scratch;  // attention_scratch_size(rows, heads, head_dim, keys) floats
+  int rows;
+  int groups;
+  const int* group_starts;  // groups + 1 entries
+  const int* row_images;
+  int heads;
+  int head_dim;
+  int keys;
+  float scale;
+  int64_t q_stride;
+  int64_t image_stride;
+  int64_t row_stride;
+};
+template <typename T>
+bool cross_attention(const CrossAttentionParams& params, const T* queries, const T* keys, const T* values, T* out,
+                     cudaStream_t stream);
+// Consecutive rows with the same image, at most kMaxCrossGroupRows each: the group_starts
+// (with the final end) for cross_attention.
+std::vector<int> cross_attention_groups(const std::vector<int>& row_images);
 
 // Encoder layout: pixels [B, 3, H, W] fp32 -> patches [B * P, 3 * p * p] in T.
 template <typename T>
@@ -138,12 +174,28 @@ void advance_position(int* position, cudaStream_t stream);
 void gather_last_tokens(const int* history, int rows, int max_length, const int* position,
                         int* tokens, cudaStream_t stream);
 
-// y[m, n] = x[m, k] . w[n, k]^T (+ bias, relu) for m <= kMaxSmallRows, streaming w once.
+// y[m, n] = activation(x[m, k] . w[n, k]^T + bias) for m <= kMaxSmallRows, streaming w once
+// (bias may be null; no activation when it is empty).
 // Returns false (launching nothing) when the shape or alignment does not suit it.
 constexpr int kMaxSmallRows = 8;
 template <typename T, typename TOut>
-bool small_linear(const T* x, const T* w, const TOut* bias, TOut* y, int m, int n, int k, bool relu,
-                  cudaStream_t stream);
+bool small_linear(const T* x, const T* w, const TOut* bias, TOut* y, int m, int n, int k,
+                  std::optional<Activation> activation, cudaStream_t stream);
+// small_linear of x = LayerNorm(residual + delta) (a post-LN residual stream) for k <= kMaxNormedWidth:
+// the normalization runs in the kernel, which also writes x to `normed` (not aliasing residual).
+template <typename T>
+struct NormedInput {
+  const T* residual = nullptr;
+  const T* delta = nullptr;
+  const float* gamma = nullptr;
+  const float* beta = nullptr;
+  float eps = 0.0f;
+  T* normed = nullptr;
+};
+constexpr int kMaxNormedWidth = 1024;
+template <typename T, typename TOut>
+bool small_linear_normed(const NormedInput<T>& input, const T* w, const TOut* bias, TOut* y, int m, int n, int k,
+                         std::optional<Activation> activation, cudaStream_t stream);
 
 // Beam reordering of a KV cache [slots, max_length, width]: rows [0, length) of slot
 // sources[i] are copied to slot targets[i] through `scratch` ([count, length, width]).

@@ -1,6 +1,7 @@
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
 #include "cuda/kernels/block_reduce.cuh"
+#include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
@@ -17,6 +18,8 @@ __global__ void residual_layer_norm_kernel(T* residual, const T* delta, T* norme
   extern __shared__ float row[];
   __shared__ float partial[32];
   const int64_t offset = static_cast<int64_t>(blockIdx.x) * width;
+  start_next_kernel();
+  wait_for_previous_kernel();
   float sum = 0.0f;
   for (int i = threadIdx.x; i < width; i += blockDim.x) {
     float value = to_float(residual[offset + i]);
@@ -44,9 +47,8 @@ void residual_layer_norm(T* residual, const T* delta, T* normed, const float* ga
                          const float* beta, int rows, int width, float eps, bool store_sum,
                          cudaStream_t stream) {
   if (rows == 0) return;
-  residual_layer_norm_kernel<T><<<rows, kThreads, width * sizeof(float), stream>>>(
-      residual, delta, normed, gamma, beta, width, eps, store_sum);
-  TROCR_CUDA_CHECK(cudaGetLastError());
+  launch_dependent(residual_layer_norm_kernel<T>, rows, kThreads, width * sizeof(float), stream, residual, delta,
+                   normed, gamma, beta, width, eps, store_sum);
 }
 
 #define INSTANTIATE(T)                                                                       \

@@ -1,0 +1,131 @@
+#pragma once
+// Tensor-core building blocks shared by the attention kernels (PTX, sm_80+): cp.async copies into
+// shared memory, ldmatrix fragment loads and the m16n8k16 mma with fp32 accumulators.
+//
+// Fragment ownership (PTX m16n8k16): lane = 4 * g + t holds, of each 16x8 accumulator block,
+// rows g and g + 8 at columns 2t and 2t + 1. Pair by pair this is also the A-operand layout,
+// so a score tile can become the probabilities operand of the next product without leaving
+// registers.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+
+namespace trocr::cuda {
+
+__device__ __forceinline__ uint32_t shared_address(const void* pointer) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(pointer));
+}
+
+// 16 bytes global -> shared, or 16 zero bytes when !inside (the source is then not read).
+__device__ __forceinline__ void copy_async_16(void* destination, const void* source, bool inside) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(destination)),
+               "l"(source), "r"(inside ? 16 : 0));
+}
+
+__device__ __forceinline__ void commit_async() { asm volatile("cp.async.commit_group;\n" ::); }
+
+// Waits until at most `Pending` committed groups of this thread are still in flight.
+template <int Pending>
+__device__ __forceinline__ void wait_async() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+}
+
+__device__ __forceinline__ void load_matrix_x4(uint32_t (&r)[4], const void* address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(address)));
+}
+
+__device__ __forceinline__ void load_matrix_x4_transposed(uint32_t (&r)[4], const void* address) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(shared_address(address)));
+}
+
+// d += a (16x16, row) * b (16x8, col) for T = __half or __nv_bfloat16.
+template <typename T>
+__device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  if constexpr (std::is_same_v<T, __half>) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+  }
+}
+
+// Two floats as one register of two T (the low half is the first).
+template <typename T>
+__device__ __forceinline__ uint32_t pack(float low, float high) {
+  uint32_t packed;
+  if constexpr (std::is_same_v<T, __half>) {
+    __half2 pair = __floats2half2_rn(low, high);
+    packed = *reinterpret_cast<uint32_t*>(&pair);
+  } else {
+    __nv_bfloat162 pair = __floats2bfloat162_rn(low, high);
+    packed = *reinterpret_cast<uint32_t*>(&pair);
+  }
+  return packed;
+}
+
+constexpr float kLog2e = 1.4426950408889634f;
+
+// One key tile of an online softmax over a warp's rows g (index 0) and g + 8 (index 1). s holds
+// the tile's scores, already scaled to base 2 and -inf where masked, as Blocks accumulator
+// blocks of 8 keys; at least one key of every tile is unmasked. Updates the running maximum
+// and this lane's share of the running sum, packs exp2(s - max) into A fragments p (16 keys
+// each), and returns in alpha the factors the output accumulators must be scaled by.
+template <typename T, int Blocks>
+__device__ __forceinline__ void online_softmax(float (&s)[Blocks][4], float (&running_max)[2],
+                                               float (&running_sum)[2], float (&alpha)[2],
+                                               uint32_t (&p)[Blocks / 2][4]) {
+  float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int n = 0; n < Blocks; ++n) {
+    tile_max[0] = fmaxf(tile_max[0], fmaxf(s[n][0], s[n][1]));
+    tile_max[1] = fmaxf(tile_max[1], fmaxf(s[n][2], s[n][3]));
+  }
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffff, tile_max[h], 1));
+    tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffff, tile_max[h], 2));
+    const float new_max = fmaxf(running_max[h], tile_max[h]);
+    alpha[h] = exp2f(running_max[h] - new_max);  // 0 on the first tile
+    running_max[h] = new_max;
+    running_sum[h] *= alpha[h];
+  }
+#pragma unroll
+  for (int n = 0; n < Blocks; ++n) {
+    const float p0 = exp2f(s[n][0] - running_max[0]), p1 = exp2f(s[n][1] - running_max[0]);
+    const float p2 = exp2f(s[n][2] - running_max[1]), p3 = exp2f(s[n][3] - running_max[1]);
+    running_sum[0] += p0 + p1;
+    running_sum[1] += p2 + p3;
+    p[n / 2][(n % 2) * 2 + 0] = pack<T>(p0, p1);
+    p[n / 2][(n % 2) * 2 + 1] = pack<T>(p2, p3);
+  }
+}
+
+// Output accumulators (Blocks blocks of 8 columns) times alpha, row by row.
+template <int Blocks>
+__device__ __forceinline__ void scale_rows(float (&output)[Blocks][4], const float (&alpha)[2]) {
+#pragma unroll
+  for (int n = 0; n < Blocks; ++n) {
+    output[n][0] *= alpha[0], output[n][1] *= alpha[0];
+    output[n][2] *= alpha[1], output[n][3] *= alpha[1];
+  }
+}
+
+// A row's running sum is spread over the 4 lanes of its group.
+__device__ __forceinline__ float group_sum(float value) {
+  value += __shfl_xor_sync(0xffffffff, value, 1);
+  return value + __shfl_xor_sync(0xffffffff, value, 2);
+}
+
+}  // namespace trocr::cuda
