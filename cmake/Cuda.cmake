@@ -8,7 +8,7 @@ if(NOT TROCR_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      set(CMAKE_CUDA_ARCHITECTURES 90)  # H100/H200; override for other GPUs
+      set(CMAKE_CUDA_ARCHITECTURES 90)  # H100/H200; override for other GPUs (sm_80 or newer)
     endif()
     enable_language(CUDA)
     set(CMAKE_CUDA_STANDARD 17)
