@@ -28,6 +28,10 @@ struct EngineOptions {
   // of one image (its beams) reading its keys and values together, instead of a block per row,
   // head and 32 keys (flash-decoding).
   bool grouped_cross_attention = true;
+  // Greedy decoding only: cross-attention reads the encoder output itself (the query projected
+  // through W_k per head, the value projection applied after the weighted sum) instead of
+  // per-layer K/V computed once per image: less memory and no K/V GEMM, five GEMMs per layer.
+  bool folded_cross_attention = false;
 };
 
 struct TextCandidate {

@@ -46,7 +46,8 @@ int run(const BenchArguments& arguments) {
   options.batch_size = *std::max_element(arguments.batches.begin(), arguments.batches.end());
   options.profile = arguments.profile;
   options.fused_encoder_attention = arguments.encoder_attention == "fused";
-  options.grouped_cross_attention = arguments.cross_attention == "grouped";
+  options.grouped_cross_attention = arguments.cross_attention != "chunked";
+  options.folded_cross_attention = arguments.cross_attention == "folded";
   const Recognizer recognizer(arguments.model_dir, options);
   const ModelConfig& config = recognizer.model_config();
   const size_t image_values = size_t{3} * config.encoder.image_height * config.encoder.image_width;
@@ -137,8 +138,9 @@ Action add_bench_command(CLI::App& app) {
                       "fused (flash-style kernel, fp16/bf16) or gemm (two GEMMs around a softmax)")
       ->capture_default_str()->check(CLI::IsMember({"fused", "gemm"}));
   command->add_option("--cross-attention", arguments->cross_attention,
-                      "grouped (tensor cores, an image's rows together; fp16/bf16) or chunked (a block per row, head and 32 keys)")
-      ->capture_default_str()->check(CLI::IsMember({"grouped", "chunked"}));
+                      "grouped (tensor cores, an image's rows together; fp16/bf16), chunked (a block per row, head "
+                      "and 32 keys), or folded (greedy: over the encoder output, no per-layer K/V; beams: grouped)")
+      ->capture_default_str()->check(CLI::IsMember({"grouped", "chunked", "folded"}));
   return [arguments]() { return run(*arguments); };
 }
 

@@ -74,7 +74,7 @@ class CudaBackend : public Backend {
     mark(0);
     encode_on_device(pixels, count);
     mark(1);
-    engine_->set_encoder_output(encoder_out_.data(), count);
+    engine_->set_encoder_output(encoder_out_.data(), count, /*greedy_only=*/options.num_beams == 1);
     engine_->set_cache_length(options.max_length);
     mark(2);
     if (options.num_beams > 1) {

@@ -41,8 +41,8 @@ void CudaModel<T>::set_cache_length(int length) {
 
 template <typename T>
 void CudaModel<T>::linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y,
-                          std::optional<Activation> activation) {
-  const T* bias = layer.bias.empty() ? nullptr : layer.bias.data();
+                          std::optional<Activation> activation, const T* bias_override) {
+  const T* bias = bias_override != nullptr ? bias_override : layer.bias.empty() ? nullptr : layer.bias.data();
   if (small_linear<T, T>(x, layer.weight.data(), bias, y, rows, layer.out, layer.in, activation, stream_)) return;
   MatmulShape shape;
   shape.m = rows;
@@ -171,7 +171,7 @@ void CudaModel<T>::encode(const float* pixels, int count, T* out) {
 }
 
 template <typename T>
-void CudaModel<T>::set_encoder_output(const T* encoder_hidden, int images) {
+void CudaModel<T>::set_encoder_output(const T* encoder_hidden, int images, bool greedy_only) {
   const int sequence = config_.encoder.sequence_length();
   const int rows = images * sequence;
   const T* source = encoder_hidden;
@@ -180,9 +180,55 @@ void CudaModel<T>::set_encoder_output(const T* encoder_hidden, int images) {
     linear(encoder_hidden, rows, *weights_.encoder_to_decoder, projected_encoder_.data());
     source = projected_encoder_.data();
   }
+  encoder_states_ = source;
+  images_ = images;
+  cross_kv_ready_ = !(greedy_only && options_.folded_cross_attention);
+  if (!cross_kv_ready_) return;
   ensure(cross_kv_, size_t(rows) * weights_.cross_key_values.out);
   linear(source, rows, weights_.cross_key_values, cross_kv_.data());
-  images_ = images;
+}
+
+template <typename T>
+void CudaModel<T>::reserve_folded(int rows) {
+  const int heads = config_.decoder.num_heads, width = weights_.cross_key_values.in;
+  const int64_t padded = (config_.encoder.sequence_length() + 7) / 8 * 8;
+  ensure(folded_queries_, size_t(rows) * heads * width);
+  ensure(folded_mix_, size_t(rows) * heads * width);
+  ensure(folded_scores_, size_t(rows) * heads * padded);
+  ensure(folded_probabilities_, size_t(rows) * heads * padded);
+}
+
+template <typename T>
+void CudaModel<T>::folded_cross_attention(int layer, int rows) {
+  const DecoderConfig& d = config_.decoder;
+  const int heads = d.num_heads, dim = d.d_model / heads, width = weights_.cross_key_values.in;
+  const int sequence = config_.encoder.sequence_length();
+  const int64_t padded = (sequence + 7) / 8 * 8;
+  const T* key_weights = weights_.cross_key_values.weight.data() + int64_t(layer) * 2 * d.d_model * width;
+  const T* value_weights = key_weights + int64_t(d.d_model) * width;
+  // q'[r, h] = q[r, h] . W_k[h] (the key bias adds the same q . b_k to every key: softmax drops it).
+  MatmulShape fold;
+  fold.m = rows, fold.n = width, fold.k = dim, fold.b_transposed = false;
+  fold.lda = d.d_model, fold.ldc = int64_t(heads) * width;
+  fold.batch = heads, fold.stride_a = dim, fold.stride_b = int64_t(dim) * width, fold.stride_c = width;
+  gemm_.matmul<T, T>(fold, step_query_.data(), key_weights, folded_queries_.data());
+  // Per image, its heads' q' against its encoder states, then the weighted sum of the states.
+  MatmulShape scores;
+  scores.m = heads, scores.n = sequence, scores.k = width, scores.ldc = padded;
+  scores.batch = rows, scores.stride_a = int64_t(heads) * width, scores.stride_b = int64_t(sequence) * width;
+  scores.stride_c = heads * padded, scores.alpha = 1.0f / std::sqrt(static_cast<float>(dim));
+  gemm_.matmul<T, T>(scores, folded_queries_.data(), encoder_states_, folded_scores_.data());
+  softmax_rows<T>(folded_scores_.data(), int64_t(rows) * heads, sequence, padded, folded_probabilities_.data(), stream_);
+  MatmulShape mix;
+  mix.m = heads, mix.n = width, mix.k = sequence, mix.b_transposed = false, mix.lda = padded;
+  mix.batch = rows, mix.stride_a = heads * padded, mix.stride_b = int64_t(sequence) * width;
+  mix.stride_c = int64_t(heads) * width;
+  gemm_.matmul<T, T>(mix, folded_probabilities_.data(), encoder_states_, folded_mix_.data());
+  // context[r, h] = mix[r, h] . W_v[h]^T (b_v is in the output projection's folded bias).
+  MatmulShape unfold;
+  unfold.m = rows, unfold.n = dim, unfold.k = width, unfold.lda = int64_t(heads) * width, unfold.ldc = d.d_model;
+  unfold.batch = heads, unfold.stride_a = width, unfold.stride_b = int64_t(dim) * width, unfold.stride_c = dim;
+  gemm_.matmul<T, T>(unfold, folded_mix_.data(), value_weights, step_context_.data());
 }
 
 template <typename T>
@@ -284,13 +330,20 @@ void CudaModel<T>::forward(int rows) {
     linear(step_context_.data(), rows, layer.self_output, step_projected_.data());
     pending = &layer.self_norm;
     layer_linear(layer.cross_query, step_query_.data());
-    T* cross_keys = cross_kv_.data() + int64_t(l) * 2 * width;
-    if (!options_.grouped_cross_attention ||
-        !cross_attention<T>(grouped, step_query_.data(), cross_keys, cross_keys + width, step_context_.data(), stream_)) {
-      decode_attention<T>(cross, step_query_.data(), cross_keys, cross_keys + width, nullptr, nullptr,
-                          step_context_.data(), stream_);
+    if (folded_step_) {
+      folded_cross_attention(l, rows);
+      linear(step_context_.data(), rows, layer.cross_output, step_projected_.data(), {},
+             layer.cross_output_folded_bias.data());
+    } else {
+      T* cross_keys = cross_kv_.data() + int64_t(l) * 2 * width;
+      if (!options_.grouped_cross_attention ||
+          !cross_attention<T>(grouped, step_query_.data(), cross_keys, cross_keys + width, step_context_.data(),
+                              stream_)) {
+        decode_attention<T>(cross, step_query_.data(), cross_keys, cross_keys + width, nullptr, nullptr,
+                            step_context_.data(), stream_);
+      }
+      linear(step_context_.data(), rows, layer.cross_output, step_projected_.data());
     }
-    linear(step_context_.data(), rows, layer.cross_output, step_projected_.data());
     pending = &layer.cross_norm;
     layer_linear(layer.fc1, step_ffn_.data(), d.activation);
     linear(step_ffn_.data(), rows, layer.fc2, step_projected_.data());
@@ -313,6 +366,7 @@ void CudaModel<T>::forward(int rows) {
 
 template <typename T>
 void CudaModel<T>::prepare_rows(const std::vector<int>& slots, const std::vector<int>& tokens, int position) {
+  if (!cross_kv_ready_) fail("CUDA decoder: steps need the cross-attention K/V (set_encoder_output without greedy_only)");
   const int rows = static_cast<int>(slots.size());
   reserve_rows(rows);
   std::vector<int> images(rows);
@@ -434,10 +488,14 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
                       greedy_sum_log_.data(), greedy_sum_probability_.data(),
                       greedy_min_probability_.data()};
   // One decode step as a CUDA graph: its ~150 launches replay with one call.
+  folded_step_ = options_.folded_cross_attention;
+  if (folded_step_) reserve_folded(images);
   const auto addresses = step_addresses({greedy_history_.data(), greedy_finished_.data(), greedy_sum_log_.data(),
-                                         greedy_sum_probability_.data(), greedy_min_probability_.data()});
+                                         greedy_sum_probability_.data(), greedy_min_probability_.data(),
+                                         encoder_states_, folded_queries_.data(), folded_scores_.data(),
+                                         folded_probabilities_.data(), folded_mix_.data()});
   const std::vector<int> settings = {0, images, max_length, min_length, no_repeat_ngram_size, eos, pad,
-                                     cache_length_, groups_};
+                                     cache_length_, groups_, folded_step_ ? 1 : 0};
   const auto enqueue_step = [&] {
     gather_last_tokens(greedy_history_.data(), images, max_length, position_.data(), tokens_.data(), stream_);
     forward(images);
@@ -454,6 +512,7 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
       if (std::all_of(done.begin(), done.end(), [](int f) { return f != 0; })) break;
     }
   }
+  folded_step_ = false;
   GreedyResult result;
   auto download = [&](auto& host, const auto* device) {
     TROCR_CUDA_CHECK(cudaMemcpyAsync(host.data(), device, host.size() * sizeof(host[0]), cudaMemcpyDeviceToHost, stream_));

@@ -27,8 +27,10 @@ class CudaModel : public StepModel {
   static constexpr int kEncoderChunk = 32;
   // pixels: device [count, 3, H, W]. Writes last_hidden_state [count * S, hidden] into out.
   void encode(const float* pixels, int count, T* out);
-  // Cross-attention K/V of every layer for `images` encoder outputs (device, [images * S, hidden]).
-  void set_encoder_output(const T* encoder_hidden, int images);
+  // Cross-attention K/V of every layer for `images` encoder outputs (device, [images * S, hidden]),
+  // which must stay in place while decoding. With greedy_only and the folded cross-attention,
+  // greedy() reads the encoder output directly and the K/V are not computed.
+  void set_encoder_output(const T* encoder_hidden, int images, bool greedy_only = false);
 
   int vocab_size() const override { return config_.decoder.vocab_size; }
   int max_length() const override { return config_.decoder.max_position_embeddings; }
@@ -60,7 +62,12 @@ class CudaModel : public StepModel {
   // Uploads one step's rows (tokens, cache slots, their images) and position.
   void prepare_rows(const std::vector<int>& slots, const std::vector<int>& tokens, int position);
   // y = activation(x W^T + b): small_linear for a few rows, cuBLASLt otherwise.
-  void linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y, std::optional<Activation> activation = {});
+  void linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y, std::optional<Activation> activation = {},
+              const T* bias_override = nullptr);
+  // Layer l's cross-attention for one row per image over the encoder states (the folded path):
+  // step_query_ -> step_context_, without the value projection's bias (see DeviceDecoderLayer).
+  void folded_cross_attention(int layer, int rows);
+  void reserve_folded(int rows);
 
   const DeviceWeights<T>& weights_;
   const ModelConfig& config_;
@@ -74,6 +81,10 @@ class CudaModel : public StepModel {
       context_, heads_out_, projected_, intermediate_;
   // Decoder state.
   DeviceBuffer<T> cross_kv_, projected_encoder_;
+  const T* encoder_states_ = nullptr;  // what cross-attention reads: the (projected) encoder output
+  bool cross_kv_ready_ = false;
+  bool folded_step_ = false;  // forward() uses folded_cross_attention
+  DeviceBuffer<T> folded_queries_, folded_scores_, folded_probabilities_, folded_mix_;
   std::vector<DeviceBuffer<T>> key_cache_, value_cache_;
   DeviceBuffer<T> cache_scratch_;
   DeviceBuffer<int> tokens_, row_slots_, row_images_, slot_images_, position_, reorder_targets_,

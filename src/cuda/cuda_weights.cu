@@ -25,6 +25,20 @@ DeviceBuffer<T> to_device(const std::vector<float>& values, cudaStream_t stream)
   return result;
 }
 
+// b_o + W_o . b_v, in fp32 (missing biases count as zeros).
+std::vector<float> folded_output_bias(const LinearWeights& output, const LinearWeights& value) {
+  const int64_t out = output.out_features(), in = value.out_features();
+  std::vector<float> bias(out, 0.0f);
+  for (int64_t i = 0; i < out; ++i) {
+    double sum = output.bias.empty() ? 0.0 : output.bias.values[i];
+    if (!value.bias.empty()) {
+      for (int64_t j = 0; j < in; ++j) sum += double(output.weight.values[i * in + j]) * value.bias.values[j];
+    }
+    bias[i] = static_cast<float>(sum);
+  }
+  return bias;
+}
+
 // Row-wise concatenation of linear layers; a missing bias counts as zeros.
 template <typename T>
 DeviceLinear<T> fused(const std::vector<const LinearWeights*>& parts, cudaStream_t stream) {
@@ -103,6 +117,7 @@ DeviceWeights<T> upload_weights(const ModelWeights& weights, cudaStream_t stream
     target.self_norm = norm(layer.self_attention_layernorm, stream);
     target.cross_norm = norm(layer.cross_attention_layernorm, stream);
     target.final_norm = norm(layer.final_layernorm, stream);
+    target.cross_output_folded_bias = to_device<T>(folded_output_bias(layer.cross_output, layer.cross_value), stream);
     device.decoder_layers.push_back(std::move(target));
     cross_parts.push_back(&layer.cross_key);
     cross_parts.push_back(&layer.cross_value);

@@ -31,6 +31,10 @@ template <typename T>
 struct DeviceDecoderLayer {
   DeviceLinear<T> self_qkv, self_output, cross_query, cross_output, fc1, fc2;
   DeviceNorm self_norm, cross_norm, final_norm;
+  // cross_output's bias plus W_o . b_v: with softmax weights summing to 1, the value projection's
+  // bias passes through attention unchanged, so cross-attention over the encoder output
+  // (CudaModel's folded path) adds it here.
+  DeviceBuffer<T> cross_output_folded_bias;
 };
 
 template <typename T>

@@ -12,7 +12,9 @@ struct DemoCase {
   const char* dtype;
   double identical_share;  // lines with HF fp32's text, at least
   double cer;              // against the labels, at most
-  bool fallback_kernels = false;  // the GEMM encoder attention and chunked cross-attention
+  // "default"; "fallback": the GEMM encoder attention and chunked cross-attention; "folded":
+  // greedy's cross-attention over the encoder output.
+  const char* kernels = "default";
 };
 
 class CudaDemo : public ::testing::TestWithParam<DemoCase> {};
@@ -24,11 +26,13 @@ TEST_P(CudaDemo, ReadsTheEvaluationSetAsHfDoes) {
   options.device = "cuda";
   options.dtype = demo.dtype;
   options.batch_size = 64;
-  options.fused_encoder_attention = options.grouped_cross_attention = !demo.fallback_kernels;
+  const std::string kernels = demo.kernels;
+  options.fused_encoder_attention = options.grouped_cross_attention = kernels != "fallback";
+  options.folded_cross_attention = kernels == "folded";
   for (const char* setting : {"default", "greedy"}) {
     const DemoComparison result = compare_demo_with_hf(options, setting, 0);
     std::printf("demo model, %s, CUDA %s%s: %zu/%zu texts and %zu ids identical to HF fp32, CER %.4f (HF %.4f)\n",
-                setting, demo.dtype, demo.fallback_kernels ? " (fallback kernels)" : "", result.identical_text,
+                setting, demo.dtype, kernels == "default" ? "" : (" (" + kernels + " kernels)").c_str(), result.identical_text,
                 result.lines, result.identical_ids, result.cer, result.hf_cer);
     if (demo.identical_share == 1.0) {
       for (const auto& difference : result.differences) ADD_FAILURE() << setting << " " << difference;
@@ -41,10 +45,12 @@ TEST_P(CudaDemo, ReadsTheEvaluationSetAsHfDoes) {
 
 INSTANTIATE_TEST_SUITE_P(Precisions, CudaDemo,
                          ::testing::Values(DemoCase{"fp32", 1.0, 0.02}, DemoCase{"fp16", 0.98, 0.025},
-                                           DemoCase{"bf16", 0.95, 0.03}, DemoCase{"fp16", 0.98, 0.025, true},
-                                           DemoCase{"bf16", 0.95, 0.03, true}),
+                                           DemoCase{"bf16", 0.95, 0.03}, DemoCase{"fp16", 0.98, 0.025, "fallback"},
+                                           DemoCase{"bf16", 0.95, 0.03, "fallback"}, DemoCase{"fp32", 1.0, 0.02, "folded"},
+                                           DemoCase{"fp16", 0.98, 0.025, "folded"}),
                          [](const auto& info) {
-                           return std::string(info.param.dtype) + (info.param.fallback_kernels ? "_fallback" : "");
+                           const std::string kernels = info.param.kernels;
+                           return std::string(info.param.dtype) + (kernels == "default" ? "" : "_" + kernels);
                          });
 
 }  // namespace
