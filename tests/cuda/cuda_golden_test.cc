@@ -1,5 +1,6 @@
 // The CUDA engine against HF goldens: fp32 gives HF's ids on every setting; fp16 and bf16 give
 // HF's ids on the goldens and logits within their precision. Skips without a GPU.
+#include <algorithm>
 #include <cmath>
 
 #include "cuda/device_info.h"
@@ -16,14 +17,36 @@ struct Precision {
   double logits_tolerance;
   // Share of generated sequences identical to HF fp32 that must be kept. fp32 must match
   // exactly. In fp16/bf16 a near-tie between the two best tokens of these random-weight
-  // models can flip and change the rest of the line; the rates measured on an H100 when this
-  // was written were fp16 71/72 and bf16 57/72 (vit-char 15/24), and these floors guard them.
+  // models can flip and change the rest of the line. Measured on an H100: fp16 71/72 (at
+  // 3d85967) and 70/72 (vit-char 21/24, with the tensor-core GEMV); bf16 57/72 (vit-char
+  // 15/24). The floors are a guard; the real check is that every greedy difference starts at
+  // a near-tie (GeneratedIdsMatchHf).
   double identical_share;
 };
 
 const Precision kPrecisions[] = {{"fp32", 1e-4, 1e-4, 1.0},
-                                 {"fp16", 1e-2, 2e-2, 0.9},
+                                 {"fp16", 1e-2, 2e-2, 0.85},
                                  {"bf16", 5e-2, 8e-2, 0.6}};
+
+// Where a greedy sequence first leaves HF's, the two tokens must be a near-tie in HF's logits
+// (here the CPU engine's, which equal HF's within 1e-4): with every logit within
+// `tolerance * max |logit|` of HF's, only tokens at most twice that apart can swap.
+void expect_near_tie(const Recognizer& oracle, const std::vector<float>& pixels, const std::vector<int>& expected,
+                     const std::vector<int>& ours, double tolerance, const std::string& where) {
+  size_t first = 0;
+  while (first < expected.size() && first < ours.size() && expected[first] == ours[first]) ++first;
+  if (first == 0 || first >= expected.size() || first >= ours.size()) return;
+  const std::vector<int> prefix(expected.begin(), expected.begin() + first + 1);
+  const std::vector<float> logits = oracle.decoder_logits(pixels, prefix);
+  const size_t vocab = logits.size() / (prefix.size() - 1);
+  const float* row = logits.data() + (first - 1) * vocab;
+  float largest = 0.0f;
+  for (size_t t = 0; t < vocab; ++t) largest = std::max(largest, std::fabs(row[t]));
+  const float gap = row[expected[first]] - row[ours[first]];
+  EXPECT_LE(gap, 2.0 * tolerance * largest)
+      << where << ": the sequences part at position " << first << " where HF's token leads ours by " << gap
+      << " (logits up to " << largest << ")";
+}
 
 class CudaGolden : public ::testing::TestWithParam<std::tuple<std::string, Precision>> {
  protected:
@@ -37,12 +60,13 @@ class CudaGolden : public ::testing::TestWithParam<std::tuple<std::string, Preci
     options.device = "cuda";
     options.dtype = precision_.dtype;
     recognizer_ = std::make_unique<Recognizer>(model_dir(variant_), options);
+    cpu_ = std::make_unique<Recognizer>(model_dir(variant_));
   }
   std::string variant_;
   Precision precision_{};
   nlohmann::json record_;
   std::unique_ptr<Checkpoint> golden_;
-  std::unique_ptr<Recognizer> recognizer_;
+  std::unique_ptr<Recognizer> recognizer_, cpu_;
 };
 
 TEST_P(CudaGolden, EncoderAndLogits) {
@@ -77,6 +101,9 @@ TEST_P(CudaGolden, GeneratedIdsMatchHf) {
       identical += ours == expected;
       if (std::string(precision_.dtype) == "fp32") {
         EXPECT_EQ(ours, expected) << variant_ << " " << image << " " << name;
+      } else if (std::string(name) != "checkpoint_default") {  // beam search ranks sums, not one step
+        expect_near_tie(*cpu_, pixels, expected, ours, precision_.logits_tolerance,
+                        variant_ + " " + image + " " + name);
       }
     }
   }
