@@ -483,10 +483,9 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
   copy(greedy_min_probability_.data(), ones);
   const int zero = 0;
   TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &zero, sizeof zero, cudaMemcpyHostToDevice, stream_));
-  GreedyParams params{images, vocab_size(), max_length, min_length, eos, pad, no_repeat_ngram_size,
-                      position_.data(), greedy_history_.data(), greedy_finished_.data(),
-                      greedy_sum_log_.data(), greedy_sum_probability_.data(),
-                      greedy_min_probability_.data()};
+  GreedyParams params{images, row_images_.data(), vocab_size(), max_length, min_length, eos, pad,
+                      no_repeat_ngram_size, position_.data(), greedy_history_.data(), greedy_finished_.data(),
+                      greedy_sum_log_.data(), greedy_sum_probability_.data(), greedy_min_probability_.data()};
   // One decode step as a CUDA graph: its ~150 launches replay with one call.
   folded_step_ = options_.folded_cross_attention;
   if (folded_step_) reserve_folded(images);
@@ -494,23 +493,37 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
                                          greedy_sum_probability_.data(), greedy_min_probability_.data(),
                                          encoder_states_, folded_queries_.data(), folded_scores_.data(),
                                          folded_probabilities_.data(), folded_mix_.data()});
-  const std::vector<int> settings = {0, images, max_length, min_length, no_repeat_ngram_size, eos, pad,
-                                     cache_length_, groups_, folded_step_ ? 1 : 0};
   const auto enqueue_step = [&] {
-    gather_last_tokens(greedy_history_.data(), images, max_length, position_.data(), tokens_.data(), stream_);
-    forward(images);
+    gather_last_tokens(greedy_history_.data(), row_images_.data(), params.rows, max_length, position_.data(),
+                       tokens_.data(), stream_);
+    forward(params.rows);
     greedy_select(params, logits_.data(), stream_);
     advance_position(position_.data(), stream_);
   };
-  std::vector<int> done(images);
+  // Rows are images; when a quarter of them have finished, the batch shrinks to the rest (a new
+  // graph, for the new row count). The folded cross-attention needs every image in its row.
+  std::vector<int> active = identity, done(images);
   constexpr int kCheckEvery = 4;
   for (int step = 0; step + 1 < max_length; ++step) {
+    const std::vector<int> settings = {0, params.rows, max_length, min_length, no_repeat_ngram_size, eos, pad,
+                                       cache_length_, groups_, folded_step_ ? 1 : 0};
     replay({addresses, settings}, enqueue_step);
-    if ((step + 1) % kCheckEvery == 0) {
-      TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), greedy_finished_.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
-      TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
-      if (std::all_of(done.begin(), done.end(), [](int f) { return f != 0; })) break;
+    if ((step + 1) % kCheckEvery != 0) continue;
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), greedy_finished_.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<int> unfinished;
+    for (int image : active) {
+      if (done[image] == 0) unfinished.push_back(image);
     }
+    if (unfinished.empty()) break;
+    if (folded_step_ || unfinished.size() * 4 > active.size() * 3) continue;
+    active = std::move(unfinished);
+    params.rows = groups_ = static_cast<int>(active.size());
+    const std::vector<int> starts = cross_attention_groups(active);  // a group per row
+    copy(row_slots_.data(), active);
+    copy(row_images_.data(), active);
+    copy(group_starts_.data(), starts);
+    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // before the host vectors change
   }
   folded_step_ = false;
   GreedyResult result;

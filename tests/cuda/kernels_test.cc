@@ -361,8 +361,11 @@ TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
   sum_log.upload(std::vector<float>(rows, 0.0f));
   sum_probability.upload(std::vector<float>(rows, 0.0f));
   min_probability.upload(std::vector<float>(rows, 1.0f));
-  cuda::GreedyParams params{rows, vocab, max_length, 8, eos, pad, 2, d_position.data(), d_history.data(),
-                            d_finished.data(), sum_log.data(), sum_probability.data(), min_probability.data()};
+  DeviceBuffer<int> d_images;
+  d_images.upload(std::vector<int>{0, 1, 2});
+  cuda::GreedyParams params{rows, d_images.data(), vocab, max_length, 8, eos, pad, 2, d_position.data(),
+                            d_history.data(), d_finished.data(), sum_log.data(), sum_probability.data(),
+                            min_probability.data()};
   cuda::greedy_select(params, d_logits.data(), nullptr);
   const auto result = d_history.download();
   EXPECT_EQ(result[0 * max_length + 5], 9);  // eos banned (length 5 < 8), 5->6 repeats ban 6 only
@@ -375,6 +378,23 @@ TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
   double total = 0.0;
   for (float s : row) total += std::exp(double(s) - 40.0);
   EXPECT_NEAR(sum_probability.download()[1], 1.0 / total, 1e-5);
+  // A shrunk batch: row 0 now decodes sequence 1 (its logits in row 0), and the next input
+  // tokens are gathered through the same map.
+  DeviceBuffer<int> d_shrunk, d_tokens(1);
+  d_shrunk.upload(std::vector<int>{1});
+  d_history.upload(history);
+  DeviceBuffer<float> shrunk_logits;
+  shrunk_logits.upload(std::vector<float>(logits.begin() + vocab, logits.begin() + 2 * vocab));
+  cuda::GreedyParams shrunk = params;
+  shrunk.rows = 1;
+  shrunk.images = d_shrunk.data();
+  cuda::greedy_select(shrunk, shrunk_logits.data(), nullptr);
+  d_position.upload(std::vector<int>{position + 1});
+  cuda::gather_last_tokens(d_history.data(), d_shrunk.data(), 1, max_length, d_position.data(), d_tokens.data(),
+                           nullptr);
+  EXPECT_EQ(d_history.download()[1 * max_length + 5], 8);
+  EXPECT_EQ(d_history.download()[0 * max_length + 5], pad) << "sequence 0 is not in the batch";
+  EXPECT_EQ(d_tokens.download(), std::vector<int>{8});
 }
 
 TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {

@@ -23,8 +23,9 @@ __global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
   start_next_kernel();
   wait_for_previous_kernel();
   const int position = *params.position;
-  int* history = params.history + static_cast<int64_t>(row) * params.max_length;
-  if (params.finished[row]) {
+  const int image = params.images[row];
+  int* history = params.history + static_cast<int64_t>(image) * params.max_length;
+  if (params.finished[image]) {
     if (threadIdx.x == 0) history[position + 1] = params.pad;
     return;
   }
@@ -81,10 +82,10 @@ __global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
     for (int w = 0; w < kThreads / 32; ++w) total += reduce[w];
     const float probability = 1.0f / total;
     history[position + 1] = best_index;
-    params.sum_log_probability[row] += -logf(total);
-    params.sum_probability[row] += probability;
-    params.min_probability[row] = fminf(params.min_probability[row], probability);
-    if (best_index == params.eos) params.finished[row] = 1;
+    params.sum_log_probability[image] += -logf(total);
+    params.sum_probability[image] += probability;
+    params.min_probability[image] = fminf(params.min_probability[image], probability);
+    if (best_index == params.eos) params.finished[image] = 1;
   }
 }
 
@@ -170,12 +171,12 @@ __global__ void advance_position_kernel(int* position) {
   *position += 1;
 }
 
-__global__ void gather_last_tokens_kernel(const int* history, int rows, int max_length,
+__global__ void gather_last_tokens_kernel(const int* history, const int* images, int rows, int max_length,
                                           const int* position, int* tokens) {
   const int row = blockIdx.x * blockDim.x + threadIdx.x;
   start_next_kernel();
   wait_for_previous_kernel();
-  if (row < rows) tokens[row] = history[static_cast<int64_t>(row) * max_length + *position];
+  if (row < rows) tokens[row] = history[static_cast<int64_t>(images[row]) * max_length + *position];
 }
 
 template <typename T>
@@ -209,11 +210,11 @@ void advance_position(int* position, cudaStream_t stream) {
   launch_dependent(advance_position_kernel, 1, 1, 0, stream, position);
 }
 
-void gather_last_tokens(const int* history, int rows, int max_length, const int* position,
+void gather_last_tokens(const int* history, const int* images, int rows, int max_length, const int* position,
                         int* tokens, cudaStream_t stream) {
   if (rows == 0) return;
-  launch_dependent(gather_last_tokens_kernel, (rows + 255) / 256, 256, 0, stream, history, rows, max_length, position,
-                   tokens);
+  launch_dependent(gather_last_tokens_kernel, (rows + 255) / 256, 256, 0, stream, history, images, rows, max_length,
+                   position, tokens);
 }
 
 template <typename T>

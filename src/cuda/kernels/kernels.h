@@ -136,9 +136,12 @@ void softmax_rows(const T* scores, int64_t rows, int columns, int64_t stride, T*
 
 // Greedy selection for each row: HF's min-length and no-repeat-ngram processors on the fp32
 // logits, argmax (first maximum), the chosen token's probability; finished rows take `pad`.
-// history is [rows, max_length]; the token goes to history[row, *position + 1].
+// Row r decodes sequence images[r] (the batch shrinks as sequences finish): history is
+// [sequences, max_length], and the token goes to history[images[r], *position + 1]; finished and
+// the sums are per sequence too.
 struct GreedyParams {
   int rows;
+  const int* images;
   int vocab;
   int max_length;
   int min_length;
@@ -170,8 +173,8 @@ void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t 
 
 // *position += 1 (the last launch of a captured decode step).
 void advance_position(int* position, cudaStream_t stream);
-// tokens[r] = history[r, *position] (the next step's input).
-void gather_last_tokens(const int* history, int rows, int max_length, const int* position,
+// tokens[r] = history[images[r], *position] (the next step's input).
+void gather_last_tokens(const int* history, const int* images, int rows, int max_length, const int* position,
                         int* tokens, cudaStream_t stream);
 
 // y[m, n] = activation(x[m, k] . w[n, k]^T + bias) for m <= kMaxSmallRows, streaming w once
