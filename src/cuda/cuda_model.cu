@@ -1,3 +1,6 @@
+// CudaModel's decoder step (forward) and what drives it: rows, KV caches, beam-search steps,
+// and the CUDA graphs the steps replay as. The encoder, the greedy loop and the folded
+// cross-attention are in cuda_encoder.cu, cuda_greedy.cu and folded_cross_attention.cu.
 #include <cmath>
 #include <map>
 
@@ -6,14 +9,6 @@
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
-namespace {
-
-template <typename T>
-void ensure(DeviceBuffer<T>& buffer, size_t count) {
-  if (buffer.size() < count) buffer.resize(count);
-}
-
-}  // namespace
 
 template <typename T>
 CudaModel<T>::CudaModel(const DeviceWeights<T>& weights, const ModelConfig& config,
@@ -94,89 +89,12 @@ std::vector<const void*> CudaModel<T>::step_addresses(std::initializer_list<cons
 }
 
 template <typename T>
-void CudaModel<T>::encode(const float* pixels, int count, T* out) {
-  const EncoderConfig& e = config_.encoder;
-  const int hidden = e.hidden_size, sequence = e.sequence_length(), patches = e.patch_count();
-  const int heads = e.num_heads, dim = hidden / heads, patch_inputs = 3 * e.patch_size * e.patch_size;
-  for (int first = 0; first < count; first += kEncoderChunk) {
-    const int batch = std::min(kEncoderChunk, count - first);
-    const int rows = batch * sequence;
-    ensure(patches_, size_t(batch) * patches * patch_inputs);
-    ensure(patch_embeddings_, size_t(batch) * patches * hidden);
-    ensure(normed_, size_t(rows) * hidden);
-    ensure(qkv_, size_t(rows) * 3 * hidden);
-    ensure(q_, size_t(rows) * hidden);
-    ensure(k_, size_t(rows) * hidden);
-    ensure(v_, size_t(rows) * hidden);
-    // Score rows padded to a multiple of 8 elements: cuBLASLt picks its aligned (Hopper)
-    // kernels only for 16-byte-aligned leading dimensions (577 gave align1 sm75 kernels).
-    const int64_t padded = (sequence + 7) / 8 * 8;
-    ensure(scores_, size_t(batch) * heads * sequence * padded);
-    ensure(probabilities_, size_t(batch) * heads * sequence * padded);
-    ensure(context_, size_t(rows) * hidden);
-    ensure(heads_out_, size_t(rows) * hidden);
-    ensure(projected_, size_t(rows) * hidden);
-    ensure(intermediate_, size_t(rows) * e.intermediate_size);
-    const float* chunk_pixels = pixels + size_t(first) * 3 * e.image_height * e.image_width;
-    T* states = out + size_t(first) * sequence * hidden;
-    extract_patches<T>(chunk_pixels, batch, e.image_height, e.image_width, e.patch_size,
-                       patches_.data(), stream_);
-    linear(patches_.data(), batch * patches, weights_.patch_projection, patch_embeddings_.data());
-    assemble_tokens<T>(patch_embeddings_.data(), weights_.cls_token.data(),
-                       e.type == EncoderType::Deit ? weights_.distillation_token.data() : nullptr,
-                       weights_.encoder_positions.data(), batch, patches, hidden, states, stream_);
-    MatmulShape scores_shape;
-    scores_shape.m = scores_shape.n = sequence;
-    scores_shape.k = dim;
-    scores_shape.batch = batch * heads;
-    scores_shape.stride_a = scores_shape.stride_b = int64_t(sequence) * dim;
-    scores_shape.ldc = padded;
-    scores_shape.stride_c = int64_t(sequence) * padded;
-    scores_shape.alpha = 1.0f / std::sqrt(static_cast<float>(dim));
-    MatmulShape context_shape;
-    context_shape.m = sequence;
-    context_shape.n = dim;
-    context_shape.k = sequence;
-    context_shape.b_transposed = false;
-    context_shape.lda = padded;
-    context_shape.batch = batch * heads;
-    context_shape.stride_a = int64_t(sequence) * padded;
-    context_shape.stride_b = context_shape.stride_c = int64_t(sequence) * dim;
-    for (size_t l = 0; l < weights_.encoder_layers.size(); ++l) {
-      const DeviceEncoderLayer<T>& layer = weights_.encoder_layers[l];
-      // Pre-LN: the previous block's output joins the residual stream, then LayerNorm.
-      residual_layer_norm<T>(states, l == 0 ? nullptr : projected_.data(), normed_.data(),
-                             layer.before.gamma.data(), layer.before.beta.data(), rows, hidden,
-                             e.layer_norm_eps, l != 0, stream_);
-      linear(normed_.data(), rows, layer.qkv, qkv_.data());
-      if (!options_.fused_encoder_attention || !encoder_attention<T>(qkv_.data(), batch, sequence, heads, dim,
-                                                             scores_shape.alpha, heads_out_.data(), stream_)) {
-        split_heads<T>(qkv_.data(), batch, sequence, heads, dim, q_.data(), k_.data(), v_.data(), stream_);
-        gemm_.matmul<T, T>(scores_shape, q_.data(), k_.data(), scores_.data());
-        softmax_rows<T>(scores_.data(), int64_t(batch) * heads * sequence, sequence, padded,
-                        probabilities_.data(), stream_);
-        gemm_.matmul<T, T>(context_shape, probabilities_.data(), v_.data(), context_.data());
-        merge_heads<T>(context_.data(), batch, sequence, heads, dim, heads_out_.data(), stream_);
-      }
-      linear(heads_out_.data(), rows, layer.attention_output, projected_.data());
-      residual_layer_norm<T>(states, projected_.data(), normed_.data(), layer.after.gamma.data(),
-                             layer.after.beta.data(), rows, hidden, e.layer_norm_eps, true, stream_);
-      linear(normed_.data(), rows, layer.intermediate, intermediate_.data(), e.activation);
-      linear(intermediate_.data(), rows, layer.output, projected_.data());
-    }
-    residual_layer_norm<T>(states, projected_.data(), states, weights_.encoder_norm.gamma.data(),
-                           weights_.encoder_norm.beta.data(), rows, hidden, e.layer_norm_eps,
-                           false, stream_);
-  }
-}
-
-template <typename T>
 void CudaModel<T>::set_encoder_output(const T* encoder_hidden, int images, bool greedy_only) {
   const int sequence = config_.encoder.sequence_length();
   const int rows = images * sequence;
   const T* source = encoder_hidden;
   if (weights_.encoder_to_decoder) {
-    ensure(projected_encoder_, size_t(rows) * config_.decoder.d_model);
+    projected_encoder_.grow(size_t(rows) * config_.decoder.d_model);
     linear(encoder_hidden, rows, *weights_.encoder_to_decoder, projected_encoder_.data());
     source = projected_encoder_.data();
   }
@@ -184,51 +102,8 @@ void CudaModel<T>::set_encoder_output(const T* encoder_hidden, int images, bool 
   images_ = images;
   cross_kv_ready_ = !(greedy_only && options_.folded_cross_attention);
   if (!cross_kv_ready_) return;
-  ensure(cross_kv_, size_t(rows) * weights_.cross_key_values.out);
+  cross_kv_.grow(size_t(rows) * weights_.cross_key_values.out);
   linear(source, rows, weights_.cross_key_values, cross_kv_.data());
-}
-
-template <typename T>
-void CudaModel<T>::reserve_folded(int rows) {
-  const int heads = config_.decoder.num_heads, width = weights_.cross_key_values.in;
-  const int64_t padded = (config_.encoder.sequence_length() + 7) / 8 * 8;
-  ensure(folded_queries_, size_t(rows) * heads * width);
-  ensure(folded_mix_, size_t(rows) * heads * width);
-  ensure(folded_scores_, size_t(rows) * heads * padded);
-  ensure(folded_probabilities_, size_t(rows) * heads * padded);
-}
-
-template <typename T>
-void CudaModel<T>::folded_cross_attention(int layer, int rows) {
-  const DecoderConfig& d = config_.decoder;
-  const int heads = d.num_heads, dim = d.d_model / heads, width = weights_.cross_key_values.in;
-  const int sequence = config_.encoder.sequence_length();
-  const int64_t padded = (sequence + 7) / 8 * 8;
-  const T* key_weights = weights_.cross_key_values.weight.data() + int64_t(layer) * 2 * d.d_model * width;
-  const T* value_weights = key_weights + int64_t(d.d_model) * width;
-  // q'[r, h] = q[r, h] . W_k[h] (the key bias adds the same q . b_k to every key: softmax drops it).
-  MatmulShape fold;
-  fold.m = rows, fold.n = width, fold.k = dim, fold.b_transposed = false;
-  fold.lda = d.d_model, fold.ldc = int64_t(heads) * width;
-  fold.batch = heads, fold.stride_a = dim, fold.stride_b = int64_t(dim) * width, fold.stride_c = width;
-  gemm_.matmul<T, T>(fold, step_query_.data(), key_weights, folded_queries_.data());
-  // Per image, its heads' q' against its encoder states, then the weighted sum of the states.
-  MatmulShape scores;
-  scores.m = heads, scores.n = sequence, scores.k = width, scores.ldc = padded;
-  scores.batch = rows, scores.stride_a = int64_t(heads) * width, scores.stride_b = int64_t(sequence) * width;
-  scores.stride_c = heads * padded, scores.alpha = 1.0f / std::sqrt(static_cast<float>(dim));
-  gemm_.matmul<T, T>(scores, folded_queries_.data(), encoder_states_, folded_scores_.data());
-  softmax_rows<T>(folded_scores_.data(), int64_t(rows) * heads, sequence, padded, folded_probabilities_.data(), stream_);
-  MatmulShape mix;
-  mix.m = heads, mix.n = width, mix.k = sequence, mix.b_transposed = false, mix.lda = padded;
-  mix.batch = rows, mix.stride_a = heads * padded, mix.stride_b = int64_t(sequence) * width;
-  mix.stride_c = int64_t(heads) * width;
-  gemm_.matmul<T, T>(mix, folded_probabilities_.data(), encoder_states_, folded_mix_.data());
-  // context[r, h] = mix[r, h] . W_v[h]^T (b_v is in the output projection's folded bias).
-  MatmulShape unfold;
-  unfold.m = rows, unfold.n = dim, unfold.k = width, unfold.lda = int64_t(heads) * width, unfold.ldc = d.d_model;
-  unfold.batch = heads, unfold.stride_a = width, unfold.stride_b = int64_t(dim) * width, unfold.stride_c = dim;
-  gemm_.matmul<T, T>(unfold, folded_mix_.data(), value_weights, step_context_.data());
 }
 
 template <typename T>
@@ -264,8 +139,8 @@ void CudaModel<T>::begin(const std::vector<int>& slot_sources) {
   key_cache_.resize(config_.decoder.num_layers);
   value_cache_.resize(config_.decoder.num_layers);
   for (int l = 0; l < config_.decoder.num_layers; ++l) {
-    ensure(key_cache_[l], cache);
-    ensure(value_cache_[l], cache);
+    key_cache_[l].grow(cache);
+    value_cache_[l].grow(cache);
   }
   reserve_rows(slots_);
 }
@@ -397,10 +272,10 @@ bool CudaModel<T>::step_top_k(const std::vector<int>& slots, const std::vector<i
   }
   std::vector<int> banned_table(rows * max_banned, -1);
   for (int r = 0; r < rows; ++r) std::copy(banned[r].begin(), banned[r].end(), banned_table.begin() + r * max_banned);
-  ensure(beam_banned_, banned_table.size());
-  ensure(beam_running_, rows);
-  ensure(beam_values_, size_t(rows) * k);
-  ensure(beam_tokens_, size_t(rows) * k);
+  beam_banned_.grow(banned_table.size());
+  beam_running_.grow(rows);
+  beam_values_.grow(size_t(rows) * k);
+  beam_tokens_.grow(size_t(rows) * k);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_banned_.data(), banned_table.data(), banned_table.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_running_.data(), running_scores.data(), rows * sizeof(float), cudaMemcpyHostToDevice, stream_));
   BeamTopKParams params{rows, vocab_size(), k, beam_banned_.data(), static_cast<int>(max_banned),
@@ -435,118 +310,20 @@ template <typename T>
 void CudaModel<T>::reorder(const std::vector<int>& slots, const std::vector<int>& sources, int position) {
   if (slots.empty() || position == 0) return;
   const int count = static_cast<int>(slots.size());
-  ensure(reorder_targets_, count);
-  ensure(reorder_sources_, count);
+  reorder_targets_.grow(count);
+  reorder_sources_.grow(count);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_targets_.data(), slots.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_sources_.data(), sources.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   const int64_t width = config_.decoder.d_model;
   const int64_t length = int64_t(position) * width;
-  ensure(cache_scratch_, size_t(count) * length);
+  cache_scratch_.grow(size_t(count) * length);
   for (int l = 0; l < config_.decoder.num_layers; ++l) {
     for (auto* cache : {&key_cache_[l], &value_cache_[l]}) {
       reorder_cache<T>(cache->data(), int64_t(cache_length_) * width, reorder_targets_.data(),
                        reorder_sources_.data(), count, length, cache_scratch_.data(), stream_);
     }
   }
-}
-
-template <typename T>
-typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_length, int min_length,
-                                                         int no_repeat_ngram_size, int decoder_start,
-                                                         int eos, int pad) {
-  std::vector<int> identity(images);
-  for (int i = 0; i < images; ++i) identity[i] = i;
-  begin(identity);
-  // Copies, not upload(): these buffers keep the capacity reserve_rows gave them.
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  const std::vector<int> starts = cross_attention_groups(identity);  // a group per row
-  groups_ = images;
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(group_starts_.data(), starts.data(), starts.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  std::vector<int> history(size_t(images) * max_length, pad);
-  for (int i = 0; i < images; ++i) history[size_t(i) * max_length] = decoder_start;
-  ensure(greedy_history_, history.size());
-  ensure(greedy_finished_, images);
-  ensure(greedy_sum_log_, images);
-  ensure(greedy_sum_probability_, images);
-  ensure(greedy_min_probability_, images);
-  const std::vector<float> zeros(images, 0.0f), ones(images, 1.0f);
-  const std::vector<int> not_finished(images, 0);
-  auto copy = [&](auto* device, const auto& host) {
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice, stream_));
-  };
-  copy(greedy_history_.data(), history);
-  copy(greedy_finished_.data(), not_finished);
-  copy(greedy_sum_log_.data(), zeros);
-  copy(greedy_sum_probability_.data(), zeros);
-  copy(greedy_min_probability_.data(), ones);
-  const int zero = 0;
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &zero, sizeof zero, cudaMemcpyHostToDevice, stream_));
-  GreedyParams params{images, row_images_.data(), vocab_size(), max_length, min_length, eos, pad,
-                      no_repeat_ngram_size, position_.data(), greedy_history_.data(), greedy_finished_.data(),
-                      greedy_sum_log_.data(), greedy_sum_probability_.data(), greedy_min_probability_.data()};
-  // One decode step as a CUDA graph: its ~150 launches replay with one call.
-  folded_step_ = options_.folded_cross_attention;
-  if (folded_step_) reserve_folded(images);
-  const auto addresses = step_addresses({greedy_history_.data(), greedy_finished_.data(), greedy_sum_log_.data(),
-                                         greedy_sum_probability_.data(), greedy_min_probability_.data(),
-                                         encoder_states_, folded_queries_.data(), folded_scores_.data(),
-                                         folded_probabilities_.data(), folded_mix_.data()});
-  const auto enqueue_step = [&] {
-    gather_last_tokens(greedy_history_.data(), row_images_.data(), params.rows, max_length, position_.data(),
-                       tokens_.data(), stream_);
-    forward(params.rows);
-    greedy_select(params, logits_.data(), stream_);
-    advance_position(position_.data(), stream_);
-  };
-  // Rows are images; when a quarter of them have finished, the batch shrinks to the rest (a new
-  // graph, for the new row count). The folded cross-attention needs every image in its row.
-  std::vector<int> active = identity, done(images);
-  constexpr int kCheckEvery = 4;
-  for (int step = 0; step + 1 < max_length; ++step) {
-    const std::vector<int> settings = {0, params.rows, max_length, min_length, no_repeat_ngram_size, eos, pad,
-                                       cache_length_, groups_, folded_step_ ? 1 : 0};
-    replay({addresses, settings}, enqueue_step);
-    if ((step + 1) % kCheckEvery != 0) continue;
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), greedy_finished_.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
-    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    std::vector<int> unfinished;
-    for (int image : active) {
-      if (done[image] == 0) unfinished.push_back(image);
-    }
-    if (unfinished.empty()) break;
-    if (folded_step_ || unfinished.size() * 4 > active.size() * 3) continue;
-    active = std::move(unfinished);
-    params.rows = groups_ = static_cast<int>(active.size());
-    const std::vector<int> starts = cross_attention_groups(active);  // a group per row
-    copy(row_slots_.data(), active);
-    copy(row_images_.data(), active);
-    copy(group_starts_.data(), starts);
-    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // before the host vectors change
-  }
-  folded_step_ = false;
-  GreedyResult result;
-  auto download = [&](auto& host, const auto* device) {
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(host.data(), device, host.size() * sizeof(host[0]), cudaMemcpyDeviceToHost, stream_));
-  };
-  result.sum_log_probability.resize(images);
-  result.sum_probability.resize(images);
-  result.min_probability.resize(images);
-  download(history, greedy_history_.data());
-  download(result.sum_log_probability, greedy_sum_log_.data());
-  download(result.sum_probability, greedy_sum_probability_.data());
-  download(result.min_probability, greedy_min_probability_.data());
-  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
-  for (int i = 0; i < images; ++i) {
-    std::vector<int> ids = {decoder_start};
-    for (int t = 1; t < max_length; ++t) {
-      ids.push_back(history[size_t(i) * max_length + t]);
-      if (ids.back() == eos) break;
-    }
-    result.ids.push_back(std::move(ids));
-  }
-  return result;
 }
 
 template class CudaModel<float>;

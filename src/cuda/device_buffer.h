@@ -30,6 +30,10 @@ class DeviceBuffer {
     if (count > 0) TROCR_CUDA_CHECK(cudaMalloc(&data_, count * sizeof(T)));
     count_ = count;
   }
+  // At least `count` elements; the contents are lost when it has to grow (a workspace).
+  void grow(size_t count) {
+    if (count_ < count) resize(count);
+  }
   void upload(const T* host, size_t count, cudaStream_t stream = nullptr) {
     resize(count);
     TROCR_CUDA_CHECK(cudaMemcpyAsync(data_, host, count * sizeof(T), cudaMemcpyHostToDevice, stream));

@@ -1,0 +1,113 @@
+// CudaModel's device-side greedy loop: one decode step as a replayed CUDA graph, token choice
+// on the device, the batch shrinking to the unfinished rows, only the final ids copied back.
+#include <algorithm>
+
+#include "cuda/cuda_model.h"
+#include "cuda/dtype_traits.h"
+#include "cuda/kernels/kernels.h"
+
+namespace trocr::cuda {
+
+template <typename T>
+typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_length, int min_length,
+                                                         int no_repeat_ngram_size, int decoder_start,
+                                                         int eos, int pad) {
+  std::vector<int> identity(images);
+  for (int i = 0; i < images; ++i) identity[i] = i;
+  begin(identity);
+  // Copies, not upload(): these buffers keep the capacity reserve_rows gave them.
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  const std::vector<int> starts = cross_attention_groups(identity);  // a group per row
+  groups_ = images;
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(group_starts_.data(), starts.data(), starts.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  std::vector<int> history(size_t(images) * max_length, pad);
+  for (int i = 0; i < images; ++i) history[size_t(i) * max_length] = decoder_start;
+  greedy_history_.grow(history.size());
+  greedy_finished_.grow(images);
+  greedy_sum_log_.grow(images);
+  greedy_sum_probability_.grow(images);
+  greedy_min_probability_.grow(images);
+  const std::vector<float> zeros(images, 0.0f), ones(images, 1.0f);
+  const std::vector<int> not_finished(images, 0);
+  auto copy = [&](auto* device, const auto& host) {
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice, stream_));
+  };
+  copy(greedy_history_.data(), history);
+  copy(greedy_finished_.data(), not_finished);
+  copy(greedy_sum_log_.data(), zeros);
+  copy(greedy_sum_probability_.data(), zeros);
+  copy(greedy_min_probability_.data(), ones);
+  const int zero = 0;
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &zero, sizeof zero, cudaMemcpyHostToDevice, stream_));
+  GreedyParams params{images, row_images_.data(), vocab_size(), max_length, min_length, eos, pad,
+                      no_repeat_ngram_size, position_.data(), greedy_history_.data(), greedy_finished_.data(),
+                      greedy_sum_log_.data(), greedy_sum_probability_.data(), greedy_min_probability_.data()};
+  // One decode step as a CUDA graph: its ~150 launches replay with one call.
+  folded_step_ = options_.folded_cross_attention;
+  if (folded_step_) reserve_folded(images);
+  const auto addresses = step_addresses({greedy_history_.data(), greedy_finished_.data(), greedy_sum_log_.data(),
+                                         greedy_sum_probability_.data(), greedy_min_probability_.data(),
+                                         encoder_states_, folded_queries_.data(), folded_scores_.data(),
+                                         folded_probabilities_.data(), folded_mix_.data()});
+  const auto enqueue_step = [&] {
+    gather_last_tokens(greedy_history_.data(), row_images_.data(), params.rows, max_length, position_.data(),
+                       tokens_.data(), stream_);
+    forward(params.rows);
+    greedy_select(params, logits_.data(), stream_);
+    advance_position(position_.data(), stream_);
+  };
+  // Rows are images; when a quarter of them have finished, the batch shrinks to the rest (a new
+  // graph, for the new row count). The folded cross-attention needs every image in its row.
+  std::vector<int> active = identity, done(images);
+  constexpr int kCheckEvery = 4;
+  for (int step = 0; step + 1 < max_length; ++step) {
+    const std::vector<int> settings = {0, params.rows, max_length, min_length, no_repeat_ngram_size, eos, pad,
+                                       cache_length_, groups_, folded_step_ ? 1 : 0};
+    replay({addresses, settings}, enqueue_step);
+    if ((step + 1) % kCheckEvery != 0) continue;
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), greedy_finished_.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    std::vector<int> unfinished;
+    for (int image : active) {
+      if (done[image] == 0) unfinished.push_back(image);
+    }
+    if (unfinished.empty()) break;
+    if (folded_step_ || unfinished.size() * 4 > active.size() * 3) continue;
+    active = std::move(unfinished);
+    params.rows = groups_ = static_cast<int>(active.size());
+    const std::vector<int> starts = cross_attention_groups(active);  // a group per row
+    copy(row_slots_.data(), active);
+    copy(row_images_.data(), active);
+    copy(group_starts_.data(), starts);
+    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // before the host vectors change
+  }
+  folded_step_ = false;
+  GreedyResult result;
+  auto download = [&](auto& host, const auto* device) {
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(host.data(), device, host.size() * sizeof(host[0]), cudaMemcpyDeviceToHost, stream_));
+  };
+  result.sum_log_probability.resize(images);
+  result.sum_probability.resize(images);
+  result.min_probability.resize(images);
+  download(history, greedy_history_.data());
+  download(result.sum_log_probability, greedy_sum_log_.data());
+  download(result.sum_probability, greedy_sum_probability_.data());
+  download(result.min_probability, greedy_min_probability_.data());
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  for (int i = 0; i < images; ++i) {
+    std::vector<int> ids = {decoder_start};
+    for (int t = 1; t < max_length; ++t) {
+      ids.push_back(history[size_t(i) * max_length + t]);
+      if (ids.back() == eos) break;
+    }
+    result.ids.push_back(std::move(ids));
+  }
+  return result;
+}
+
+template CudaModel<float>::GreedyResult CudaModel<float>::greedy(int, int, int, int, int, int, int);
+template CudaModel<__half>::GreedyResult CudaModel<__half>::greedy(int, int, int, int, int, int, int);
+template CudaModel<__nv_bfloat16>::GreedyResult CudaModel<__nv_bfloat16>::greedy(int, int, int, int, int, int, int);
+
+}  // namespace trocr::cuda
