@@ -138,10 +138,14 @@ void CudaModel<T>::begin(const std::vector<int>& slot_sources) {
   const size_t cache = size_t(slots_) * cache_length_ * config_.decoder.d_model;
   key_cache_.resize(config_.decoder.num_layers);
   value_cache_.resize(config_.decoder.num_layers);
+  std::vector<T*> pointers;
   for (int l = 0; l < config_.decoder.num_layers; ++l) {
     key_cache_[l].grow(cache);
     value_cache_[l].grow(cache);
+    pointers.push_back(key_cache_[l].data());
+    pointers.push_back(value_cache_[l].data());
   }
+  cache_pointers_.upload(pointers, stream_);
   reserve_rows(slots_);
 }
 
@@ -253,8 +257,8 @@ void CudaModel<T>::prepare_rows(const std::vector<int>& slots, const std::vector
   const std::vector<int> starts = cross_attention_groups(images);
   groups_ = static_cast<int>(starts.size()) - 1;
   TROCR_CUDA_CHECK(cudaMemcpyAsync(group_starts_.data(), starts.data(), starts.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  // Pageable sources: the copies must finish before the host vectors go away.
-  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  // No synchronization: a copy from pageable host memory returns only once the driver has
+  // staged the source (CUDA's "API synchronization behavior"), so the vectors may go.
 }
 
 template <typename T>
@@ -314,16 +318,12 @@ void CudaModel<T>::reorder(const std::vector<int>& slots, const std::vector<int>
   reorder_sources_.grow(count);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_targets_.data(), slots.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_sources_.data(), sources.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   const int64_t width = config_.decoder.d_model;
   const int64_t length = int64_t(position) * width;
-  cache_scratch_.grow(size_t(count) * length);
-  for (int l = 0; l < config_.decoder.num_layers; ++l) {
-    for (auto* cache : {&key_cache_[l], &value_cache_[l]}) {
-      reorder_cache<T>(cache->data(), int64_t(cache_length_) * width, reorder_targets_.data(),
-                       reorder_sources_.data(), count, length, cache_scratch_.data(), stream_);
-    }
-  }
+  const int caches = 2 * config_.decoder.num_layers;
+  cache_scratch_.grow(size_t(caches) * count * length);
+  reorder_caches<T>(cache_pointers_.data(), caches, int64_t(cache_length_) * width, reorder_targets_.data(),
+                    reorder_sources_.data(), count, length, cache_scratch_.data(), stream_);
 }
 
 template class CudaModel<float>;

@@ -87,6 +87,7 @@ class CudaModel : public StepModel {
   DeviceBuffer<T> folded_queries_, folded_scores_, folded_probabilities_, folded_mix_;
   std::vector<DeviceBuffer<T>> key_cache_, value_cache_;
   DeviceBuffer<T> cache_scratch_;
+  DeviceBuffer<T*> cache_pointers_;  // every layer's key and value cache, for reorder_caches
   DeviceBuffer<int> tokens_, row_slots_, row_images_, slot_images_, position_, reorder_targets_,
       reorder_sources_;
   // The step's rows grouped by image for cross_attention (cross_attention_groups).

@@ -179,13 +179,16 @@ __global__ void gather_last_tokens_kernel(const int* history, const int* images,
   if (row < rows) tokens[row] = history[static_cast<int64_t>(images[row]) * max_length + *position];
 }
 
+// Copies row i of a slot table to row i of another (blockIdx.y: i; blockIdx.z: the cache).
+// Tables are either the caches (a slot per row, through slots) or the scratch (dense).
 template <typename T>
-__global__ void copy_slots_kernel(const T* from, int64_t from_stride, const int* from_slots,
-                                  T* to, int64_t to_stride, const int* to_slots,
-                                  int64_t length_elements) {
-  const int i = blockIdx.y;
-  const T* source = from + (from_slots ? from_slots[i] : i) * from_stride;
-  T* target = to + (to_slots ? to_slots[i] : i) * to_stride;
+__global__ void copy_slots_kernel(T* const* caches, int64_t slot_stride, const int* slots, T* scratch,
+                                  int64_t length_elements, bool to_scratch) {
+  const int i = blockIdx.y, cache = blockIdx.z;
+  T* slot = caches[cache] + slots[i] * slot_stride;
+  T* dense = scratch + (int64_t(cache) * gridDim.y + i) * length_elements;
+  const T* source = to_scratch ? slot : dense;
+  T* target = to_scratch ? dense : slot;
   for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < length_elements;
        e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     target[e] = source[e];
@@ -218,23 +221,22 @@ void gather_last_tokens(const int* history, const int* images, int rows, int max
 }
 
 template <typename T>
-void reorder_cache(T* cache, int64_t slot_stride, const int* targets, const int* sources, int count,
-                   int64_t length_elements, T* scratch, cudaStream_t stream) {
-  if (count == 0 || length_elements == 0) return;
-  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((length_elements + 255) / 256, 1024));
-  dim3 grid(blocks, count);
-  copy_slots_kernel<T><<<grid, 256, 0, stream>>>(cache, slot_stride, sources, scratch,
-                                                 length_elements, nullptr, length_elements);
-  copy_slots_kernel<T><<<grid, 256, 0, stream>>>(scratch, length_elements, nullptr, cache,
-                                                 slot_stride, targets, length_elements);
+void reorder_caches(T* const* caches, int cache_count, int64_t slot_stride, const int* targets, const int* sources,
+                    int count, int64_t length_elements, T* scratch, cudaStream_t stream) {
+  if (count == 0 || length_elements == 0 || cache_count == 0) return;
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((length_elements + 255) / 256, 64));
+  const dim3 grid(blocks, count, cache_count);
+  copy_slots_kernel<T><<<grid, 256, 0, stream>>>(caches, slot_stride, sources, scratch, length_elements, true);
+  copy_slots_kernel<T><<<grid, 256, 0, stream>>>(caches, slot_stride, targets, scratch, length_elements, false);
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
 
-template void reorder_cache<float>(float*, int64_t, const int*, const int*, int, int64_t, float*,
-                                   cudaStream_t);
-template void reorder_cache<__half>(__half*, int64_t, const int*, const int*, int, int64_t,
-                                    __half*, cudaStream_t);
-template void reorder_cache<__nv_bfloat16>(__nv_bfloat16*, int64_t, const int*, const int*, int,
-                                           int64_t, __nv_bfloat16*, cudaStream_t);
+#define INSTANTIATE(T)                                                                                     \
+  template void reorder_caches<T>(T* const*, int, int64_t, const int*, const int*, int, int64_t, T*, \
+                                  cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__half)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
 
 }  // namespace trocr::cuda

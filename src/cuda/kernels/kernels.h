@@ -200,10 +200,11 @@ template <typename T, typename TOut>
 bool small_linear_normed(const NormedInput<T>& input, const T* w, const TOut* bias, TOut* y, int m, int n, int k,
                          std::optional<Activation> activation, cudaStream_t stream);
 
-// Beam reordering of a KV cache [slots, max_length, width]: rows [0, length) of slot
-// sources[i] are copied to slot targets[i] through `scratch` ([count, length, width]).
+// Beam reordering of KV caches, all of them in two launches: each cache is [slots, max_length,
+// width] (slot_stride elements per slot) and caches[c] points at cache c. Elements [0, length)
+// of slot sources[i] go to slot targets[i], through `scratch` ([caches, count, length]).
 template <typename T>
-void reorder_cache(T* cache, int64_t slot_stride, const int* targets, const int* sources, int count,
-                   int64_t length_elements, T* scratch, cudaStream_t stream);
+void reorder_caches(T* const* caches, int cache_count, int64_t slot_stride, const int* targets, const int* sources,
+                    int count, int64_t length_elements, T* scratch, cudaStream_t stream);
 
 }  // namespace trocr::cuda
