@@ -2,8 +2,8 @@
 """Markdown tables for the records of scripts/device_serve_bench.sh: the service under load
 (and its soak run), and the CPU engines.
 
-Usage: bench/load_tables.py bench/results/NAME-serve.json bench/results/NAME-cpu.json
-writes NAME-serve.md and NAME-cpu.md beside them.
+Usage: bench/load_tables.py bench/results/NAME-serve.json [bench/results/NAME-cpu.json]
+writes NAME-serve.md (and NAME-cpu.md) beside them.
 """
 import json
 import sys
@@ -50,11 +50,14 @@ def cpu_table(path):
     return lines
 
 
-def main(serve_path, cpu_path):
-    for path, lines in [(serve_path, serve_table(serve_path)), (cpu_path, cpu_table(cpu_path))]:
+def main(serve_path, cpu_path=None):
+    tables = [(serve_path, serve_table(serve_path))]
+    if cpu_path:
+        tables.append((cpu_path, cpu_table(cpu_path)))
+    for path, lines in tables:
         open(path[:-len(".json")] + ".md", "w").write("\n".join(lines) + "\n")
         print("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(*sys.argv[1:3])

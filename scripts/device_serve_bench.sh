@@ -4,7 +4,7 @@
 # on loopback at rising concurrency (`trocr load-test`: images/s, p50/p90/p99), then a soak run
 # at fixed concurrency sampling the server's resident memory from /metrics and the GPU's memory
 # from nvidia-smi. Also the CPU engines: trocr-rt CPU and HF eager on the CPU, same machine.
-# Brings back $OUT/serve.json, $OUT/cpu.json and $OUT/serve.log.
+# Brings back $OUT/serve.json, $OUT/cpu.json and $OUT/serve.log. SOAK_SECONDS sets the soak's length.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 soak_seconds=${SOAK_SECONDS:-120}
@@ -44,8 +44,9 @@ serve_and_load() {  # name, model dir, max batch, concurrency list, seconds per 
 serve_and_load demo models/demo 256 1,4,16,64,128,256 8 128
 serve_and_load trocr-base $models/trocr-base 128 1,16,64,128 8 0
 
-echo "== CPU engines (demo model and trocr-small shape), $(nproc) cores" | tee -a "$log"
-for model in demo trocr-small; do
+# SERVE_CPU=0 skips the CPU engines (they do not change with GPU work).
+[ "${SERVE_CPU:-1}" = 1 ] && echo "== CPU engines (demo model and trocr-small shape), $(nproc) cores" | tee -a "$log"
+[ "${SERVE_CPU:-1}" = 1 ] && for model in demo trocr-small; do
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
   $trocr bench -m $dir --name $model --device cpu --dtype fp32 --batch 1,8 --beams 1,4 --repeat 3 --warmup 1 \
