@@ -15,12 +15,7 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
   std::vector<int> identity(images);
   for (int i = 0; i < images; ++i) identity[i] = i;
   begin(identity);
-  // Copies, not upload(): these buffers keep the capacity reserve_rows gave them.
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), identity.data(), images * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  const std::vector<int> starts = cross_attention_groups(identity);  // a group per row
-  groups_ = images;
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(group_starts_.data(), starts.data(), starts.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  upload_rows(identity, identity);  // row i decodes image i in cache slot i
   std::vector<int> history(size_t(images) * max_length, pad);
   for (int i = 0; i < images; ++i) history[size_t(i) * max_length] = decoder_start;
   greedy_history_.grow(history.size());
@@ -75,12 +70,8 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
     if (unfinished.empty()) break;
     if (folded_step_ || unfinished.size() * 4 > active.size() * 3) continue;
     active = std::move(unfinished);
-    params.rows = groups_ = static_cast<int>(active.size());
-    const std::vector<int> starts = cross_attention_groups(active);  // a group per row
-    copy(row_slots_.data(), active);
-    copy(row_images_.data(), active);
-    copy(group_starts_.data(), starts);
-    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));  // before the host vectors change
+    params.rows = static_cast<int>(active.size());
+    upload_rows(active, active);
   }
   folded_step_ = false;
   GreedyResult result;

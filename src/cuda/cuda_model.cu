@@ -133,7 +133,6 @@ void CudaModel<T>::begin(const std::vector<int>& slot_sources) {
   }
   slot_sources_ = slot_sources;
   slots_ = static_cast<int>(slot_sources.size());
-  slot_images_.upload(slot_sources, stream_);
   if (cache_length_ == 0) cache_length_ = max_length();
   const size_t cache = size_t(slots_) * cache_length_ * config_.decoder.d_model;
   key_cache_.resize(config_.decoder.num_layers);
@@ -251,14 +250,20 @@ void CudaModel<T>::prepare_rows(const std::vector<int>& slots, const std::vector
   std::vector<int> images(rows);
   for (int i = 0; i < rows; ++i) images[i] = slot_sources_.at(slots[i]);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(tokens_.data(), tokens.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), slots.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), images.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &position, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  upload_rows(slots, images);
+}
+
+template <typename T>
+void CudaModel<T>::upload_rows(const std::vector<int>& slots, const std::vector<int>& images) {
   const std::vector<int> starts = cross_attention_groups(images);
   groups_ = static_cast<int>(starts.size()) - 1;
+  // Copies, not upload(): these buffers keep the capacity reserve_rows gave them. No
+  // synchronization: a copy from pageable host memory returns only once the driver has staged
+  // the source (CUDA's "API synchronization behavior"), so the vectors may go.
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), slots.data(), slots.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), images.data(), images.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(group_starts_.data(), starts.data(), starts.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  // No synchronization: a copy from pageable host memory returns only once the driver has
-  // staged the source (CUDA's "API synchronization behavior"), so the vectors may go.
 }
 
 template <typename T>

@@ -61,6 +61,9 @@ class CudaModel : public StepModel {
   void reserve_rows(int rows);
   // Uploads one step's rows (tokens, cache slots, their images) and position.
   void prepare_rows(const std::vector<int>& slots, const std::vector<int>& tokens, int position);
+  // Row r reads cache slot slots[r] and image images[r]: uploads both and the rows' groups
+  // for cross_attention (groups_).
+  void upload_rows(const std::vector<int>& slots, const std::vector<int>& images);
   // y = activation(x W^T + b): small_linear for a few rows, cuBLASLt otherwise.
   void linear(const T* x, int rows, const DeviceLinear<T>& layer, T* y, std::optional<Activation> activation = {},
               const T* bias_override = nullptr);
@@ -88,7 +91,7 @@ class CudaModel : public StepModel {
   std::vector<DeviceBuffer<T>> key_cache_, value_cache_;
   DeviceBuffer<T> cache_scratch_;
   DeviceBuffer<T*> cache_pointers_;  // every layer's key and value cache, for reorder_caches
-  DeviceBuffer<int> tokens_, row_slots_, row_images_, slot_images_, position_, reorder_targets_,
+  DeviceBuffer<int> tokens_, row_slots_, row_images_, position_, reorder_targets_,
       reorder_sources_;
   // The step's rows grouped by image for cross_attention (cross_attention_groups).
   DeviceBuffer<int> group_starts_;

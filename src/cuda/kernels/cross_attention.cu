@@ -106,38 +106,8 @@ __global__ void __launch_bounds__(kThreads)
     }
     __syncwarp();
 
-    float s[kTile / 8][4];
-#pragma unroll
-    for (int n = 0; n < kTile / 8; ++n) {
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-      for (int d = 0; d < kDim / 32; ++d) {
-        uint32_t k[4];
-        load_matrix_x4(k, &mine.k[buffer][n * 8 + lane % 8][d * 32 + 8 * (lane / 8)]);
-        mma<T>(s[n], q[2 * d], k[0], k[1]);
-        mma<T>(s[n], q[2 * d + 1], k[2], k[3]);
-      }
-    }
-    const int valid = end - (begin + tile * kTile);
-#pragma unroll
-    for (int n = 0; n < kTile / 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = n * 8 + 2 * pair + (e & 1) < valid ? s[n][e] * scale_log2 : -INFINITY;
-    }
-    float alpha[2];
-    uint32_t p[kTile / 16][4];
-    online_softmax<T>(s, running_max, running_sum, alpha, p);
-    scale_rows(output, alpha);
-#pragma unroll
-    for (int j = 0; j < kTile / 16; ++j) {
-#pragma unroll
-      for (int n = 0; n < kDim / 16; ++n) {
-        uint32_t v[4];
-        load_matrix_x4_transposed(v, &mine.v[buffer][j * 16 + lane % 16][n * 16 + 8 * (lane / 16)]);
-        mma<T>(output[2 * n], p[j], v[0], v[1]);
-        mma<T>(output[2 * n + 1], p[j], v[2], v[3]);
-      }
-    }
+    attend_tile<T, kTile, kDim, CrossAttentionShared<T, kDim>::kStride>(
+        q, mine.k[buffer], mine.v[buffer], end - (begin + tile * kTile), scale_log2, running_max, running_sum, output);
     __syncwarp();  // the next step's copies overwrite this buffer
   }
 

@@ -89,43 +89,8 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
 
-    // S = Q K^T: this warp's 16 queries against the tile's 64 keys, 8 blocks of 8 keys.
-    float s[kTile / 8][4];
-#pragma unroll
-    for (int n = 0; n < kTile / 8; ++n) {
-      s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-      for (int d = 0; d < kDim / 32; ++d) {
-        uint32_t k[4];  // dims 32d + [0,8), [8,16), [16,24), [24,32) of keys 8n..8n+7
-        load_matrix_x4(k, &shared.k[buffer][n * 8 + lane % 8][d * 32 + 8 * (lane / 8)]);
-        mma<T>(s[n], q[2 * d], k[0], k[1]);
-        mma<T>(s[n], q[2 * d + 1], k[2], k[3]);
-      }
-    }
-
-    // Online softmax, base 2, keys past the sequence masked.
-    const int valid = sequence - tile * kTile;
-#pragma unroll
-    for (int n = 0; n < kTile / 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[n][e] = n * 8 + 2 * pair + (e & 1) < valid ? s[n][e] * scale_log2 : -INFINITY;
-    }
-    float alpha[2];
-    uint32_t p[kTile / 16][4];  // P as A fragments, one per 16 keys
-    online_softmax<T>(s, running_max, running_sum, alpha, p);
-    scale_rows(output, alpha);
-
-    // O += P V: V read transposed by ldmatrix, 16 keys by 16 dims per load.
-#pragma unroll
-    for (int j = 0; j < kTile / 16; ++j) {
-#pragma unroll
-      for (int n = 0; n < kDim / 16; ++n) {
-        uint32_t v[4];  // keys 16j + [0,8) and [8,16) of dims 16n + [0,8), then of dims 16n + [8,16)
-        load_matrix_x4_transposed(v, &shared.v[buffer][j * 16 + lane % 16][n * 16 + 8 * (lane / 16)]);
-        mma<T>(output[2 * n], p[j], v[0], v[1]);
-        mma<T>(output[2 * n + 1], p[j], v[2], v[3]);
-      }
-    }
+    attend_tile<T, kTile, kDim, kStride>(q, shared.k[buffer], shared.v[buffer], sequence - tile * kTile, scale_log2,
+                                         running_max, running_sum, output);
     __syncthreads();  // the next iteration's copies overwrite this buffer
   }
 

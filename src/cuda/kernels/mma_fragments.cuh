@@ -122,6 +122,48 @@ __device__ __forceinline__ void scale_rows(float (&output)[Blocks][4], const flo
   }
 }
 
+// One key tile of flash attention for a warp's 16 query rows (A fragments q, kDim wide): S = Q K^T
+// over the tile's kKeys keys (rows of k, in shared memory), scaled to base 2 with keys from
+// `valid` on masked, the online softmax, then output += P V (rows of v, read transposed).
+template <typename T, int kKeys, int kDim, int kStride>
+__device__ __forceinline__ void attend_tile(const uint32_t (&q)[kDim / 16][4], const T (*k)[kStride],
+                                            const T (*v)[kStride], int valid, float scale_log2,
+                                            float (&running_max)[2], float (&running_sum)[2],
+                                            float (&output)[kDim / 8][4]) {
+  const int lane = threadIdx.x % 32, pair = lane % 4;
+  float s[kKeys / 8][4];
+#pragma unroll
+  for (int n = 0; n < kKeys / 8; ++n) {
+    s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int d = 0; d < kDim / 32; ++d) {
+      uint32_t keys[4];  // dims 32d + [0,8), [8,16), [16,24), [24,32) of keys 8n..8n+7
+      load_matrix_x4(keys, &k[n * 8 + lane % 8][d * 32 + 8 * (lane / 8)]);
+      mma<T>(s[n], q[2 * d], keys[0], keys[1]);
+      mma<T>(s[n], q[2 * d + 1], keys[2], keys[3]);
+    }
+  }
+#pragma unroll
+  for (int n = 0; n < kKeys / 8; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) s[n][e] = n * 8 + 2 * pair + (e & 1) < valid ? s[n][e] * scale_log2 : -INFINITY;
+  }
+  float alpha[2];
+  uint32_t p[kKeys / 16][4];  // P as A fragments, one per 16 keys
+  online_softmax<T>(s, running_max, running_sum, alpha, p);
+  scale_rows(output, alpha);
+#pragma unroll
+  for (int j = 0; j < kKeys / 16; ++j) {
+#pragma unroll
+    for (int n = 0; n < kDim / 16; ++n) {
+      uint32_t values[4];  // keys 16j + [0,8) and [8,16) of dims 16n + [0,8), then of dims 16n + [8,16)
+      load_matrix_x4_transposed(values, &v[j * 16 + lane % 16][n * 16 + 8 * (lane / 16)]);
+      mma<T>(output[2 * n], p[j], values[0], values[1]);
+      mma<T>(output[2 * n + 1], p[j], values[2], values[3]);
+    }
+  }
+}
+
 // A row's running sum is spread over the 4 lanes of its group.
 __device__ __forceinline__ float group_sum(float value) {
   value += __shfl_xor_sync(0xffffffff, value, 1);
