@@ -22,16 +22,4 @@ if [ "${BENCH_QUICK:-0}" != 1 ]; then
   done
 fi
 # One file back (the device tool returns a handful): every record, in one list.
-python3 - "$out" "$commit" <<'PY'
-import glob, json, os, sys
-out, commit = sys.argv[1], sys.argv[2]
-records = []
-for path in sorted(glob.glob(os.path.join(out, "*.json"))):
-    if os.path.basename(path) != "records.json":
-        for record in json.load(open(path)):
-            record.setdefault("commit", commit)  # HF's records: the commit of the run they belong to
-            records.append(record)
-        os.remove(path)
-json.dump(records, open(os.path.join(out, "records.json"), "w"), indent=1)
-print(len(records), "records")
-PY
+python3 bench/merge_records.py "$out" "*.json" records.json "$commit"

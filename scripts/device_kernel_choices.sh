@@ -15,11 +15,4 @@ for model in trocr-base trocr-small; do
       --commit "$commit" --json "$out/choice-$model-$1-$2.json" 2>&1 | tee -a "$out/choices.log"
   done
 done
-python3 - "$out" <<'PY'
-import glob, json, os, sys
-records = []
-for path in sorted(glob.glob(os.path.join(sys.argv[1], "choice-*.json"))):
-    records += json.load(open(path))
-    os.remove(path)
-json.dump(records, open(os.path.join(sys.argv[1], "choices.json"), "w"), indent=1)
-PY
+python3 bench/merge_records.py "$out" "choice-*.json" choices.json

@@ -32,6 +32,9 @@ struct EngineOptions {
   // through W_k per head, the value projection applied after the weighted sum) instead of
   // per-layer K/V computed once per image: less memory and no K/V GEMM, five GEMMs per layer.
   bool folded_cross_attention = false;
+  // Beam search's bookkeeping (candidates, finished set, stopping rule) on the GPU inside each
+  // step's graph, for up to 16 beams; off: the host does it between steps, as the CPU engine does.
+  bool device_beam_search = true;
 };
 
 struct TextCandidate {

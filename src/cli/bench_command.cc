@@ -27,6 +27,7 @@ struct BenchArguments {
   bool profile = false;
   std::string encoder_attention = "fused";
   std::string cross_attention = "grouped";
+  std::string beam_search = "device";
 };
 
 std::string gpu_name([[maybe_unused]] const std::string& device) {
@@ -48,6 +49,7 @@ int run(const BenchArguments& arguments) {
   options.fused_encoder_attention = arguments.encoder_attention == "fused";
   options.grouped_cross_attention = arguments.cross_attention != "chunked";
   options.folded_cross_attention = arguments.cross_attention == "folded";
+  options.device_beam_search = arguments.beam_search == "device";
   const Recognizer recognizer(arguments.model_dir, options);
   const ModelConfig& config = recognizer.model_config();
   const size_t image_values = size_t{3} * config.encoder.image_height * config.encoder.image_width;
@@ -97,6 +99,7 @@ int run(const BenchArguments& arguments) {
                          {"settings", arguments.trocr_chinese_settings ? "trocr-chinese" : "plain"},
                          {"encoder_attention", arguments.encoder_attention},
                          {"cross_attention", arguments.cross_attention},
+                         {"beam_search", arguments.beam_search},
                          {"new_tokens", arguments.new_tokens},
                          {"ms_per_batch", median},
                          {"ms_per_image", median / batch},
@@ -141,6 +144,9 @@ Action add_bench_command(CLI::App& app) {
                       "grouped (tensor cores, an image's rows together; fp16/bf16), chunked (a block per row, head "
                       "and 32 keys), or folded (greedy: over the encoder output, no per-layer K/V; beams: grouped)")
       ->capture_default_str()->check(CLI::IsMember({"grouped", "chunked", "folded"}));
+  command->add_option("--beam-search", arguments->beam_search,
+                      "device (the bookkeeping inside each step's graph) or host (between steps)")
+      ->capture_default_str()->check(CLI::IsMember({"device", "host"}));
   return [arguments]() { return run(*arguments); };
 }
 

@@ -1,5 +1,6 @@
 // The CUDA backend: weights uploaded once in the chosen dtype; greedy decoding runs on the
-// device as replayed CUDA graphs, beam search drives the same decoder step from the host.
+// device as replayed CUDA graphs, and so does beam search (up to 16 beams; more, or
+// device_beam_search off, and the host drives the same decoder step).
 #include <fmt/format.h>
 
 #include <cstring>
@@ -31,7 +32,7 @@ template <typename T>
 class CudaBackend : public Backend {
  public:
   CudaBackend(const ModelDirectory& model, int device, const BackendOptions& options)
-      : model_(model), profile_(options.profile) {
+      : model_(model), profile_(options.profile), device_beam_search_(options.device_beam_search) {
     int count = 0;
     if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
       cudaGetLastError();
@@ -78,7 +79,9 @@ class CudaBackend : public Backend {
     engine_->set_cache_length(options.max_length);
     mark(2);
     if (options.num_beams > 1) {
-      auto results = beam_search(*engine_, count, options);
+      auto results = device_beam_search_ && engine_->beam_search_fits(options)
+                         ? engine_->beam_search(count, options, model_.config.tokens.pad)
+                         : beam_search(*engine_, count, options);
       mark(3);
       record_profile();
       return results;
@@ -148,6 +151,7 @@ class CudaBackend : public Backend {
 
   const ModelDirectory& model_;
   bool profile_ = false;
+  bool device_beam_search_ = true;
   cudaEvent_t events_[4] = {};
   std::string report_;
   cudaStream_t stream_ = nullptr;

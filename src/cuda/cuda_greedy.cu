@@ -18,23 +18,13 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
   upload_rows(identity, identity);  // row i decodes image i in cache slot i
   std::vector<int> history(size_t(images) * max_length, pad);
   for (int i = 0; i < images; ++i) history[size_t(i) * max_length] = decoder_start;
-  greedy_history_.grow(history.size());
-  greedy_finished_.grow(images);
-  greedy_sum_log_.grow(images);
-  greedy_sum_probability_.grow(images);
-  greedy_min_probability_.grow(images);
   const std::vector<float> zeros(images, 0.0f), ones(images, 1.0f);
-  const std::vector<int> not_finished(images, 0);
-  auto copy = [&](auto* device, const auto& host) {
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(device, host.data(), host.size() * sizeof(host[0]), cudaMemcpyHostToDevice, stream_));
-  };
-  copy(greedy_history_.data(), history);
-  copy(greedy_finished_.data(), not_finished);
-  copy(greedy_sum_log_.data(), zeros);
-  copy(greedy_sum_probability_.data(), zeros);
-  copy(greedy_min_probability_.data(), ones);
-  const int zero = 0;
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &zero, sizeof zero, cudaMemcpyHostToDevice, stream_));
+  greedy_history_.assign(history, stream_);
+  greedy_finished_.assign(std::vector<int>(images, 0), stream_);
+  greedy_sum_log_.assign(zeros, stream_);
+  greedy_sum_probability_.assign(zeros, stream_);
+  greedy_min_probability_.assign(ones, stream_);
+  position_.assign({0}, stream_);
   GreedyParams params{images, row_images_.data(), vocab_size(), max_length, min_length, eos, pad,
                       no_repeat_ngram_size, position_.data(), greedy_history_.data(), greedy_finished_.data(),
                       greedy_sum_log_.data(), greedy_sum_probability_.data(), greedy_min_probability_.data()};
@@ -61,7 +51,7 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
                                        cache_length_, groups_, folded_step_ ? 1 : 0};
     replay({addresses, settings}, enqueue_step);
     if ((step + 1) % kCheckEvery != 0) continue;
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(done.data(), greedy_finished_.data(), images * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+    greedy_finished_.copy_to(done, stream_);
     TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
     std::vector<int> unfinished;
     for (int image : active) {
@@ -75,16 +65,13 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
   }
   folded_step_ = false;
   GreedyResult result;
-  auto download = [&](auto& host, const auto* device) {
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(host.data(), device, host.size() * sizeof(host[0]), cudaMemcpyDeviceToHost, stream_));
-  };
   result.sum_log_probability.resize(images);
   result.sum_probability.resize(images);
   result.min_probability.resize(images);
-  download(history, greedy_history_.data());
-  download(result.sum_log_probability, greedy_sum_log_.data());
-  download(result.sum_probability, greedy_sum_probability_.data());
-  download(result.min_probability, greedy_min_probability_.data());
+  greedy_history_.copy_to(history, stream_);
+  greedy_sum_log_.copy_to(result.sum_log_probability, stream_);
+  greedy_sum_probability_.copy_to(result.sum_probability, stream_);
+  greedy_min_probability_.copy_to(result.min_probability, stream_);
   TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   for (int i = 0; i < images; ++i) {
     std::vector<int> ids = {decoder_start};

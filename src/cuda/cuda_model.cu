@@ -137,7 +137,7 @@ void CudaModel<T>::begin(const std::vector<int>& slot_sources) {
   const size_t cache = size_t(slots_) * cache_length_ * config_.decoder.d_model;
   key_cache_.resize(config_.decoder.num_layers);
   value_cache_.resize(config_.decoder.num_layers);
-  std::vector<T*> pointers;
+  std::vector<void*> pointers;
   for (int l = 0; l < config_.decoder.num_layers; ++l) {
     key_cache_[l].grow(cache);
     value_cache_[l].grow(cache);
@@ -287,8 +287,9 @@ bool CudaModel<T>::step_top_k(const std::vector<int>& slots, const std::vector<i
   beam_tokens_.grow(size_t(rows) * k);
   TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_banned_.data(), banned_table.data(), banned_table.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
   TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_running_.data(), running_scores.data(), rows * sizeof(float), cudaMemcpyHostToDevice, stream_));
-  BeamTopKParams params{rows, vocab_size(), k, beam_banned_.data(), static_cast<int>(max_banned),
-                        beam_running_.data(), beam_values_.data(), beam_tokens_.data()};
+  BeamTopKParams params{rows, vocab_size(), k, beam_running_.data(), beam_values_.data(), beam_tokens_.data()};
+  params.banned = beam_banned_.data();
+  params.max_banned = static_cast<int>(max_banned);
   const auto addresses =
       step_addresses({beam_banned_.data(), beam_running_.data(), beam_values_.data(), beam_tokens_.data()});
   const std::vector<int> settings = {1, rows, k, static_cast<int>(max_banned), cache_length_, groups_};
@@ -318,17 +319,39 @@ void CudaModel<T>::step(const std::vector<int>& slots, const std::vector<int>& t
 template <typename T>
 void CudaModel<T>::reorder(const std::vector<int>& slots, const std::vector<int>& sources, int position) {
   if (slots.empty() || position == 0) return;
-  const int count = static_cast<int>(slots.size());
-  reorder_targets_.grow(count);
-  reorder_sources_.grow(count);
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_targets_.data(), slots.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(reorder_sources_.data(), sources.data(), count * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  const int64_t width = config_.decoder.d_model;
-  const int64_t length = int64_t(position) * width;
-  const int caches = 2 * config_.decoder.num_layers;
-  cache_scratch_.grow(size_t(caches) * count * length);
-  reorder_caches<T>(cache_pointers_.data(), caches, int64_t(cache_length_) * width, reorder_targets_.data(),
-                    reorder_sources_.data(), count, length, cache_scratch_.data(), stream_);
+  // Slots come in equal runs per image (beam search's layout), and caches move within a run.
+  int beams = 1;
+  while (beams < slots_ && slot_sources_[beams] == slot_sources_[0]) ++beams;
+  std::vector<int> parents(slots_);
+  for (int slot = 0; slot < slots_; ++slot) {
+    parents[slot] = slot % beams;
+    if (slots_ % beams != 0 || slot_sources_[slot] != slot_sources_[slot - slot % beams]) {
+      fail("CUDA decoder: beam reordering needs {} slots per image, image-major", beams);
+    }
+  }
+  for (size_t i = 0; i < slots.size(); ++i) {
+    if (slots[i] / beams != sources[i] / beams) fail("CUDA decoder: reorder moves a cache between images");
+    parents[slots[i]] = sources[i] % beams;
+  }
+  cache_parents_.grow(slots_);
+  TROCR_CUDA_CHECK(cudaMemcpyAsync(cache_parents_.data(), parents.data(), slots_ * sizeof(int), cudaMemcpyHostToDevice,
+                                   stream_));
+  permute_caches(beams, nullptr, slots_ / beams, nullptr, position);
+}
+
+template <typename T>
+void CudaModel<T>::permute_caches(int beams, const int* images, int count, const int* stop, int positions) {
+  PermuteCachesParams params{beams, cache_parents_.data(), images};
+  if (positions > 0) {
+    params.positions = positions;
+  } else {
+    params.position = position_.data();
+  }
+  params.slot_bytes = int64_t(cache_length_) * config_.decoder.d_model * sizeof(T);
+  params.position_bytes = int64_t(config_.decoder.d_model) * sizeof(T);
+  params.stop = stop;
+  permute_beam_caches(params, cache_pointers_.data(), 2 * config_.decoder.num_layers, count,
+                      positions > 0 ? positions : cache_length_, stream_);
 }
 
 template class CudaModel<float>;

@@ -10,6 +10,7 @@
 
 #include "cuda/cuda_weights.h"
 #include "cuda/gemm.h"
+#include "decoding/search.h"
 #include "decoding/step_model.h"
 #include "engine/backend.h"
 #include "trocr/config.h"
@@ -51,6 +52,12 @@ class CudaModel : public StepModel {
   };
   GreedyResult greedy(int images, int max_length, int min_length, int no_repeat_ngram_size,
                       int decoder_start, int eos, int pad);
+  // Device-side beam search (after set_encoder_output): HF's bookkeeping runs on the GPU as part
+  // of each replayed step, and only the finished sequences are copied back. Needs num_beams <=
+  // kMaxBeams (and 2 * num_beams <= vocabulary); returns one list per image, as
+  // trocr::beam_search does.
+  bool beam_search_fits(const SearchOptions& options) const;
+  std::vector<std::vector<Hypothesis>> beam_search(int images, const SearchOptions& options, int pad);
 
   cudaStream_t stream() const { return stream_; }
 
@@ -89,10 +96,8 @@ class CudaModel : public StepModel {
   bool folded_step_ = false;  // forward() uses folded_cross_attention
   DeviceBuffer<T> folded_queries_, folded_scores_, folded_probabilities_, folded_mix_;
   std::vector<DeviceBuffer<T>> key_cache_, value_cache_;
-  DeviceBuffer<T> cache_scratch_;
-  DeviceBuffer<T*> cache_pointers_;  // every layer's key and value cache, for reorder_caches
-  DeviceBuffer<int> tokens_, row_slots_, row_images_, position_, reorder_targets_,
-      reorder_sources_;
+  DeviceBuffer<void*> cache_pointers_;  // every layer's key and value cache, for permute_beam_caches
+  DeviceBuffer<int> tokens_, row_slots_, row_images_, position_, cache_parents_;
   // The step's rows grouped by image for cross_attention (cross_attention_groups).
   DeviceBuffer<int> group_starts_;
   int groups_ = 0;
@@ -100,6 +105,13 @@ class CudaModel : public StepModel {
   DeviceBuffer<float> logits_, attention_scratch_;
   DeviceBuffer<int> beam_banned_, beam_tokens_;
   DeviceBuffer<float> beam_running_, beam_values_;
+  // Device-side beam state (BeamMergeParams says what each holds).
+  DeviceBuffer<int> beam_history_, beam_history_scratch_, finished_ids_, finished_ids_scratch_, finished_lengths_,
+      finished_done_, improvement_possible_, beam_flags_;
+  DeviceBuffer<float> finished_scores_, finished_sums_, length_denominators_;
+  // permute_beam_caches over cache_parents_ for `count` images (images[i * beams] names the
+  // i-th; null: all), moving `positions` positions, or *position_ + 1 when positions is 0.
+  void permute_caches(int beams, const int* images, int count, const int* stop, int positions);
   std::vector<int> slot_sources_;
   // Device-side greedy state.
   DeviceBuffer<int> greedy_history_, greedy_finished_;

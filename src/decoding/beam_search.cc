@@ -224,13 +224,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
   for (int s = 0; s < sources; ++s) {
     for (int r = 0; r < options.num_return_sequences; ++r) {
       const Finished& f = states[s].finished[r];
-      Hypothesis hypothesis;
-      hypothesis.ids = f.ids;
-      hypothesis.score = f.score;
-      const double steps = std::max<size_t>(1, f.ids.size()) - 1.0;
-      const float geometric = static_cast<float>(std::exp(f.sum_log_probability / std::max(1.0, steps)));
-      hypothesis.mean_token_probability = hypothesis.min_token_probability = geometric;
-      results[s].push_back(std::move(hypothesis));
+      results[s].push_back(beam_hypothesis(f.ids, f.score, f.sum_log_probability));
     }
   }
   return results;

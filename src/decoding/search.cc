@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 
 #include "common/check.h"
@@ -27,6 +28,16 @@ Hypothesis greedy_hypothesis(std::vector<int> ids, double sum_log_probability,
   hypothesis.score = static_cast<float>(sum_log_probability / steps);
   hypothesis.mean_token_probability = static_cast<float>(sum_probability / steps);
   hypothesis.min_token_probability = min_probability;
+  return hypothesis;
+}
+
+Hypothesis beam_hypothesis(std::vector<int> ids, float score, float sum_log_probability) {
+  Hypothesis hypothesis;
+  const double steps = std::max<size_t>(1, ids.size()) - 1.0;
+  const float geometric = static_cast<float>(std::exp(sum_log_probability / std::max(1.0, steps)));
+  hypothesis.ids = std::move(ids);
+  hypothesis.score = score;
+  hypothesis.mean_token_probability = hypothesis.min_token_probability = geometric;
   return hypothesis;
 }
 

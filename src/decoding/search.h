@@ -41,6 +41,9 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
 // score = mean log-probability, mean and minimum token probability.
 Hypothesis greedy_hypothesis(std::vector<int> ids, double sum_log_probability,
                              double sum_probability, float min_probability);
+// A beam-search line from its finished entry: ids (start token first), HF's length-penalised
+// score and the sum of its tokens' log-probabilities.
+Hypothesis beam_hypothesis(std::vector<int> ids, float score, float sum_log_probability);
 // Decoder logits for teacher-forced ids on one fresh slot of source 0, one cached step at a
 // time: [ids.size() - 1, vocab].
 std::vector<float> teacher_forced_logits(StepModel& model, const std::vector<int>& ids);

@@ -30,6 +30,7 @@ struct BackendOptions {
   bool fused_encoder_attention = true;  // fp16/bf16, head_dim 64: the flash-style kernel
   bool grouped_cross_attention = true;  // fp16/bf16, head_dim 32/64: tensor cores, rows grouped by image
   bool folded_cross_attention = false;  // greedy: cross-attention over the encoder output (no per-layer K/V)
+  bool device_beam_search = true;       // beam bookkeeping on the GPU (else on the host, each step)
 };
 
 // device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32).

@@ -31,7 +31,8 @@ Recognizer::Recognizer(const std::string& model_dir, const EngineOptions& option
   impl_->model = load_model_directory(model_dir);
   impl_->backend = make_backend(impl_->model, options.device, options.dtype,
                                 BackendOptions{options.profile, options.fused_encoder_attention,
-                                               options.grouped_cross_attention, options.folded_cross_attention});
+                                               options.grouped_cross_attention, options.folded_cross_attention,
+                                               options.device_beam_search});
 }
 
 Recognizer::~Recognizer() = default;

@@ -123,23 +123,90 @@ INSTANTIATE_TEST_SUITE_P(
       return name;
     });
 
-// Beam search and batching on the GPU, against the CPU engine (itself checked against HF).
+std::vector<RgbImage> beam_test_images() {
+  std::vector<RgbImage> images;
+  for (const char* name : {"line_rgb.png", "wide.jpg", "tiny.png", "palette.png", "line_gray.png"}) {
+    images.push_back(read_image_file(data_dir() + "/images/" + name));
+  }
+  return images;
+}
+
+// The checkpoint's settings (trocr-chinese's: beam 4, no_repeat_ngram 3, length_penalty 2,
+// early stopping), then settings that reach each other rule of HF's beam search: early stopping
+// false and "never", a negative length penalty, min_length, several candidates returned, two
+// beams and the most the device search takes.
+std::vector<GenerationConfig> beam_settings(const GenerationConfig& checkpoint) {
+  std::vector<GenerationConfig> all = {checkpoint};
+  const auto add = [&](int beams, EarlyStopping early_stopping, double length_penalty, int ngram, int min_length,
+                       int returned) {
+    GenerationConfig settings = checkpoint;
+    settings.num_beams = beams;
+    settings.early_stopping = early_stopping;
+    settings.length_penalty = length_penalty;
+    settings.no_repeat_ngram_size = ngram;
+    settings.min_length = min_length;
+    settings.num_return_sequences = returned;
+    settings.max_new_tokens.reset();
+    settings.max_length = 14;
+    all.push_back(settings);
+  };
+  add(3, EarlyStopping::False, 1.0, 0, 0, 2);
+  add(2, EarlyStopping::Never, 0.5, 2, 5, 1);
+  add(5, EarlyStopping::True, -0.5, 0, 3, 3);
+  add(16, EarlyStopping::Never, -1.0, 3, 0, 2);
+  return all;
+}
+
+void expect_same_candidates(const std::vector<Recognition>& a, const std::vector<Recognition>& b, double tolerance,
+                            const std::string& where) {
+  ASSERT_EQ(a.size(), b.size()) << where;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].candidates.size(), b[i].candidates.size()) << where << " image " << i;
+    for (size_t r = 0; r < a[i].candidates.size(); ++r) {
+      EXPECT_EQ(a[i].candidates[r].ids, b[i].candidates[r].ids) << where << " image " << i << " candidate " << r;
+      EXPECT_EQ(a[i].candidates[r].text, b[i].candidates[r].text) << where << " image " << i << " candidate " << r;
+      EXPECT_NEAR(a[i].candidates[r].score, b[i].candidates[r].score, tolerance) << where << " image " << i;
+      EXPECT_NEAR(a[i].candidates[r].mean_token_probability, b[i].candidates[r].mean_token_probability, tolerance)
+          << where << " image " << i;
+    }
+  }
+}
+
+// Beam search and batching on the GPU (its bookkeeping on the device), against the CPU engine
+// (itself checked against HF).
 TEST(CudaEngine, BatchedBeamSearchMatchesTheCpuEngine) {
   if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
   EngineOptions cuda;
   cuda.device = "cuda";
   const Recognizer gpu(model_dir("vit-char"), cuda);
   const Recognizer cpu(model_dir("vit-char"));
-  std::vector<RgbImage> images;
-  for (const char* name : {"line_rgb.png", "wide.jpg", "tiny.png", "palette.png", "line_gray.png"}) {
-    images.push_back(read_image_file(data_dir() + "/images/" + name));
+  const auto images = beam_test_images();
+  int index = 0;
+  for (const GenerationConfig& settings : beam_settings(gpu.default_generation())) {
+    expect_same_candidates(gpu.recognize(images, settings), cpu.recognize(images, settings), 1e-3,
+                           "settings " + std::to_string(index++));
   }
-  const auto a = gpu.recognize(images), b = cpu.recognize(images);  // beam 4, trocr-chinese settings
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].best().ids, b[i].best().ids) << i;
-    EXPECT_EQ(a[i].best().text, b[i].best().text) << i;
-    EXPECT_NEAR(a[i].best().score, b[i].best().score, 1e-3) << i;
+}
+
+// The device-side bookkeeping against the host's (src/decoding/beam_search.cc) over the same
+// GPU decoder, in fp32 and fp16: the same candidates, and scores that differ only where the
+// two paths ran a different number of rows through the decoder (they shrink the batch at
+// different steps).
+TEST(CudaEngine, DeviceBeamSearchMatchesHostBookkeeping) {
+  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  const auto images = beam_test_images();
+  for (const char* dtype : {"fp32", "fp16"}) {
+    EngineOptions options;
+    options.device = "cuda";
+    options.dtype = dtype;
+    const Recognizer device(model_dir("deit-bpe"), options);
+    options.device_beam_search = false;
+    const Recognizer host(model_dir("deit-bpe"), options);
+    int index = 0;
+    for (const GenerationConfig& settings : beam_settings(device.default_generation())) {
+      expect_same_candidates(device.recognize(images, settings), host.recognize(images, settings), 1e-4,
+                             std::string(dtype) + " settings " + std::to_string(index++));
+    }
   }
 }
 

@@ -17,6 +17,7 @@
 #include "cuda/device_info.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels/kernels.h"
+#include "decoding/logits_processors.h"
 #include "support/test_support.h"
 
 namespace trocr::test {
@@ -397,46 +398,142 @@ TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
   EXPECT_EQ(d_tokens.download(), std::vector<int>{8});
 }
 
+// Both ways of banning tokens: a table from the host, and HF's processors over each row's
+// sequence on the device (rows reading slots out of order), against logits_processors.h.
 TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {
   if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
   std::mt19937 generator(std::random_device{}());
-  const int rows = 6, vocab = 11003, k = 8, max_banned = 3;
+  const int rows = 6, slots = 8, vocab = 11003, k = 8, max_length = 12, position = 6;
+  const int ngram = 2, min_length = 9, eos = 2;
   const auto logits = random_values(size_t(rows) * vocab, generator, 4.0f);
-  const auto running = random_values(rows, generator, 5.0f);
-  std::vector<int> banned(rows * max_banned, -1);
-  std::vector<float> row(vocab);
-  for (int r = 0; r < rows; ++r) {
-    // Ban the row's current best token and one more, so that the processors matter.
-    const int best = int(std::max_element(logits.begin() + r * vocab, logits.begin() + (r + 1) * vocab) -
-                         (logits.begin() + r * vocab));
-    banned[r * max_banned] = best;
-    banned[r * max_banned + 1] = (best + 17) % vocab;
+  const auto running = random_values(slots, generator, 5.0f);
+  const std::vector<int> row_slots = {7, 0, 3, 3, 5, 1};
+  // Slot sequences of position + 1 tokens; the last token repeats an earlier one, and that
+  // earlier one is followed by the row's best logit, so no_repeat_ngram must ban the winner.
+  std::vector<int> history(size_t(slots) * max_length, 0);
+  std::uniform_int_distribution<int> token(3, vocab - 1);
+  for (int slot = 0; slot < slots; ++slot) {
+    for (int i = 0; i <= position; ++i) history[slot * max_length + i] = token(generator);
   }
-  DeviceBuffer<float> d_logits, d_running, values(rows * k);
-  DeviceBuffer<int> d_banned, tokens(rows * k);
-  d_logits.upload(logits);
-  d_running.upload(running);
-  d_banned.upload(banned);
-  cuda::beam_top_k({rows, vocab, k, d_banned.data(), max_banned, d_running.data(), values.data(), tokens.data()},
-                   d_logits.data(), nullptr);
-  const auto got_values = values.download();
-  const auto got_tokens = tokens.download();
   for (int r = 0; r < rows; ++r) {
     const float* x = logits.data() + size_t(r) * vocab;
-    const float largest = *std::max_element(x, x + vocab);
-    double total = 0.0;
-    for (int t = 0; t < vocab; ++t) total += std::exp(double(x[t]) - largest);
-    for (int t = 0; t < vocab; ++t) row[t] = float((x[t] - largest) - std::log(total)) + running[r];
-    for (int b = 0; b < max_banned; ++b) {
-      if (banned[r * max_banned + b] >= 0) row[banned[r * max_banned + b]] = -INFINITY;
+    int* sequence = history.data() + row_slots[r] * max_length;
+    sequence[position] = sequence[2];
+    sequence[3] = int(std::max_element(x, x + vocab) - x);
+  }
+  std::vector<std::vector<int>> banned(rows);
+  size_t max_banned = 1;
+  for (int r = 0; r < rows; ++r) {
+    const int* sequence = history.data() + row_slots[r] * max_length;
+    banned[r] = banned_tokens({sequence, sequence + position + 1}, min_length, eos, ngram);
+    max_banned = std::max(max_banned, banned[r].size());
+  }
+  std::vector<int> table(rows * max_banned, -1);
+  for (int r = 0; r < rows; ++r) std::copy(banned[r].begin(), banned[r].end(), table.begin() + r * max_banned);
+  std::vector<float> row_running(rows);
+  for (int r = 0; r < rows; ++r) row_running[r] = running[row_slots[r]];
+
+  DeviceBuffer<float> d_logits, d_running, d_row_running, values(rows * k);
+  DeviceBuffer<int> d_table, d_history, d_slots, d_position, tokens(rows * k);
+  d_logits.upload(logits);
+  d_running.upload(running);
+  d_row_running.upload(row_running);
+  d_table.upload(table);
+  d_history.upload(history);
+  d_slots.upload(row_slots);
+  d_position.upload(std::vector<int>{position});
+  for (const bool from_history : {false, true}) {
+    cuda::BeamTopKParams params{rows, vocab, k, d_row_running.data(), values.data(), tokens.data()};
+    if (from_history) {
+      params.running = d_running.data();
+      params.row_slots = d_slots.data();
+      params.history = d_history.data();
+      params.position = d_position.data();
+      params.max_length = max_length;
+      params.min_length = min_length;
+      params.eos = eos;
+      params.no_repeat_ngram_size = ngram;
+    } else {
+      params.banned = d_table.data();
+      params.max_banned = static_cast<int>(max_banned);
     }
-    std::vector<int> order(vocab);
-    std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
-    for (int i = 0; i < k; ++i) {
-      EXPECT_EQ(got_tokens[r * k + i], order[i]) << "row " << r << " rank " << i;
-      EXPECT_NEAR(got_values[r * k + i], row[order[i]], 1e-4) << "row " << r << " rank " << i;
+    cuda::beam_top_k(params, d_logits.data(), nullptr);
+    const auto got_values = values.download();
+    const auto got_tokens = tokens.download();
+    std::vector<float> row(vocab);
+    for (int r = 0; r < rows; ++r) {
+      ASSERT_GE(banned[r].size(), 2u) << "eos and the repeated bigram's token";
+      const float* x = logits.data() + size_t(r) * vocab;
+      const float largest = *std::max_element(x, x + vocab);
+      double total = 0.0;
+      for (int t = 0; t < vocab; ++t) total += std::exp(double(x[t]) - largest);
+      for (int t = 0; t < vocab; ++t) row[t] = float((x[t] - largest) - std::log(total)) + row_running[r];
+      for (int t : banned[r]) row[t] = -INFINITY;
+      std::vector<int> order(vocab);
+      std::iota(order.begin(), order.end(), 0);
+      std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                        [&](int a, int b) { return row[a] > row[b] || (row[a] == row[b] && a < b); });
+      for (int i = 0; i < k; ++i) {
+        EXPECT_EQ(got_tokens[r * k + i], order[i]) << "history " << from_history << " row " << r << " rank " << i;
+        EXPECT_NEAR(got_values[r * k + i], row[order[i]], 1e-4) << "history " << from_history << " row " << r;
+      }
+    }
+  }
+}
+
+// Caches follow their beams in place: slot j of an image takes what slot parents[j] had, for
+// the positions asked; other positions, frozen (identity) images and a stopped search stay.
+TEST(CudaDecodingKernels, PermuteBeamCachesMovesEachBeamsPrefix) {
+  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  for (const int beams : {3, 20}) {  // registers, and the wide path for many beams
+    for (const int width : {8, 3}) {  // 16-byte units, and single bytes (6-byte rows)
+      const int images = 3, slots = images * beams, max_positions = 7, caches = 2, position = 4;
+      const size_t per_cache = size_t(slots) * max_positions * width;
+      // 2-byte elements, as fp16 caches have; distinct values so that every move shows.
+      std::vector<std::vector<uint16_t>> host(caches, std::vector<uint16_t>(per_cache));
+      std::vector<DeviceBuffer<uint16_t>> device(caches);
+      std::vector<void*> pointers;
+      for (int c = 0; c < caches; ++c) {
+        for (size_t i = 0; i < per_cache; ++i) host[c][i] = static_cast<uint16_t>(c * 7919 + i);
+        device[c].upload(host[c]);
+        pointers.push_back(device[c].data());
+      }
+      std::mt19937 generator(beams * 10 + width);
+      std::vector<int> parents(slots);
+      for (int slot = 0; slot < slots; ++slot) parents[slot] = std::uniform_int_distribution<int>(0, beams - 1)(generator);
+      for (int j = 0; j < beams; ++j) parents[1 * beams + j] = j;  // image 1: frozen
+      // Blocks cover images 2 and 0 (row_images of two active images, rows image-major).
+      std::vector<int> row_images;
+      for (int image : {2, 0}) row_images.insert(row_images.end(), beams, image);
+      DeviceBuffer<void*> d_pointers;
+      DeviceBuffer<int> d_parents, d_images, d_position, d_stop;
+      d_pointers.upload(pointers);
+      d_parents.upload(parents);
+      d_images.upload(row_images);
+      d_position.upload(std::vector<int>{position});
+      d_stop.upload(std::vector<int>{1});
+      cuda::PermuteCachesParams params{beams, d_parents.data(), d_images.data(), d_position.data()};
+      params.slot_bytes = int64_t(max_positions) * width * sizeof(uint16_t);
+      params.position_bytes = int64_t(width) * sizeof(uint16_t);
+      params.stop = d_stop.data();
+      cuda::permute_beam_caches(params, d_pointers.data(), caches, 2, max_positions, nullptr);
+      for (int c = 0; c < caches; ++c) {
+        EXPECT_EQ(device[c].download(), host[c]) << "a stopped search moves nothing";
+      }
+      d_stop.upload(std::vector<int>{0});
+      cuda::permute_beam_caches(params, d_pointers.data(), caches, 2, max_positions, nullptr);
+      for (int c = 0; c < caches; ++c) {
+        std::vector<uint16_t> expected = host[c];
+        for (int image : {0, 2}) {
+          for (int j = 0; j < beams; ++j) {
+            const int slot = image * beams + j, parent = image * beams + parents[slot];
+            for (int e = 0; e < (position + 1) * width; ++e) {
+              expected[size_t(slot) * max_positions * width + e] = host[c][size_t(parent) * max_positions * width + e];
+            }
+          }
+        }
+        EXPECT_EQ(device[c].download(), expected) << "beams " << beams << " width " << width;
+      }
     }
   }
 }

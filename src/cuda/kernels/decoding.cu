@@ -11,11 +11,38 @@ namespace trocr::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kMaxBanned = 256;
+
+// HF's processors as a bitmap of banned next tokens in shared memory (one bit per token, no
+// limit on how many): min_length bans eos while the sequence (`length` tokens) is shorter, and
+// no_repeat_ngram bans the last token of every earlier n-gram that starts with the sequence's
+// last n-1 tokens. Block-wide; the bitmap is ready when it returns.
+__device__ void mark_banned_tokens(const int* sequence, int length, int ngram_size, int min_length, int eos,
+                                   unsigned* bits, int vocab) {
+  for (int word = threadIdx.x; word < (vocab + 31) / 32; word += blockDim.x) bits[word] = 0;
+  __syncthreads();
+  if (ngram_size > 0 && length + 1 >= ngram_size) {
+    const int prefix = length - (ngram_size - 1);
+    for (int start = threadIdx.x; start + ngram_size <= length; start += blockDim.x) {
+      bool same = true;
+      for (int i = 0; i < ngram_size - 1 && same; ++i) same = sequence[start + i] == sequence[prefix + i];
+      const int token = sequence[start + ngram_size - 1];
+      if (same) atomicOr(&bits[token / 32], 1u << (token % 32));
+    }
+  }
+  if (threadIdx.x == 0 && length < min_length) atomicOr(&bits[eos / 32], 1u << (eos % 32));
+  __syncthreads();
+}
+
+__device__ bool is_banned(const unsigned* bits, int token) { return (bits[token / 32] >> (token % 32)) & 1u; }
+
+size_t banned_bitmap_bytes(int vocab) {
+  const size_t bytes = (size_t(vocab) + 31) / 32 * sizeof(unsigned);
+  if (bytes > 48 * 1024) fail("decoding kernels: a vocabulary of {} tokens is too large for the ban bitmap", vocab);
+  return bytes;
+}
 
 __global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
-  __shared__ int banned[kMaxBanned];
-  __shared__ int banned_count;
+  extern __shared__ unsigned banned[];
   __shared__ float best_values[kThreads / 32];
   __shared__ int best_indices[kThreads / 32];
   __shared__ float reduce[kThreads / 32];
@@ -29,28 +56,13 @@ __global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
     if (threadIdx.x == 0) history[position + 1] = params.pad;
     return;
   }
-  const int length = position + 1;  // tokens so far, start token included
-  if (threadIdx.x == 0) {
-    banned_count = 0;
-    const int n = params.no_repeat_ngram_size;
-    if (n > 0 && length + 1 >= n) {
-      const int prefix = length - (n - 1);
-      for (int start = 0; start + n <= length && banned_count < kMaxBanned; ++start) {
-        bool same = true;
-        for (int i = 0; i < n - 1 && same; ++i) same = history[start + i] == history[prefix + i];
-        if (same) banned[banned_count++] = history[start + n - 1];
-      }
-    }
-    if (length < params.min_length && banned_count < kMaxBanned) banned[banned_count++] = params.eos;
-  }
-  __syncthreads();
+  mark_banned_tokens(history, position + 1, params.no_repeat_ngram_size, params.min_length, params.eos, banned,
+                     params.vocab);
   const float* scores = logits + static_cast<int64_t>(row) * params.vocab;
   float best = -INFINITY;
   int best_index = params.vocab;
   for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) {
-    bool skip = false;
-    for (int b = 0; b < banned_count; ++b) skip = skip || banned[b] == t;
-    const float value = skip ? -INFINITY : scores[t];
+    const float value = is_banned(banned, t) ? -INFINITY : scores[t];
     if (value > best || (value == best && t < best_index)) best = value, best_index = t;
   }
   for (int offset = 16; offset > 0; offset /= 2) {
@@ -70,9 +82,7 @@ __global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
   }
   float total = 0.0f;
   for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) {
-    bool skip = false;
-    for (int b = 0; b < banned_count; ++b) skip = skip || banned[b] == t;
-    if (!skip) total += __expf(scores[t] - best);
+    if (!is_banned(banned, t)) total += __expf(scores[t] - best);
   }
   for (int offset = 16; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffff, total, offset);
   if (lane == 0) reduce[warp] = total;
@@ -98,9 +108,22 @@ __global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
   __shared__ float reduce_values[kThreads / 32];
   __shared__ int reduce_tokens[kThreads / 32], reduce_threads[kThreads / 32];
   __shared__ float shared_total[kThreads / 32];
+  extern __shared__ unsigned banned[];
   const int row = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const float* scores = logits + int64_t(row) * params.vocab;
-  const int* banned = params.banned + int64_t(row) * params.max_banned;
+  const int slot = params.row_slots != nullptr ? params.row_slots[row] : row;
+  if (params.history != nullptr) {
+    mark_banned_tokens(params.history + int64_t(slot) * params.max_length, *params.position + 1,
+                       params.no_repeat_ngram_size, params.min_length, params.eos, banned, params.vocab);
+  } else {
+    for (int word = threadIdx.x; word < (params.vocab + 31) / 32; word += blockDim.x) banned[word] = 0;
+    __syncthreads();
+    for (int b = threadIdx.x; b < params.max_banned; b += blockDim.x) {
+      const int token = params.banned[int64_t(row) * params.max_banned + b];
+      if (token >= 0) atomicOr(&banned[token / 32], 1u << (token % 32));
+    }
+    __syncthreads();
+  }
   // log_softmax over the raw logits, as HF computes it before the processors.
   float largest = -INFINITY;
   for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) largest = fmaxf(largest, scores[t]);
@@ -117,15 +140,13 @@ __global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
   total = 0.0f;
   for (int w = 0; w < kThreads / 32; ++w) total += shared_total[w];
   const float log_total = logf(total);
-  const float running = params.running[row];
+  const float running = params.running[slot];
   // Each thread keeps its own sorted top-k of the tokens it visits.
   float values[kMaxBeamTopK];
   int tokens[kMaxBeamTopK];
   for (int i = 0; i < params.k; ++i) values[i] = -INFINITY, tokens[i] = INT_MAX;
   for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) {
-    bool skip = false;
-    for (int b = 0; b < params.max_banned; ++b) skip = skip || banned[b] == t;
-    const float value = skip ? -INFINITY : ((scores[t] - largest) - log_total) + running;
+    const float value = is_banned(banned, t) ? -INFINITY : ((scores[t] - largest) - log_total) + running;
     if (!better(value, t, values[params.k - 1], tokens[params.k - 1])) continue;
     int i = params.k - 1;
     while (i > 0 && better(value, t, values[i - 1], tokens[i - 1])) {
@@ -179,19 +200,36 @@ __global__ void gather_last_tokens_kernel(const int* history, const int* images,
   if (row < rows) tokens[row] = history[static_cast<int64_t>(images[row]) * max_length + *position];
 }
 
-// Copies row i of a slot table to row i of another (blockIdx.y: i; blockIdx.z: the cache).
-// Tables are either the caches (a slot per row, through slots) or the scratch (dense).
-template <typename T>
-__global__ void copy_slots_kernel(T* const* caches, int64_t slot_stride, const int* slots, T* scratch,
-                                  int64_t length_elements, bool to_scratch) {
-  const int i = blockIdx.y, cache = blockIdx.z;
-  T* slot = caches[cache] + slots[i] * slot_stride;
-  T* dense = scratch + (int64_t(cache) * gridDim.y + i) * length_elements;
-  const T* source = to_scratch ? slot : dense;
-  T* target = to_scratch ? dense : slot;
-  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < length_elements;
-       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    target[e] = source[e];
+// Blocks (x: a stretch of positions, y: an image, z: a cache) move each beam's cache to its
+// children in place: a thread loads one element of every beam of its image before it stores
+// any, so no scratch copy is needed. Units are 16 bytes when the rows allow it.
+template <typename Unit, int kMaxGroup>
+__global__ void permute_beam_caches_kernel(PermuteCachesParams params, void* const* caches) {
+  if (params.stop != nullptr && *params.stop) return;
+  const int image = params.images != nullptr ? params.images[int64_t(blockIdx.y) * params.beams] : blockIdx.y;
+  const int* parents = params.parents + int64_t(image) * params.beams;
+  int parent[kMaxGroup];
+  bool identity = true;
+#pragma unroll
+  for (int j = 0; j < kMaxGroup; ++j) {
+    parent[j] = j < params.beams ? parents[j] : j;
+    identity = identity && parent[j] == j;
+  }
+  if (identity) return;
+  const int positions = params.position != nullptr ? *params.position + 1 : params.positions;
+  const int64_t units = positions * params.position_bytes / int64_t(sizeof(Unit));
+  const int64_t stride = params.slot_bytes / int64_t(sizeof(Unit));
+  Unit* base = static_cast<Unit*>(caches[blockIdx.z]) + int64_t(image) * params.beams * stride;
+  for (int64_t e = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; e < units; e += int64_t(gridDim.x) * blockDim.x) {
+    Unit values[kMaxGroup];
+#pragma unroll
+    for (int j = 0; j < kMaxGroup; ++j) {
+      if (j < params.beams) values[j] = base[parent[j] * stride + e];
+    }
+#pragma unroll
+    for (int j = 0; j < kMaxGroup; ++j) {
+      if (j < params.beams) base[j * stride + e] = values[j];
+    }
   }
 }
 
@@ -199,13 +237,14 @@ __global__ void copy_slots_kernel(T* const* caches, int64_t slot_stride, const i
 
 void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t stream) {
   if (params.rows == 0) return;
-  launch_dependent(greedy_select_kernel, params.rows, kThreads, 0, stream, params, logits);
+  launch_dependent(greedy_select_kernel, params.rows, kThreads, banned_bitmap_bytes(params.vocab), stream, params,
+                   logits);
 }
 
 void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t stream) {
   if (params.rows == 0) return;
   if (params.k > kMaxBeamTopK) fail("beam top-k: k {} > {}", params.k, kMaxBeamTopK);
-  beam_top_k_kernel<<<params.rows, kThreads, 0, stream>>>(params, logits);
+  beam_top_k_kernel<<<params.rows, kThreads, banned_bitmap_bytes(params.vocab), stream>>>(params, logits);
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -220,23 +259,22 @@ void gather_last_tokens(const int* history, const int* images, int rows, int max
                    position, tokens);
 }
 
-template <typename T>
-void reorder_caches(T* const* caches, int cache_count, int64_t slot_stride, const int* targets, const int* sources,
-                    int count, int64_t length_elements, T* scratch, cudaStream_t stream) {
-  if (count == 0 || length_elements == 0 || cache_count == 0) return;
-  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((length_elements + 255) / 256, 64));
-  const dim3 grid(blocks, count, cache_count);
-  copy_slots_kernel<T><<<grid, 256, 0, stream>>>(caches, slot_stride, sources, scratch, length_elements, true);
-  copy_slots_kernel<T><<<grid, 256, 0, stream>>>(caches, slot_stride, targets, scratch, length_elements, false);
+void permute_beam_caches(const PermuteCachesParams& params, void* const* caches, int cache_count, int images,
+                         int max_positions, cudaStream_t stream) {
+  if (images == 0 || cache_count == 0 || max_positions == 0) return;
+  if (params.beams > kMaxPermutedBeams) {
+    fail("CUDA engine: {} beams; beam search on the GPU takes at most {}", params.beams, kMaxPermutedBeams);
+  }
+  const bool wide = params.position_bytes % 16 == 0 && params.slot_bytes % 16 == 0;
+  const int64_t units = int64_t(max_positions) * params.position_bytes / (wide ? 16 : 1);
+  const dim3 grid(static_cast<unsigned>(std::min<int64_t>((units + 255) / 256, 32)), images, cache_count);
+  // A thread holds one unit of every beam: registers for the usual few beams.
+  const auto kernel = wide ? (params.beams <= kMaxBeams ? permute_beam_caches_kernel<uint4, kMaxBeams>
+                                                        : permute_beam_caches_kernel<uint4, kMaxPermutedBeams>)
+                           : (params.beams <= kMaxBeams ? permute_beam_caches_kernel<unsigned char, kMaxBeams>
+                                                        : permute_beam_caches_kernel<unsigned char, kMaxPermutedBeams>);
+  kernel<<<grid, 256, 0, stream>>>(params, caches);
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
-
-#define INSTANTIATE(T)                                                                                     \
-  template void reorder_caches<T>(T* const*, int, int64_t, const int*, const int*, int, int64_t, T*, \
-                                  cudaStream_t);
-INSTANTIATE(float)
-INSTANTIATE(__half)
-INSTANTIATE(__nv_bfloat16)
-#undef INSTANTIATE
 
 }  // namespace trocr::cuda

@@ -156,18 +156,30 @@ struct GreedyParams {
   float* min_probability;
 };
 void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t stream);
-// Beam search's per-row step: the k best of log_softmax(logits) + running[row], banned tokens
-// at -inf, best first (ties: lower token). banned is [rows, max_banned], padded with -1.
+// Beam search's per-row step: the k best of log_softmax(logits) + running score, banned tokens
+// at -inf, best first (ties: lower token). Row r's running score and sequence belong to slot
+// row_slots[r] (to row r when row_slots is null). Banned tokens come either from a table
+// [rows, max_banned] padded with -1, or, when history is given, from HF's min_length and
+// no_repeat_ngram processors over the slot's sequence (history [slots, max_length], *position + 1
+// tokens long).
 constexpr int kMaxBeamTopK = 32;
+constexpr int kMaxBeams = kMaxBeamTopK / 2;  // beam search keeps 2 * num_beams candidates
 struct BeamTopKParams {
   int rows;
   int vocab;
   int k;
-  const int* banned;
-  int max_banned;
   const float* running;
   float* values;
   int* tokens;
+  const int* row_slots = nullptr;
+  const int* banned = nullptr;
+  int max_banned = 0;
+  const int* history = nullptr;
+  const int* position = nullptr;
+  int max_length = 0;
+  int min_length = 0;
+  int eos = 0;
+  int no_repeat_ngram_size = 0;
 };
 void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t stream);
 
@@ -200,11 +212,59 @@ template <typename T, typename TOut>
 bool small_linear_normed(const NormedInput<T>& input, const T* w, const TOut* bias, TOut* y, int m, int n, int k,
                          std::optional<Activation> activation, cudaStream_t stream);
 
-// Beam reordering of KV caches, all of them in two launches: each cache is [slots, max_length,
-// width] (slot_stride elements per slot) and caches[c] points at cache c. Elements [0, length)
-// of slot sources[i] go to slot targets[i], through `scratch` ([caches, count, length]).
-template <typename T>
-void reorder_caches(T* const* caches, int cache_count, int64_t slot_stride, const int* targets, const int* sources,
-                    int count, int64_t length_elements, T* scratch, cudaStream_t stream);
+// Beam reordering of KV caches, all of them in one launch. Slots are image-major, `beams` per
+// image; slot j of an image takes the cache its slot parents[j] (an index within the image)
+// had, for positions [0, *position + 1) (or [0, positions) when position is null). Each cache is
+// [slots, ...] with slot_bytes per slot and position_bytes per position; caches[c] points at
+// cache c. Blocks cover `images` images: images[i * beams] names the i-th (image i when null).
+// Nothing moves once *stop is set (stop may be null). At most kMaxPermutedBeams beams.
+constexpr int kMaxPermutedBeams = 64;
+struct PermuteCachesParams {
+  int beams;
+  const int* parents;
+  const int* images = nullptr;
+  const int* position = nullptr;
+  int positions = 0;
+  int64_t slot_bytes = 0;
+  int64_t position_bytes = 0;
+  const int* stop = nullptr;
+};
+void permute_beam_caches(const PermuteCachesParams& params, void* const* caches, int cache_count, int images,
+                         int max_positions, cudaStream_t stream);
+
+// Beam search's bookkeeping after beam_top_k, on the device: HF's _beam_search as
+// src/decoding/beam_search.cc runs it (the same float arithmetic and -1e9 sentinels), one
+// thread per image. For each active image that is not frozen it picks the step's 2 * beams
+// candidates, extends the running sequences (history, running scores, the caches' parents),
+// offers the ones that ended to the finished set, and applies HF's per-image early-stop
+// heuristic; then it evaluates HF's whole-batch stopping rule into *stop. Once *stop is set,
+// further steps change nothing. Per-slot arrays are [images * beams]; per-image ones [images].
+struct BeamMergeParams {
+  int active_images;       // rows / beams; the rows of active image a are a * beams ...
+  const int* row_images;   // row -> image
+  int images;              // all images of the batch
+  int beams;
+  const float* values;     // beam_top_k's output, [rows, 2 * beams]
+  const int* tokens;
+  const int* position;     // the step's position: sequences hold *position + 1 tokens
+  int max_length;
+  int eos;
+  bool early_stopping;        // HF's early_stopping=True
+  bool best_at_max_length;    // early_stopping="never" with a positive length penalty
+  const float* length_denominators;  // [max_length + 1]: float(pow(length, length_penalty))
+  int* history;            // running sequences [slots, max_length]
+  int* history_scratch;
+  float* running;          // running scores [slots]
+  int* parents;            // [slots], for permute_beam_caches
+  int* finished_ids;       // finished set: [slots, max_length] ...
+  int* finished_ids_scratch;
+  int* finished_lengths;   // ... 0 for a placeholder without a sequence
+  float* finished_scores;  // length-penalised
+  float* finished_sums;    // sum of log-probabilities
+  int* finished_done;
+  int* improvement_possible;  // [images], HF's is_early_stop_heuristic_unsatisfied
+  int* flags;              // [1 + images]: the stop flag, then each image's frozen flag
+};
+void beam_merge(const BeamMergeParams& params, cudaStream_t stream);
 
 }  // namespace trocr::cuda

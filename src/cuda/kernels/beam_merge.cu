@@ -1,0 +1,190 @@
+// Beam search's bookkeeping on the device: a line-by-line port of the per-image part of
+// src/decoding/beam_search.cc (HF's _beam_search), so that the two agree bit for bit given the
+// same per-row top-k. One thread owns an image; an image's work is a few hundred comparisons,
+// so one block serves the batch, and its reductions give HF's whole-batch stopping rule.
+#include <climits>
+
+#include "cuda/cuda_check.h"
+#include "cuda/kernels/kernels.h"
+
+namespace trocr::cuda {
+namespace {
+
+constexpr float kSentinel = -1.0e9f;  // HF's
+constexpr int kThreads = 256;
+constexpr int kMaxKeep = 2 * kMaxBeams;
+
+// torch.topk's order: the larger value first, the lower index on ties.
+__device__ bool ranks_before(float value, int index, float other_value, int other_index) {
+  return value > other_value || (value == other_value && index < other_index);
+}
+
+// The indices of the k best of score(0 .. count-1), best first, into out. Each round takes the
+// best item that ranks after the previous round's, so nothing needs marking.
+template <typename Score>
+__device__ void top_k(int count, int k, Score score, int* out) {
+  float last_value = INFINITY;
+  int last_index = -1;
+  for (int round = 0; round < k; ++round) {
+    int best = -1;
+    float best_value = 0.0f;
+    for (int i = 0; i < count; ++i) {
+      const float value = score(i);
+      if (!ranks_before(last_value, last_index, value, i)) continue;
+      if (best < 0 || ranks_before(value, i, best_value, best)) best = i, best_value = value;
+    }
+    out[round] = best;
+    last_value = best_value, last_index = best;
+  }
+}
+
+__device__ void copy_ids(const int* from, int* to, int count) {
+  for (int i = 0; i < count; ++i) to[i] = from[i];
+}
+
+// One image's step (beam_search.cc's loop body for one state, then its part of the stopping
+// rule). Returns whether every candidate of the image stopped.
+__device__ bool merge_image(const BeamMergeParams& p, int active, int image, int length) {
+  const int beams = p.beams, keep = 2 * beams;
+  const int first_slot = image * beams;
+  const float* values = p.values + int64_t(active) * beams * keep;
+  const int* tokens = p.tokens + int64_t(active) * beams * keep;
+
+  int best[kMaxKeep];
+  top_k(beams * keep, keep, [&](int i) { return values[i]; }, best);
+  float scores[kMaxKeep];
+  int parents[kMaxKeep], next_tokens[kMaxKeep];
+  bool stops[kMaxKeep];
+  bool every_candidate_stops = true;
+  for (int c = 0; c < keep; ++c) {
+    scores[c] = values[best[c]];
+    parents[c] = best[c] / keep;
+    next_tokens[c] = tokens[best[c]];
+    stops[c] = next_tokens[c] == p.eos || length + 1 >= p.max_length;
+    every_candidate_stops = every_candidate_stops && stops[c];
+  }
+  // The next running beams: the best continuations that did not stop.
+  int next[kMaxBeams];
+  top_k(keep, beams, [&](int c) { return scores[c] + (stops[c] ? kSentinel : 0.0f); }, next);
+
+  // Offer the top num_beams candidates that stopped to the finished set.
+  bool all_done = true;
+  for (int i = 0; i < beams; ++i) all_done = all_done && p.finished_done[first_slot + i];
+  const bool full = all_done && p.early_stopping;
+  const bool improvement = p.improvement_possible[image];
+  const float denominator = p.length_denominators[length];
+  const auto merged_score = [&](int i) {
+    if (i < beams) return p.finished_scores[first_slot + i];
+    const int c = i - beams;
+    float score = __fdiv_rn(scores[c], denominator);
+    score += full ? kSentinel : 0.0f;
+    score += improvement ? 0.0f : kSentinel;
+    score += stops[c] && c < beams ? 0.0f : kSentinel;
+    return score;
+  };
+  int kept[kMaxBeams];
+  top_k(beams + keep, beams, merged_score, kept);
+  float kept_scores[kMaxBeams], kept_sums[kMaxBeams];
+  int kept_lengths[kMaxBeams], kept_done[kMaxBeams];
+  for (int j = 0; j < beams; ++j) {
+    const int i = kept[j];
+    int* ids = p.finished_ids_scratch + int64_t(first_slot + j) * p.max_length;
+    kept_scores[j] = merged_score(i);
+    if (i < beams) {
+      kept_sums[j] = p.finished_sums[first_slot + i];
+      kept_lengths[j] = p.finished_lengths[first_slot + i];
+      kept_done[j] = p.finished_done[first_slot + i];
+      copy_ids(p.finished_ids + int64_t(first_slot + i) * p.max_length, ids, kept_lengths[j]);
+    } else {
+      const int c = i - beams;
+      const bool just_finished = stops[c] && c < beams;
+      kept_sums[j] = scores[c];
+      kept_done[j] = just_finished;
+      kept_lengths[j] = just_finished ? length + 1 : 0;
+      if (just_finished) {
+        copy_ids(p.history + int64_t(first_slot + parents[c]) * p.max_length, ids, length);
+        ids[length] = next_tokens[c];
+      }
+    }
+  }
+  for (int j = 0; j < beams; ++j) {
+    const int slot = first_slot + j;
+    p.finished_scores[slot] = kept_scores[j];
+    p.finished_sums[slot] = kept_sums[j];
+    p.finished_lengths[slot] = kept_lengths[j];
+    p.finished_done[slot] = kept_done[j];
+    copy_ids(p.finished_ids_scratch + int64_t(slot) * p.max_length, p.finished_ids + int64_t(slot) * p.max_length,
+             kept_lengths[j]);
+  }
+
+  // The running sequences grow by their chosen tokens; the caches follow their parents.
+  for (int j = 0; j < beams; ++j) {
+    const int c = next[j];
+    int* sequence = p.history_scratch + int64_t(first_slot + j) * p.max_length;
+    copy_ids(p.history + int64_t(first_slot + parents[c]) * p.max_length, sequence, length);
+    sequence[length] = next_tokens[c];
+    p.running[first_slot + j] = scores[c] + (stops[c] ? kSentinel : 0.0f);
+    p.parents[first_slot + j] = parents[c];
+  }
+  for (int j = 0; j < beams; ++j) {
+    const int slot = first_slot + j;
+    copy_ids(p.history_scratch + int64_t(slot) * p.max_length, p.history + int64_t(slot) * p.max_length, length + 1);
+  }
+
+  // HF's early-stop heuristic for this image, after the length grew by one.
+  const int best_length = p.best_at_max_length ? p.max_length - 1 : length;
+  const float best_possible = __fdiv_rn(p.running[first_slot], p.length_denominators[best_length]);
+  float worst_finished = p.finished_scores[first_slot];
+  all_done = true;
+  for (int j = 0; j < beams; ++j) {
+    worst_finished = fminf(worst_finished, p.finished_scores[first_slot + j]);
+    all_done = all_done && p.finished_done[first_slot + j];
+  }
+  bool beats_some = false;
+  for (int j = 0; j < beams; ++j) {
+    beats_some = beats_some || best_possible > (p.finished_done[first_slot + j] ? worst_finished : kSentinel);
+  }
+  const bool still_possible = improvement && beats_some;
+  p.improvement_possible[image] = still_possible;
+  p.flags[1 + image] = !still_possible || (all_done && p.early_stopping);
+  return every_candidate_stops;
+}
+
+__global__ void beam_merge_kernel(BeamMergeParams p) {
+  if (*p.flags != 0) return;  // the search has stopped: later steps change nothing
+  const int length = *p.position + 1;
+  bool every_candidate_stops = true;
+  for (int active = threadIdx.x; active < p.active_images; active += blockDim.x) {
+    const int image = p.row_images[int64_t(active) * p.beams];
+    int* parents = p.parents + int64_t(image) * p.beams;
+    if (p.flags[1 + image]) {  // frozen: its caches stay where they are
+      for (int j = 0; j < p.beams; ++j) parents[j] = j;
+      continue;
+    }
+    every_candidate_stops = merge_image(p, active, image, length) && every_candidate_stops;
+  }
+  __syncthreads();  // every image's state is written
+  // HF's whole-batch rule, over every image (frozen ones included).
+  bool any_improvement = false, every_done = true;
+  for (int image = threadIdx.x; image < p.images; image += blockDim.x) {
+    any_improvement = any_improvement || p.improvement_possible[image];
+    for (int j = 0; j < p.beams; ++j) every_done = every_done && p.finished_done[image * p.beams + j];
+  }
+  // Every thread reads *p.flags above before thread 0 may write it below.
+  const bool candidates_stop = __syncthreads_and(every_candidate_stops);
+  const bool improvement = __syncthreads_or(any_improvement);
+  const bool done = __syncthreads_and(every_done);
+  const bool open_beam = !(done && p.early_stopping);
+  if (threadIdx.x == 0) *p.flags = !(improvement && open_beam && !candidates_stop);
+}
+
+}  // namespace
+
+void beam_merge(const BeamMergeParams& params, cudaStream_t stream) {
+  if (params.beams > kMaxBeams) fail("beam merge: {} beams > {}", params.beams, kMaxBeams);
+  if (params.active_images == 0) return;
+  beam_merge_kernel<<<1, kThreads, 0, stream>>>(params);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace trocr::cuda
