@@ -78,6 +78,9 @@ class CudaModel : public StepModel {
   // step_query_ -> step_context_, without the value projection's bias (see DeviceDecoderLayer).
   void folded_cross_attention(int layer, int rows);
   void reserve_folded(int rows);
+  // folded_cross_attention's middle where folded_attention does not apply: step_query_'s folded
+  // queries against the encoder states by two batched GEMMs around a softmax, into folded_mix_.
+  void folded_attention_by_gemms(int rows);
 
   const DeviceWeights<T>& weights_;
   const ModelConfig& config_;
@@ -95,6 +98,7 @@ class CudaModel : public StepModel {
   bool cross_kv_ready_ = false;
   bool folded_step_ = false;  // forward() uses folded_cross_attention
   DeviceBuffer<T> folded_queries_, folded_scores_, folded_probabilities_, folded_mix_;
+  DeviceBuffer<float> folded_partials_;  // folded_attention's key splits
   std::vector<DeviceBuffer<T>> key_cache_, value_cache_;
   DeviceBuffer<void*> cache_pointers_;  // every layer's key and value cache, for permute_beam_caches
   DeviceBuffer<int> tokens_, row_slots_, row_images_, position_, cache_parents_;

@@ -1,6 +1,6 @@
 // CudaModel's cross-attention over the encoder output (greedy, --cross-attention folded): no
-// per-layer K/V, five GEMMs per layer. Measured slower than the grouped kernel over per-layer
-// K/V (docs/CUDA_ENGINE.md) and kept for comparison.
+// per-layer K/V. Per layer, a GEMM folds W_k into the queries, folded_attention (fp16/bf16; three
+// GEMMs around a softmax otherwise) attends over the encoder states, and a GEMM applies W_v.
 #include <cmath>
 
 #include "cuda/cuda_model.h"
@@ -17,6 +17,7 @@ void CudaModel<T>::reserve_folded(int rows) {
   folded_mix_.grow(size_t(rows) * heads * width);
   folded_scores_.grow(size_t(rows) * heads * padded);
   folded_probabilities_.grow(size_t(rows) * heads * padded);
+  folded_partials_.grow(folded_attention_scratch_size(rows, heads, width));
 }
 
 template <typename T>
@@ -24,7 +25,6 @@ void CudaModel<T>::folded_cross_attention(int layer, int rows) {
   const DecoderConfig& d = config_.decoder;
   const int heads = d.num_heads, dim = d.d_model / heads, width = weights_.cross_key_values.in;
   const int sequence = config_.encoder.sequence_length();
-  const int64_t padded = (sequence + 7) / 8 * 8;
   const T* key_weights = weights_.cross_key_values.weight.data() + int64_t(layer) * 2 * d.d_model * width;
   const T* value_weights = key_weights + int64_t(d.d_model) * width;
   // q'[r, h] = q[r, h] . W_k[h] (the key bias adds the same q . b_k to every key: softmax drops it).
@@ -34,6 +34,24 @@ void CudaModel<T>::folded_cross_attention(int layer, int rows) {
   fold.batch = heads, fold.stride_a = dim, fold.stride_b = int64_t(dim) * width, fold.stride_c = width;
   gemm_.matmul<T, T>(fold, step_query_.data(), key_weights, folded_queries_.data());
   // Per image, its heads' q' against its encoder states, then the weighted sum of the states.
+  const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
+  const FoldedAttentionParams attention{folded_partials_.data(), rows, heads, sequence, width, scale};
+  if (!folded_attention<T>(attention, folded_queries_.data(), encoder_states_, folded_mix_.data(), stream_)) {
+    folded_attention_by_gemms(rows);
+  }
+  // context[r, h] = mix[r, h] . W_v[h]^T (b_v is in the output projection's folded bias).
+  MatmulShape unfold;
+  unfold.m = rows, unfold.n = dim, unfold.k = width, unfold.lda = int64_t(heads) * width, unfold.ldc = d.d_model;
+  unfold.batch = heads, unfold.stride_a = width, unfold.stride_b = int64_t(dim) * width, unfold.stride_c = dim;
+  gemm_.matmul<T, T>(unfold, folded_mix_.data(), value_weights, step_context_.data());
+}
+
+template <typename T>
+void CudaModel<T>::folded_attention_by_gemms(int rows) {
+  const DecoderConfig& d = config_.decoder;
+  const int heads = d.num_heads, dim = d.d_model / heads, width = weights_.cross_key_values.in;
+  const int sequence = config_.encoder.sequence_length();
+  const int64_t padded = (sequence + 7) / 8 * 8;
   MatmulShape scores;
   scores.m = heads, scores.n = sequence, scores.k = width, scores.ldc = padded;
   scores.batch = rows, scores.stride_a = int64_t(heads) * width, scores.stride_b = int64_t(sequence) * width;
@@ -45,13 +63,11 @@ void CudaModel<T>::folded_cross_attention(int layer, int rows) {
   mix.batch = rows, mix.stride_a = heads * padded, mix.stride_b = int64_t(sequence) * width;
   mix.stride_c = int64_t(heads) * width;
   gemm_.matmul<T, T>(mix, folded_probabilities_.data(), encoder_states_, folded_mix_.data());
-  // context[r, h] = mix[r, h] . W_v[h]^T (b_v is in the output projection's folded bias).
-  MatmulShape unfold;
-  unfold.m = rows, unfold.n = dim, unfold.k = width, unfold.lda = int64_t(heads) * width, unfold.ldc = d.d_model;
-  unfold.batch = heads, unfold.stride_a = width, unfold.stride_b = int64_t(dim) * width, unfold.stride_c = dim;
-  gemm_.matmul<T, T>(unfold, folded_mix_.data(), value_weights, step_context_.data());
 }
 
+template void CudaModel<float>::folded_attention_by_gemms(int);
+template void CudaModel<__half>::folded_attention_by_gemms(int);
+template void CudaModel<__nv_bfloat16>::folded_attention_by_gemms(int);
 template void CudaModel<float>::reserve_folded(int);
 template void CudaModel<float>::folded_cross_attention(int, int);
 template void CudaModel<__half>::reserve_folded(int);

@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cmath>
 #include <numeric>
 #include <random>
@@ -306,6 +307,46 @@ TYPED_TEST(CudaKernels, GroupedCrossAttentionMatchesTheCpu) {
   check_grouped_cross_attention<TypeParam>(32, this->generator_);
   EXPECT_EQ(cuda::cross_attention_groups(std::vector<int>(17, 5)), (std::vector<int>{0, 16, 17}));
   EXPECT_EQ(cuda::cross_attention_groups({1, 1, 0, 1}), (std::vector<int>{0, 2, 3, 4}));
+}
+
+// Greedy's cross-attention over the encoder states: one key split (many images) and several
+// (one image), a partial last tile, fewer query rows than a tile, two widths.
+TYPED_TEST(CudaKernels, FoldedAttentionMatchesTheCpu) {
+  using T = TypeParam;
+  for (const auto& [images, rows, keys, width] : {std::array<int, 4>{200, 16, 577, 768}, std::array<int, 4>{1, 16, 577, 768},
+                                                  std::array<int, 4>{3, 8, 45, 384}}) {
+    const auto queries = rounded<T>(random_values(size_t(images) * rows * width, this->generator_, 0.3f));
+    const auto states = rounded<T>(random_values(size_t(images) * keys * width, this->generator_));
+    auto d_queries = to_device<T>(queries);
+    auto d_states = to_device<T>(states);
+    DeviceBuffer<T> mix(size_t(images) * rows * width);
+    DeviceBuffer<float> scratch(cuda::folded_attention_scratch_size(images, rows, width));
+    const float scale = 0.125f;
+    const cuda::FoldedAttentionParams params{scratch.data(), images, rows, keys, width, scale};
+    const bool launched = cuda::folded_attention<T>(params, d_queries.data(), d_states.data(), mix.data(), nullptr);
+    if constexpr (std::is_same_v<T, float>) {
+      EXPECT_FALSE(launched) << "fp32 keeps the GEMM path";
+      return;
+    }
+    ASSERT_TRUE(launched);
+    cuda::FoldedAttentionParams odd = params;
+    odd.width = 640;
+    EXPECT_FALSE(cuda::folded_attention<T>(odd, d_queries.data(), d_states.data(), mix.data(), nullptr));
+    std::vector<float> expected(size_t(images) * rows * width);
+    cpu::AttentionShape shape;
+    shape.queries = rows;
+    shape.keys = keys;
+    shape.heads = 1;
+    shape.head_dim = shape.q_stride = shape.kv_stride = width;
+    shape.scale = scale;
+    for (int i = 0; i < images; ++i) {
+      const float* image_states = states.data() + size_t(i) * keys * width;
+      cpu::attention(queries.data() + size_t(i) * rows * width, image_states, image_states, shape,
+                     expected.data() + size_t(i) * rows * width);
+    }
+    EXPECT_LE(relative_error(to_host(mix), expected), tolerance<T>() * 2)
+        << images << " images, " << rows << " rows, " << keys << " keys, width " << width;
+  }
 }
 
 TYPED_TEST(CudaKernels, FusedEncoderAttentionMatchesTheCpu) {

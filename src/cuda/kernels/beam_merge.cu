@@ -1,7 +1,8 @@
 // Beam search's bookkeeping on the device: a line-by-line port of the per-image part of
 // src/decoding/beam_search.cc (HF's _beam_search), so that the two agree bit for bit given the
-// same per-row top-k. One thread owns an image; an image's work is a few hundred comparisons,
-// so one block serves the batch, and its reductions give HF's whole-batch stopping rule.
+// same per-row top-k. A warp owns an image (its lanes share the top-k scans and the sequence
+// copies); an image's work is small, so one block serves the batch, and its reductions give
+// HF's whole-batch stopping rule.
 #include <climits>
 
 #include "cuda/cuda_check.h"
@@ -11,7 +12,7 @@ namespace trocr::cuda {
 namespace {
 
 constexpr float kSentinel = -1.0e9f;  // HF's
-constexpr int kThreads = 256;
+constexpr int kThreads = 512;  // a warp per image, 16 images at a time
 constexpr int kMaxKeep = 2 * kMaxBeams;
 
 // torch.topk's order: the larger value first, the lower index on ties.
@@ -19,39 +20,58 @@ __device__ bool ranks_before(float value, int index, float other_value, int othe
   return value > other_value || (value == other_value && index < other_index);
 }
 
-// The indices of the k best of score(0 .. count-1), best first, into out. Each round takes the
-// best item that ranks after the previous round's, so nothing needs marking.
+// The indices of the k best of score(0 .. count-1), best first, into out (the same in every lane
+// of the warp). Lane l holds items l, l + 32, ... (read once: the scores live in global memory);
+// each round takes the best item that ranks after the previous round's, so nothing needs marking.
 template <typename Score>
-__device__ void top_k(int count, int k, Score score, int* out) {
+__device__ void warp_top_k(int count, int k, Score score, int* out) {
+  constexpr int kPerLane = kMaxBeams * kMaxKeep / 32;
+  const int lane = threadIdx.x % 32;
+  float mine[kPerLane];
+#pragma unroll
+  for (int j = 0; j < kPerLane; ++j) mine[j] = lane + 32 * j < count ? score(lane + 32 * j) : -INFINITY;
   float last_value = INFINITY;
   int last_index = -1;
   for (int round = 0; round < k; ++round) {
-    int best = -1;
-    float best_value = 0.0f;
-    for (int i = 0; i < count; ++i) {
-      const float value = score(i);
-      if (!ranks_before(last_value, last_index, value, i)) continue;
-      if (best < 0 || ranks_before(value, i, best_value, best)) best = i, best_value = value;
+    int best = INT_MAX;  // none
+    float best_value = -INFINITY;
+#pragma unroll
+    for (int j = 0; j < kPerLane; ++j) {
+      const int i = lane + 32 * j;
+      if (i < count && ranks_before(last_value, last_index, mine[j], i) &&
+          (best == INT_MAX || ranks_before(mine[j], i, best_value, best))) {
+        best = i, best_value = mine[j];
+      }
+    }
+    for (int offset = 16; offset > 0; offset /= 2) {
+      const float other_value = __shfl_xor_sync(0xffffffff, best_value, offset);
+      const int other = __shfl_xor_sync(0xffffffff, best, offset);
+      if (other != INT_MAX && (best == INT_MAX || ranks_before(other_value, other, best_value, best))) {
+        best = other, best_value = other_value;
+      }
     }
     out[round] = best;
     last_value = best_value, last_index = best;
   }
 }
 
-__device__ void copy_ids(const int* from, int* to, int count) {
-  for (int i = 0; i < count; ++i) to[i] = from[i];
+// Lanes copy ids together; callers __syncwarp() before the copied ids are read or overwritten.
+__device__ void warp_copy_ids(const int* from, int* to, int count) {
+  for (int i = threadIdx.x % 32; i < count; i += 32) to[i] = from[i];
 }
 
-// One image's step (beam_search.cc's loop body for one state, then its part of the stopping
-// rule). Returns whether every candidate of the image stopped.
+// One image's step, by one warp (beam_search.cc's loop body for one state, then its part of the
+// stopping rule). Every lane computes the same decisions; lane 0 stores the scalars. Returns
+// whether every candidate of the image stopped.
 __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int length) {
   const int beams = p.beams, keep = 2 * beams;
   const int first_slot = image * beams;
+  const bool leader = threadIdx.x % 32 == 0;
   const float* values = p.values + int64_t(active) * beams * keep;
   const int* tokens = p.tokens + int64_t(active) * beams * keep;
 
   int best[kMaxKeep];
-  top_k(beams * keep, keep, [&](int i) { return values[i]; }, best);
+  warp_top_k(beams * keep, keep, [&](int i) { return values[i]; }, best);
   float scores[kMaxKeep];
   int parents[kMaxKeep], next_tokens[kMaxKeep];
   bool stops[kMaxKeep];
@@ -65,7 +85,7 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
   }
   // The next running beams: the best continuations that did not stop.
   int next[kMaxBeams];
-  top_k(keep, beams, [&](int c) { return scores[c] + (stops[c] ? kSentinel : 0.0f); }, next);
+  warp_top_k(keep, beams, [&](int c) { return scores[c] + (stops[c] ? kSentinel : 0.0f); }, next);
 
   // Offer the top num_beams candidates that stopped to the finished set.
   bool all_done = true;
@@ -83,9 +103,10 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
     return score;
   };
   int kept[kMaxBeams];
-  top_k(beams + keep, beams, merged_score, kept);
+  warp_top_k(beams + keep, beams, merged_score, kept);
   float kept_scores[kMaxBeams], kept_sums[kMaxBeams];
-  int kept_lengths[kMaxBeams], kept_done[kMaxBeams];
+  int kept_lengths[kMaxBeams];
+  bool kept_done[kMaxBeams];
   for (int j = 0; j < beams; ++j) {
     const int i = kept[j];
     int* ids = p.finished_ids_scratch + int64_t(first_slot + j) * p.max_length;
@@ -94,7 +115,7 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
       kept_sums[j] = p.finished_sums[first_slot + i];
       kept_lengths[j] = p.finished_lengths[first_slot + i];
       kept_done[j] = p.finished_done[first_slot + i];
-      copy_ids(p.finished_ids + int64_t(first_slot + i) * p.max_length, ids, kept_lengths[j]);
+      warp_copy_ids(p.finished_ids + int64_t(first_slot + i) * p.max_length, ids, kept_lengths[j]);
     } else {
       const int c = i - beams;
       const bool just_finished = stops[c] && c < beams;
@@ -102,63 +123,64 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
       kept_done[j] = just_finished;
       kept_lengths[j] = just_finished ? length + 1 : 0;
       if (just_finished) {
-        copy_ids(p.history + int64_t(first_slot + parents[c]) * p.max_length, ids, length);
-        ids[length] = next_tokens[c];
+        warp_copy_ids(p.history + int64_t(first_slot + parents[c]) * p.max_length, ids, length);
+        if (leader) ids[length] = next_tokens[c];
       }
     }
   }
-  for (int j = 0; j < beams; ++j) {
-    const int slot = first_slot + j;
-    p.finished_scores[slot] = kept_scores[j];
-    p.finished_sums[slot] = kept_sums[j];
-    p.finished_lengths[slot] = kept_lengths[j];
-    p.finished_done[slot] = kept_done[j];
-    copy_ids(p.finished_ids_scratch + int64_t(slot) * p.max_length, p.finished_ids + int64_t(slot) * p.max_length,
-             kept_lengths[j]);
-  }
-
   // The running sequences grow by their chosen tokens; the caches follow their parents.
   for (int j = 0; j < beams; ++j) {
     const int c = next[j];
     int* sequence = p.history_scratch + int64_t(first_slot + j) * p.max_length;
-    copy_ids(p.history + int64_t(first_slot + parents[c]) * p.max_length, sequence, length);
-    sequence[length] = next_tokens[c];
-    p.running[first_slot + j] = scores[c] + (stops[c] ? kSentinel : 0.0f);
-    p.parents[first_slot + j] = parents[c];
+    warp_copy_ids(p.history + int64_t(first_slot + parents[c]) * p.max_length, sequence, length);
+    if (leader) sequence[length] = next_tokens[c];
   }
+  __syncwarp();  // every lane read the old finished set and sequences, and wrote the scratch
   for (int j = 0; j < beams; ++j) {
-    const int slot = first_slot + j;
-    copy_ids(p.history_scratch + int64_t(slot) * p.max_length, p.history + int64_t(slot) * p.max_length, length + 1);
+    const int slot = first_slot + j, c = next[j];
+    warp_copy_ids(p.finished_ids_scratch + int64_t(slot) * p.max_length, p.finished_ids + int64_t(slot) * p.max_length,
+                  kept_lengths[j]);
+    warp_copy_ids(p.history_scratch + int64_t(slot) * p.max_length, p.history + int64_t(slot) * p.max_length,
+                  length + 1);
+    if (leader) {
+      p.finished_scores[slot] = kept_scores[j];
+      p.finished_sums[slot] = kept_sums[j];
+      p.finished_lengths[slot] = kept_lengths[j];
+      p.finished_done[slot] = kept_done[j];
+      p.running[slot] = scores[c] + (stops[c] ? kSentinel : 0.0f);
+      p.parents[slot] = parents[c];
+    }
   }
 
   // HF's early-stop heuristic for this image, after the length grew by one.
   const int best_length = p.best_at_max_length ? p.max_length - 1 : length;
-  const float best_possible = __fdiv_rn(p.running[first_slot], p.length_denominators[best_length]);
-  float worst_finished = p.finished_scores[first_slot];
+  const float best_running = scores[next[0]] + (stops[next[0]] ? kSentinel : 0.0f);
+  const float best_possible = __fdiv_rn(best_running, p.length_denominators[best_length]);
+  float worst_finished = kept_scores[0];
   all_done = true;
   for (int j = 0; j < beams; ++j) {
-    worst_finished = fminf(worst_finished, p.finished_scores[first_slot + j]);
-    all_done = all_done && p.finished_done[first_slot + j];
+    worst_finished = fminf(worst_finished, kept_scores[j]);
+    all_done = all_done && kept_done[j];
   }
   bool beats_some = false;
-  for (int j = 0; j < beams; ++j) {
-    beats_some = beats_some || best_possible > (p.finished_done[first_slot + j] ? worst_finished : kSentinel);
-  }
+  for (int j = 0; j < beams; ++j) beats_some = beats_some || best_possible > (kept_done[j] ? worst_finished : kSentinel);
   const bool still_possible = improvement && beats_some;
-  p.improvement_possible[image] = still_possible;
-  p.flags[1 + image] = !still_possible || (all_done && p.early_stopping);
+  if (leader) {
+    p.improvement_possible[image] = still_possible;
+    p.flags[1 + image] = !still_possible || (all_done && p.early_stopping);
+  }
   return every_candidate_stops;
 }
 
-__global__ void beam_merge_kernel(BeamMergeParams p) {
+__global__ void __launch_bounds__(kThreads) beam_merge_kernel(BeamMergeParams p) {
   if (*p.flags != 0) return;  // the search has stopped: later steps change nothing
   const int length = *p.position + 1;
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
   bool every_candidate_stops = true;
-  for (int active = threadIdx.x; active < p.active_images; active += blockDim.x) {
+  for (int active = warp; active < p.active_images; active += warps) {
     const int image = p.row_images[int64_t(active) * p.beams];
-    int* parents = p.parents + int64_t(image) * p.beams;
     if (p.flags[1 + image]) {  // frozen: its caches stay where they are
-      for (int j = 0; j < p.beams; ++j) parents[j] = j;
+      if (lane < p.beams) p.parents[image * p.beams + lane] = lane;
       continue;
     }
     every_candidate_stops = merge_image(p, active, image, length) && every_candidate_stops;

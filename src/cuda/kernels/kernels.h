@@ -104,6 +104,29 @@ bool cross_attention(const CrossAttentionParams& params, const T* queries, const
 // (with the final end) for cross_attention.
 std::vector<int> cross_attention_groups(const std::vector<int>& row_images);
 
+// Cross-attention over the encoder states (greedy's folded form), fp16/bf16: for each image
+// its `rows` (at most 16) folded queries [images, rows, width] attend over its states
+// [images, keys, width]: mix[i, m] = sum_t softmax_t(scale * q'[i, m] . e[i, t]) e[i, t], in
+// one pass over the states (scores and softmax in fp32). Widths 384, 512, 768 and 1024;
+// returns false (launching nothing) otherwise. scratch: folded_attention_scratch_size floats.
+constexpr int kMaxFoldedSplits = 8;
+struct FoldedAttentionParams {
+  float* scratch;
+  int images;
+  int rows;
+  int keys;
+  int width;
+  float scale;
+};
+// How many blocks share an image's keys (enough blocks to fill the GPU).
+int folded_attention_splits(int images, int keys);
+inline size_t folded_attention_scratch_size(int images, int rows, int width) {
+  return size_t(images) * rows * kMaxFoldedSplits * (width + 2);
+}
+template <typename T>
+bool folded_attention(const FoldedAttentionParams& params, const T* queries, const T* states, T* mix,
+                      cudaStream_t stream);
+
 // Encoder layout: pixels [B, 3, H, W] fp32 -> patches [B * P, 3 * p * p] in T.
 template <typename T>
 void extract_patches(const float* pixels, int batch, int height, int width, int patch, T* patches,
@@ -233,8 +256,8 @@ void permute_beam_caches(const PermuteCachesParams& params, void* const* caches,
                          int max_positions, cudaStream_t stream);
 
 // Beam search's bookkeeping after beam_top_k, on the device: HF's _beam_search as
-// src/decoding/beam_search.cc runs it (the same float arithmetic and -1e9 sentinels), one
-// thread per image. For each active image that is not frozen it picks the step's 2 * beams
+// src/decoding/beam_search.cc runs it (the same float arithmetic and -1e9 sentinels), a warp
+// per image. For each active image that is not frozen it picks the step's 2 * beams
 // candidates, extends the running sequences (history, running scores, the caches' parents),
 // offers the ones that ended to the finished set, and applies HF's per-image early-stop
 // heuristic; then it evaluates HF's whole-batch stopping rule into *stop. Once *stop is set,

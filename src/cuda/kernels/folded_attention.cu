@@ -1,0 +1,231 @@
+// Cross-attention over the encoder states themselves (the folded form of greedy decoding): an
+// image's rows are its M <= 16 folded queries q' (one per head, each as wide as the states), and
+//   mix[m] = sum_t softmax_t(scale * q'[m] . e_t) e_t.
+// Flash-style in one pass, so the states are read once per layer and step: a block of 8 warps
+// takes one (image, key split) and walks the states in tiles of 32 through a cp.async double
+// buffer. The state width is split over the warps: each computes its slice's share of the
+// 16 x 32 scores on tensor cores (the queries' fragments stay in registers), the shares are
+// summed in shared memory, every warp runs the same fp32 online softmax on the sums, and each
+// accumulates P times its own slice of the tile. With several key splits (small batches, to
+// fill the GPU) the splits' states go to scratch for combine_attention_chunks.
+#include <algorithm>
+#include <type_traits>
+
+#include "cuda/cuda_check.h"
+#include "cuda/dtype_traits.h"
+#include "cuda/kernels/dependent_launch.cuh"
+#include "cuda/kernels/kernels.h"
+#include "cuda/kernels/mma_fragments.cuh"
+
+namespace trocr::cuda {
+namespace {
+
+constexpr int kKeys = 32;  // states per tile
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
+constexpr int kRows = 16;  // one mma tile of queries
+
+template <typename T, int kWidth>
+struct FoldedShared {
+  static constexpr int kStride = kWidth + 8;  // padded shared rows: conflict-free ldmatrix
+  T queries[kRows][kStride];
+  T states[2][kKeys][kStride];
+  float scores[kWarps][kRows][kKeys + 4];  // each warp's share of a tile's scores (padded rows)
+};
+
+// Starts the copy of states [first, first + kKeys) into tile (zeros past `end`).
+template <int kWidth, typename T, int kStride>
+__device__ void load_states(const T* states, int first, int end, T (*tile)[kStride]) {
+  constexpr int kChunks = kWidth * 2 / 16;  // 16-byte pieces per row
+  for (int i = threadIdx.x; i < kKeys * kChunks; i += kThreads) {
+    const int row = i / kChunks, column = (i % kChunks) * 8;
+    const bool inside = first + row < end;
+    copy_async_16(&tile[row][column], states + int64_t(inside ? first + row : 0) * kWidth + column, inside);
+  }
+  commit_async();
+}
+
+template <typename T, int kWidth>
+__global__ void __launch_bounds__(kThreads)
+    folded_attention_kernel(FoldedAttentionParams params, const T* queries, const T* states, T* mix,
+                            int keys_per_split) {
+  using Shared = FoldedShared<T, kWidth>;
+  constexpr int kStride = Shared::kStride;
+  constexpr int kSlice = kWidth / kWarps;  // state columns per warp
+  extern __shared__ __align__(128) unsigned char raw[];
+  auto& shared = *reinterpret_cast<Shared*>(raw);
+  const int image = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
+  const int begin = split * keys_per_split, end = min(params.keys, begin + keys_per_split);
+  const int tiles = (end - begin + kKeys - 1) / kKeys;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int group = lane / 4, pair = lane % 4;
+  const int first_column = warp * kSlice;
+  const T* image_states = states + int64_t(image) * params.keys * kWidth;
+
+  // The states were written before the step began (see dependent_launch.cuh): the first tile
+  // loads while the previous kernel, which computes the queries, finishes.
+  start_next_kernel();
+  load_states<kWidth>(image_states, begin, end, shared.states[0]);
+  wait_for_previous_kernel();
+  for (int i = threadIdx.x; i < kRows * kWidth / 8; i += kThreads) {
+    const int row = i / (kWidth / 8), column = (i % (kWidth / 8)) * 8;
+    uint4 value = make_uint4(0, 0, 0, 0);  // rows past M: zero queries, harmless
+    if (row < params.rows) {
+      value = *reinterpret_cast<const uint4*>(queries + (int64_t(image) * params.rows + row) * kWidth + column);
+    }
+    *reinterpret_cast<uint4*>(&shared.queries[row][column]) = value;
+  }
+  __syncthreads();
+  uint32_t q[kSlice / 16][4];
+#pragma unroll
+  for (int d = 0; d < kSlice / 16; ++d) {
+    load_matrix_x4(q[d], &shared.queries[lane % 16][first_column + d * 16 + 8 * (lane / 16)]);
+  }
+
+  float output[kSlice / 8][4];
+#pragma unroll
+  for (int n = 0; n < kSlice / 8; ++n) output[n][0] = output[n][1] = output[n][2] = output[n][3] = 0.0f;
+  float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};
+  const float scale_log2 = params.scale * kLog2e;
+
+  for (int tile = 0; tile < tiles; ++tile) {
+    const int buffer = tile % 2;
+    if (tile + 1 < tiles) {
+      load_states<kWidth>(image_states, begin + (tile + 1) * kKeys, end, shared.states[1 - buffer]);
+      wait_async<1>();
+    } else {
+      wait_async<0>();
+    }
+    __syncthreads();
+    const T(*tile_states)[kStride] = shared.states[buffer];
+
+    // This warp's slice of S = Q' E^T: ldmatrix x4 gives two 8-key blocks of 16 columns.
+    float s[kKeys / 8][4];
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; n += 2) {
+#pragma unroll
+      for (int d = 0; d < kSlice / 16; ++d) {
+        uint32_t keys[4];
+        load_matrix_x4(keys, &tile_states[n * 8 + lane % 8 + 8 * (lane / 16)][first_column + d * 16 + 8 * ((lane / 8) % 2)]);
+        mma<T>(s[n], q[d], keys[0], keys[1]);
+        mma<T>(s[n + 1], q[d], keys[2], keys[3]);
+      }
+    }
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) shared.scores[warp][group + 8 * (e / 2)][n * 8 + 2 * pair + (e & 1)] = s[n][e];
+    }
+    __syncthreads();
+    // Every warp sums the shares in the same order, so all hold the same scores and softmax.
+    const int valid = end - (begin + tile * kKeys);
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int row = group + 8 * (e / 2), key = n * 8 + 2 * pair + (e & 1);
+        float total = 0.0f;
+#pragma unroll
+        for (int w = 0; w < kWarps; ++w) total += shared.scores[w][row][key];
+        s[n][e] = key < valid ? total * scale_log2 : -INFINITY;
+      }
+    }
+    float alpha[2];
+    uint32_t p[kKeys / 16][4];
+    online_softmax<T>(s, running_max, running_sum, alpha, p);
+    scale_rows(output, alpha);
+#pragma unroll
+    for (int j = 0; j < kKeys / 16; ++j) {
+#pragma unroll
+      for (int n = 0; n < kSlice / 16; ++n) {
+        uint32_t values[4];  // states 16j + [0,16) of columns 16n + [0,8), then of 16n + [8,16)
+        load_matrix_x4_transposed(values, &tile_states[j * 16 + lane % 16][first_column + n * 16 + 8 * (lane / 16)]);
+        mma<T>(output[2 * n], p[j], values[0], values[1]);
+        mma<T>(output[2 * n + 1], p[j], values[2], values[3]);
+      }
+    }
+    __syncthreads();  // the next tile's copies and scores overwrite this one's
+  }
+
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const float total = group_sum(running_sum[h]);
+    const int row = group + 8 * h;
+    if (row >= params.rows) continue;
+    const int64_t global_row = int64_t(image) * params.rows + row;
+    if (splits == 1) {
+      T* destination = mix + global_row * kWidth + first_column + 2 * pair;
+#pragma unroll
+      for (int n = 0; n < kSlice / 8; ++n) {
+        *reinterpret_cast<uint32_t*>(destination + n * 8) = pack<T>(output[n][2 * h] / total, output[n][2 * h + 1] / total);
+      }
+    } else {
+      // combine_attention_chunks' layout: kWidth values, then the max (natural log) and the sum.
+      float* partial = params.scratch + (global_row * splits + split) * (kWidth + 2);
+#pragma unroll
+      for (int n = 0; n < kSlice / 8; ++n) {
+        partial[first_column + n * 8 + 2 * pair] = output[n][2 * h];
+        partial[first_column + n * 8 + 2 * pair + 1] = output[n][2 * h + 1];
+      }
+      if (warp == 0 && pair == 0) partial[kWidth] = running_max[h] / kLog2e, partial[kWidth + 1] = total;
+    }
+  }
+}
+
+template <typename T, int kWidth>
+void launch_folded_attention(const FoldedAttentionParams& params, const T* queries, const T* states, T* mix,
+                             cudaStream_t stream) {
+  const int splits = folded_attention_splits(params.images, params.keys);
+  const int tiles = (params.keys + kKeys - 1) / kKeys;
+  const int keys_per_split = (tiles + splits - 1) / splits * kKeys;
+  const int used_splits = (params.keys + keys_per_split - 1) / keys_per_split;
+  const size_t shared_bytes = sizeof(FoldedShared<T, kWidth>);
+  static_assert(sizeof(FoldedShared<T, 1024>) <= 227 * 1024, "fits an H100 block's shared memory");
+  TROCR_CUDA_CHECK(cudaFuncSetAttribute(folded_attention_kernel<T, kWidth>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
+  launch_dependent(folded_attention_kernel<T, kWidth>, dim3(params.images, used_splits), kThreads, shared_bytes, stream,
+                   params, queries, states, mix, keys_per_split);
+  if (used_splits > 1) {
+    combine_attention_chunks<T>(params.scratch, params.images, params.rows, kWidth, used_splits, mix, stream);
+  }
+}
+
+}  // namespace
+
+int folded_attention_splits(int images, int keys) {
+  int device = 0, processors = 0;
+  TROCR_CUDA_CHECK(cudaGetDevice(&device));
+  TROCR_CUDA_CHECK(cudaDeviceGetAttribute(&processors, cudaDevAttrMultiProcessorCount, device));
+  const int tiles = (keys + kKeys - 1) / kKeys;
+  return std::max(1, std::min({(processors + images - 1) / images, tiles, kMaxFoldedSplits}));
+}
+
+template <typename T>
+bool folded_attention(const FoldedAttentionParams& params, const T* queries, const T* states, T* mix,
+                      cudaStream_t stream) {
+  if constexpr (std::is_same_v<T, float>) {
+    return false;  // fp32 keeps the GEMM path (the tensor-core shapes here are 16-bit)
+  } else {
+    if (params.rows > kRows || params.rows <= 0 || params.images <= 0 || params.keys <= 0) return false;
+    const auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
+    if (misaligned(queries) || misaligned(states) || misaligned(mix)) return false;
+    switch (params.width) {
+      case 384: launch_folded_attention<T, 384>(params, queries, states, mix, stream); return true;
+      case 512: launch_folded_attention<T, 512>(params, queries, states, mix, stream); return true;
+      case 768: launch_folded_attention<T, 768>(params, queries, states, mix, stream); return true;
+      case 1024: launch_folded_attention<T, 1024>(params, queries, states, mix, stream); return true;
+      default: return false;
+    }
+  }
+}
+
+#define INSTANTIATE(T) \
+  template bool folded_attention<T>(const FoldedAttentionParams&, const T*, const T*, T*, cudaStream_t);
+INSTANTIATE(float)
+INSTANTIATE(__half)
+INSTANTIATE(__nv_bfloat16)
+#undef INSTANTIATE
+
+}  // namespace trocr::cuda
