@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "..", "bench", "results")
 FIGURES = os.path.join(HERE, "figures")
-BENCH = "2026-11-24-h100-021be16.json"
+BENCH = "2026-11-24-h100-a48a361.json"
 SERVE = "2026-11-24-h100-21dd61d-serve.json"
 
 STYLES = {("trocr-rt", "fp16"): ("tab:blue", "-", "o"), ("trocr-rt", "bf16"): ("tab:cyan", "-", "s"),

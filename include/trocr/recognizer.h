@@ -30,7 +30,9 @@ struct EngineOptions {
   bool grouped_cross_attention = true;
   // Greedy decoding only: cross-attention reads the encoder output itself (the query projected
   // through W_k per head, the value projection applied after the weighted sum) instead of
-  // per-layer K/V computed once per image: less memory and no K/V GEMM, five GEMMs per layer.
+  // per-layer K/V computed once per image: less memory traffic at large batches (one fused pass
+  // in fp16/bf16), more kernels per step. Off by default: faster only for large batches of
+  // trocr-base-sized models (docs/CUDA_ENGINE.md).
   bool folded_cross_attention = false;
   // Beam search's bookkeeping (candidates, finished set, stopping rule) on the GPU inside each
   // step's graph, for up to 16 beams; off: the host does it between steps, as the CPU engine does.

@@ -4,6 +4,10 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <future>
+#include <iterator>
+
 #include "common/check.h"
 #include "common/parallel.h"
 #include "engine/backend.h"
@@ -88,14 +92,29 @@ std::vector<Recognition> Recognizer::recognize_pixels(const std::vector<float>& 
 
 std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& images,
                                                const GenerationConfig& generation) const {
-  // Resizing and normalization are independent per image: all cores share them.
+  // Resizing and normalization are independent per image: all cores share them, and the next
+  // batch's run on other threads while the model reads this one (on CUDA the host mostly waits).
   const size_t values = impl_->image_values();
-  std::vector<float> pixels(images.size() * values);
-  parallel_for(images.size(), [&](size_t i) {
-    const std::vector<float> one = preprocess_image(images[i], impl_->model.preprocess);
-    std::copy(one.begin(), one.end(), pixels.begin() + i * values);
-  });
-  return recognize_pixels(pixels, static_cast<int>(images.size()), generation);
+  const size_t batch = static_cast<size_t>(impl_->options.batch_size);
+  const auto preprocess = [&](size_t first) {
+    const size_t count = std::min(batch, images.size() - first);
+    std::vector<float> pixels(count * values);
+    parallel_for(count, [&](size_t i) {
+      const std::vector<float> one = preprocess_image(images[first + i], impl_->model.preprocess);
+      std::copy(one.begin(), one.end(), pixels.begin() + i * values);
+    });
+    return pixels;
+  };
+  if (images.size() <= batch) return recognize_pixels(preprocess(0), static_cast<int>(images.size()), generation);
+  std::vector<Recognition> results;
+  std::future<std::vector<float>> next = std::async(std::launch::async, preprocess, size_t{0});
+  for (size_t first = 0; first < images.size(); first += batch) {
+    const std::vector<float> pixels = next.get();
+    if (first + batch < images.size()) next = std::async(std::launch::async, preprocess, first + batch);
+    auto recognized = recognize_pixels(pixels, static_cast<int>(pixels.size() / values), generation);
+    std::move(recognized.begin(), recognized.end(), std::back_inserter(results));
+  }
+  return results;
 }
 
 std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& images) const {
