@@ -15,11 +15,15 @@ std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inp
   if (!list_file.empty()) {
     std::ifstream list(list_file);
     if (!list) fail("{}: cannot open the image list", list_file);
+    // Relative paths are the list's own, as in `trocr eval` and trocr-chinese's dataset lists.
+    const std::filesystem::path base = std::filesystem::path(list_file).parent_path();
     for (std::string line; std::getline(list, line);) {
       if (!line.empty() && line.back() == '\r') line.pop_back();
       const auto tab = line.find('\t');
       if (tab != std::string::npos) line.resize(tab);
-      if (!line.empty()) given.push_back(line);
+      if (line.empty()) continue;
+      const std::filesystem::path path = line;
+      given.push_back((path.is_absolute() ? path : base / path).string());
     }
   }
   std::vector<std::string> images;

@@ -9,7 +9,7 @@
 namespace trocr::cli {
 
 // Files as given, folders expanded to their images (sorted), list files read line by line
-// (a `path<TAB>label` line contributes its path).
+// (a `path<TAB>label` line contributes its path; relative paths are from the list's folder).
 std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs,
                                              const std::string& list_file);
 
