@@ -12,8 +12,6 @@
 namespace trocr::cuda {
 namespace {
 
-constexpr float kSentinel = -1.0e9f;  // HF's, as in src/decoding/beam_search.cc
-
 // Two events that mark the end of the last two steps.
 struct StepEvents {
   cudaEvent_t events[2] = {};
@@ -48,7 +46,7 @@ std::vector<std::vector<Hypothesis>> CudaModel<T>::beam_search(int images, const
 
   // HF's initial state: every beam holds the start token; only the first may expand.
   std::vector<int> history(size_t(slots) * max_length, pad);
-  std::vector<float> running(slots, kSentinel);
+  std::vector<float> running(slots, kBeamSentinel);
   for (int slot = 0; slot < slots; ++slot) history[size_t(slot) * max_length] = options.decoder_start;
   for (int image = 0; image < images; ++image) running[image * beams] = 0.0f;
   // HF divides by length ** length_penalty in double and rounds to float: done here, once.
@@ -63,7 +61,7 @@ std::vector<std::vector<Hypothesis>> CudaModel<T>::beam_search(int images, const
   finished_ids_scratch_.grow(history.size());
   finished_lengths_.assign(std::vector<int>(slots, 0), stream_);
   finished_done_.assign(std::vector<int>(slots, 0), stream_);
-  finished_scores_.assign(std::vector<float>(slots, kSentinel), stream_);
+  finished_scores_.assign(std::vector<float>(slots, kBeamSentinel), stream_);
   finished_sums_.assign(std::vector<float>(slots, 0.0f), stream_);
   improvement_possible_.assign(std::vector<int>(images, 1), stream_);
   beam_flags_.assign(std::vector<int>(1 + images, 0), stream_);
@@ -135,13 +133,9 @@ std::vector<std::vector<Hypothesis>> CudaModel<T>::beam_search(int images, const
     TROCR_CUDA_CHECK(cudaEventSynchronize(step_done[step - 1]));
     const int* seen = flags.data() + ((step - 1) % 2) * flag_count;
     if (seen[0] != 0) break;  // the step already queued changes nothing
-    std::vector<int> searching;
-    for (int image : active) {
-      if (seen[1 + image] == 0) searching.push_back(image);
-    }
+    std::vector<int> searching = unfinished_images(active, seen + 1);  // not frozen
     if (searching.empty()) break;
-    // When a quarter of the rows are frozen, the batch shrinks (a new graph, for the new row count).
-    if (searching.size() * 4 > active.size() * 3) continue;
+    if (!worth_shrinking(searching.size(), active.size())) continue;
     active = std::move(searching);
     use_rows();
   }

@@ -53,12 +53,9 @@ typename CudaModel<T>::GreedyResult CudaModel<T>::greedy(int images, int max_len
     if ((step + 1) % kCheckEvery != 0) continue;
     greedy_finished_.copy_to(done, stream_);
     TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    std::vector<int> unfinished;
-    for (int image : active) {
-      if (done[image] == 0) unfinished.push_back(image);
-    }
+    std::vector<int> unfinished = unfinished_images(active, done.data());
     if (unfinished.empty()) break;
-    if (folded_step_ || unfinished.size() * 4 > active.size() * 3) continue;
+    if (folded_step_ || !worth_shrinking(unfinished.size(), active.size())) continue;
     active = std::move(unfinished);
     params.rows = static_cast<int>(active.size());
     upload_rows(active, active);

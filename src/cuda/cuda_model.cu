@@ -249,8 +249,8 @@ void CudaModel<T>::prepare_rows(const std::vector<int>& slots, const std::vector
   reserve_rows(rows);
   std::vector<int> images(rows);
   for (int i = 0; i < rows; ++i) images[i] = slot_sources_.at(slots[i]);
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(tokens_.data(), tokens.data(), rows * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(position_.data(), &position, sizeof(int), cudaMemcpyHostToDevice, stream_));
+  tokens_.assign(tokens, stream_);
+  position_.assign({position}, stream_);
   upload_rows(slots, images);
 }
 
@@ -258,12 +258,11 @@ template <typename T>
 void CudaModel<T>::upload_rows(const std::vector<int>& slots, const std::vector<int>& images) {
   const std::vector<int> starts = cross_attention_groups(images);
   groups_ = static_cast<int>(starts.size()) - 1;
-  // Copies, not upload(): these buffers keep the capacity reserve_rows gave them. No
-  // synchronization: a copy from pageable host memory returns only once the driver has staged
-  // the source (CUDA's "API synchronization behavior"), so the vectors may go.
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_slots_.data(), slots.data(), slots.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(row_images_.data(), images.data(), images.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(group_starts_.data(), starts.data(), starts.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
+  // assign, not upload(): these buffers keep the capacity reserve_rows gave them, and no
+  // synchronization is needed (see DeviceBuffer::assign).
+  row_slots_.assign(slots, stream_);
+  row_images_.assign(images, stream_);
+  group_starts_.assign(starts, stream_);
 }
 
 template <typename T>
@@ -281,12 +280,10 @@ bool CudaModel<T>::step_top_k(const std::vector<int>& slots, const std::vector<i
   }
   std::vector<int> banned_table(rows * max_banned, -1);
   for (int r = 0; r < rows; ++r) std::copy(banned[r].begin(), banned[r].end(), banned_table.begin() + r * max_banned);
-  beam_banned_.grow(banned_table.size());
-  beam_running_.grow(rows);
+  beam_banned_.assign(banned_table, stream_);
+  beam_running_.assign(running_scores, stream_);
   beam_values_.grow(size_t(rows) * k);
   beam_tokens_.grow(size_t(rows) * k);
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_banned_.data(), banned_table.data(), banned_table.size() * sizeof(int), cudaMemcpyHostToDevice, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(beam_running_.data(), running_scores.data(), rows * sizeof(float), cudaMemcpyHostToDevice, stream_));
   BeamTopKParams params{rows, vocab_size(), k, beam_running_.data(), beam_values_.data(), beam_tokens_.data()};
   params.banned = beam_banned_.data();
   params.max_banned = static_cast<int>(max_banned);
@@ -299,8 +296,8 @@ bool CudaModel<T>::step_top_k(const std::vector<int>& slots, const std::vector<i
   });
   values->resize(size_t(rows) * k);
   token_ids->resize(size_t(rows) * k);
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(values->data(), beam_values_.data(), values->size() * sizeof(float), cudaMemcpyDeviceToHost, stream_));
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(token_ids->data(), beam_tokens_.data(), token_ids->size() * sizeof(int), cudaMemcpyDeviceToHost, stream_));
+  beam_values_.copy_to(*values, stream_);
+  beam_tokens_.copy_to(*token_ids, stream_);
   TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   return true;
 }
@@ -325,7 +322,7 @@ void CudaModel<T>::reorder(const std::vector<int>& slots, const std::vector<int>
   std::vector<int> parents(slots_);
   for (int slot = 0; slot < slots_; ++slot) {
     parents[slot] = slot % beams;
-    if (slots_ % beams != 0 || slot_sources_[slot] != slot_sources_[slot - slot % beams]) {
+    if (slots_ % beams != 0 || slot_sources_[slot] != slot_sources_[slot - parents[slot]]) {
       fail("CUDA decoder: beam reordering needs {} slots per image, image-major", beams);
     }
   }
@@ -333,9 +330,7 @@ void CudaModel<T>::reorder(const std::vector<int>& slots, const std::vector<int>
     if (slots[i] / beams != sources[i] / beams) fail("CUDA decoder: reorder moves a cache between images");
     parents[slots[i]] = sources[i] % beams;
   }
-  cache_parents_.grow(slots_);
-  TROCR_CUDA_CHECK(cudaMemcpyAsync(cache_parents_.data(), parents.data(), slots_ * sizeof(int), cudaMemcpyHostToDevice,
-                                   stream_));
+  cache_parents_.assign(parents, stream_);
   permute_caches(beams, nullptr, slots_ / beams, nullptr, position);
 }
 

@@ -14,8 +14,6 @@
 namespace trocr {
 namespace {
 
-constexpr float kSentinel = -1.0e9f;
-
 struct Candidate {
   float score;  // accumulated log-probability
   int beam;
@@ -24,7 +22,7 @@ struct Candidate {
 
 struct Finished {
   std::vector<int> ids;
-  float score = kSentinel;    // length-penalised, as HF's beam_scores
+  float score = kBeamSentinel;    // length-penalised, as HF's beam_scores
   float sum_log_probability = 0.0f;
   bool done = false;          // HF's is_sent_finished
 };
@@ -94,7 +92,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
   std::vector<BeamState> states(sources);
   for (auto& state : states) {
     state.running.assign(beams, {options.decoder_start});
-    state.running_scores.assign(beams, kSentinel);
+    state.running_scores.assign(beams, kBeamSentinel);
     state.running_scores[0] = 0.0f;  // all beams start equal; only the first may expand
     state.finished.resize(beams);
   }
@@ -157,7 +155,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
       }
       // The next running beams: the best continuations that did not stop.
       const std::vector<int> next = top_k(candidates.size(), beams, [&](int c) {
-        return candidates[c].score + (stops[c] ? kSentinel : 0.0f);
+        return candidates[c].score + (stops[c] ? kBeamSentinel : 0.0f);
       });
       // Offer the top num_beams candidates that stopped to the finished set.
       const bool full = all_done(state) && options.early_stopping == EarlyStopping::True;
@@ -166,9 +164,9 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
         const bool just_finished = stops[c] && c < beams;
         Finished entry;
         entry.score = length_normalised(candidates[c].score, length, options.length_penalty);
-        entry.score += full ? kSentinel : 0.0f;
-        entry.score += state.improvement_possible ? 0.0f : kSentinel;
-        entry.score += just_finished ? 0.0f : kSentinel;
+        entry.score += full ? kBeamSentinel : 0.0f;
+        entry.score += state.improvement_possible ? 0.0f : kBeamSentinel;
+        entry.score += just_finished ? 0.0f : kBeamSentinel;
         entry.done = just_finished;
         entry.sum_log_probability = candidates[c].score;
         if (just_finished) entry.ids = extended(state.running[candidates[c].beam], candidates[c].token);
@@ -183,7 +181,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
       std::vector<float> running_scores;
       for (int c : next) {
         running.push_back(extended(state.running[candidates[c].beam], candidates[c].token));
-        running_scores.push_back(candidates[c].score + (stops[c] ? kSentinel : 0.0f));
+        running_scores.push_back(candidates[c].score + (stops[c] ? kBeamSentinel : 0.0f));
         reorder_slots.push_back(s * beams + static_cast<int>(running.size()) - 1);
         reorder_sources.push_back(s * beams + candidates[c].beam);
       }
@@ -207,7 +205,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
         for (const Finished& f : state.finished) worst_finished = std::min(worst_finished, f.score);
         bool beats_some = false;
         for (const Finished& f : state.finished) {
-          beats_some = beats_some || best_possible > (f.done ? worst_finished : kSentinel);
+          beats_some = beats_some || best_possible > (f.done ? worst_finished : kBeamSentinel);
         }
         state.improvement_possible = state.improvement_possible && beats_some;
         state.frozen = !state.improvement_possible ||

@@ -7,6 +7,10 @@
 
 namespace trocr {
 
+// HF's beam search marks unusable candidates and empty finished slots by adding -1e9 (not
+// -inf): every beam search here uses this value, so that near-ties resolve as HF's do.
+constexpr float kBeamSentinel = -1.0e9f;
+
 struct SearchOptions {
   int max_length = 21;  // start token included
   int min_length = 0;

@@ -105,16 +105,16 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& imag
     });
     return pixels;
   };
-  if (images.size() <= batch) return recognize_pixels(preprocess(0), static_cast<int>(images.size()), generation);
   std::vector<Recognition> results;
-  std::future<std::vector<float>> next = std::async(std::launch::async, preprocess, size_t{0});
-  for (size_t first = 0; first < images.size(); first += batch) {
-    const std::vector<float> pixels = next.get();
+  std::vector<float> pixels = preprocess(0);
+  for (size_t first = 0;; first += batch) {
+    std::future<std::vector<float>> next;
     if (first + batch < images.size()) next = std::async(std::launch::async, preprocess, first + batch);
     auto recognized = recognize_pixels(pixels, static_cast<int>(pixels.size() / values), generation);
     std::move(recognized.begin(), recognized.end(), std::back_inserter(results));
+    if (!next.valid()) return results;
+    pixels = next.get();
   }
-  return results;
 }
 
 std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& images) const {

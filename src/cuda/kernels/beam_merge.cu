@@ -7,11 +7,11 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/kernels/kernels.h"
+#include "decoding/search.h"
 
 namespace trocr::cuda {
 namespace {
 
-constexpr float kSentinel = -1.0e9f;  // HF's
 constexpr int kThreads = 512;  // a warp per image, 16 images at a time
 constexpr int kMaxKeep = 2 * kMaxBeams;
 
@@ -85,7 +85,7 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
   }
   // The next running beams: the best continuations that did not stop.
   int next[kMaxBeams];
-  warp_top_k(keep, beams, [&](int c) { return scores[c] + (stops[c] ? kSentinel : 0.0f); }, next);
+  warp_top_k(keep, beams, [&](int c) { return scores[c] + (stops[c] ? kBeamSentinel : 0.0f); }, next);
 
   // Offer the top num_beams candidates that stopped to the finished set.
   bool all_done = true;
@@ -97,9 +97,9 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
     if (i < beams) return p.finished_scores[first_slot + i];
     const int c = i - beams;
     float score = __fdiv_rn(scores[c], denominator);
-    score += full ? kSentinel : 0.0f;
-    score += improvement ? 0.0f : kSentinel;
-    score += stops[c] && c < beams ? 0.0f : kSentinel;
+    score += full ? kBeamSentinel : 0.0f;
+    score += improvement ? 0.0f : kBeamSentinel;
+    score += stops[c] && c < beams ? 0.0f : kBeamSentinel;
     return score;
   };
   int kept[kMaxBeams];
@@ -147,14 +147,14 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
       p.finished_sums[slot] = kept_sums[j];
       p.finished_lengths[slot] = kept_lengths[j];
       p.finished_done[slot] = kept_done[j];
-      p.running[slot] = scores[c] + (stops[c] ? kSentinel : 0.0f);
+      p.running[slot] = scores[c] + (stops[c] ? kBeamSentinel : 0.0f);
       p.parents[slot] = parents[c];
     }
   }
 
   // HF's early-stop heuristic for this image, after the length grew by one.
   const int best_length = p.best_at_max_length ? p.max_length - 1 : length;
-  const float best_running = scores[next[0]] + (stops[next[0]] ? kSentinel : 0.0f);
+  const float best_running = scores[next[0]] + (stops[next[0]] ? kBeamSentinel : 0.0f);
   const float best_possible = __fdiv_rn(best_running, p.length_denominators[best_length]);
   float worst_finished = kept_scores[0];
   all_done = true;
@@ -163,7 +163,7 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
     all_done = all_done && kept_done[j];
   }
   bool beats_some = false;
-  for (int j = 0; j < beams; ++j) beats_some = beats_some || best_possible > (kept_done[j] ? worst_finished : kSentinel);
+  for (int j = 0; j < beams; ++j) beats_some = beats_some || best_possible > (kept_done[j] ? worst_finished : kBeamSentinel);
   const bool still_possible = improvement && beats_some;
   if (leader) {
     p.improvement_possible[image] = still_possible;

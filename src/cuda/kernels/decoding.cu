@@ -16,20 +16,25 @@ constexpr int kThreads = 256;
 // limit on how many): min_length bans eos while the sequence (`length` tokens) is shorter, and
 // no_repeat_ngram bans the last token of every earlier n-gram that starts with the sequence's
 // last n-1 tokens. Block-wide; the bitmap is ready when it returns.
-__device__ void mark_banned_tokens(const int* sequence, int length, int ngram_size, int min_length, int eos,
-                                   unsigned* bits, int vocab) {
+__device__ void clear_bans(unsigned* bits, int vocab) {
   for (int word = threadIdx.x; word < (vocab + 31) / 32; word += blockDim.x) bits[word] = 0;
   __syncthreads();
+}
+
+__device__ void ban(unsigned* bits, int token) { atomicOr(&bits[token / 32], 1u << (token % 32)); }
+
+__device__ void mark_banned_tokens(const int* sequence, int length, int ngram_size, int min_length, int eos,
+                                   unsigned* bits, int vocab) {
+  clear_bans(bits, vocab);
   if (ngram_size > 0 && length + 1 >= ngram_size) {
     const int prefix = length - (ngram_size - 1);
     for (int start = threadIdx.x; start + ngram_size <= length; start += blockDim.x) {
       bool same = true;
       for (int i = 0; i < ngram_size - 1 && same; ++i) same = sequence[start + i] == sequence[prefix + i];
-      const int token = sequence[start + ngram_size - 1];
-      if (same) atomicOr(&bits[token / 32], 1u << (token % 32));
+      if (same) ban(bits, sequence[start + ngram_size - 1]);
     }
   }
-  if (threadIdx.x == 0 && length < min_length) atomicOr(&bits[eos / 32], 1u << (eos % 32));
+  if (threadIdx.x == 0 && length < min_length) ban(bits, eos);
   __syncthreads();
 }
 
@@ -116,11 +121,10 @@ __global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
     mark_banned_tokens(params.history + int64_t(slot) * params.max_length, *params.position + 1,
                        params.no_repeat_ngram_size, params.min_length, params.eos, banned, params.vocab);
   } else {
-    for (int word = threadIdx.x; word < (params.vocab + 31) / 32; word += blockDim.x) banned[word] = 0;
-    __syncthreads();
+    clear_bans(banned, params.vocab);
     for (int b = threadIdx.x; b < params.max_banned; b += blockDim.x) {
       const int token = params.banned[int64_t(row) * params.max_banned + b];
-      if (token >= 0) atomicOr(&banned[token / 32], 1u << (token % 32));
+      if (token >= 0) ban(banned, token);
     }
     __syncthreads();
   }

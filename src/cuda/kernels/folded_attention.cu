@@ -132,20 +132,7 @@ __global__ void __launch_bounds__(kThreads)
         s[n][e] = key < valid ? total * scale_log2 : -INFINITY;
       }
     }
-    float alpha[2];
-    uint32_t p[kKeys / 16][4];
-    online_softmax<T>(s, running_max, running_sum, alpha, p);
-    scale_rows(output, alpha);
-#pragma unroll
-    for (int j = 0; j < kKeys / 16; ++j) {
-#pragma unroll
-      for (int n = 0; n < kSlice / 16; ++n) {
-        uint32_t values[4];  // states 16j + [0,16) of columns 16n + [0,8), then of 16n + [8,16)
-        load_matrix_x4_transposed(values, &tile_states[j * 16 + lane % 16][first_column + n * 16 + 8 * (lane / 16)]);
-        mma<T>(output[2 * n], p[j], values[0], values[1]);
-        mma<T>(output[2 * n + 1], p[j], values[2], values[3]);
-      }
-    }
+    softmax_and_accumulate<T, kKeys, kSlice, kStride>(s, tile_states, first_column, running_max, running_sum, output);
     __syncthreads();  // the next tile's copies and scores overwrite this one's
   }
 

@@ -122,6 +122,30 @@ __device__ __forceinline__ void scale_rows(float (&output)[Blocks][4], const flo
   }
 }
 
+// The rest of a key tile once its scores s are scaled to base 2 and masked: the online softmax,
+// then output += P V over kColumns columns of the tile's rows v from first_column (read
+// transposed).
+template <typename T, int kKeys, int kColumns, int kStride>
+__device__ __forceinline__ void softmax_and_accumulate(float (&s)[kKeys / 8][4], const T (*v)[kStride],
+                                                       int first_column, float (&running_max)[2],
+                                                       float (&running_sum)[2], float (&output)[kColumns / 8][4]) {
+  const int lane = threadIdx.x % 32;
+  float alpha[2];
+  uint32_t p[kKeys / 16][4];  // P as A fragments, one per 16 keys
+  online_softmax<T>(s, running_max, running_sum, alpha, p);
+  scale_rows(output, alpha);
+#pragma unroll
+  for (int j = 0; j < kKeys / 16; ++j) {
+#pragma unroll
+    for (int n = 0; n < kColumns / 16; ++n) {
+      uint32_t values[4];  // keys 16j + [0,8) and [8,16) of columns 16n + [0,8), then of 16n + [8,16)
+      load_matrix_x4_transposed(values, &v[j * 16 + lane % 16][first_column + n * 16 + 8 * (lane / 16)]);
+      mma<T>(output[2 * n], p[j], values[0], values[1]);
+      mma<T>(output[2 * n + 1], p[j], values[2], values[3]);
+    }
+  }
+}
+
 // One key tile of flash attention for a warp's 16 query rows (A fragments q, kDim wide): S = Q K^T
 // over the tile's kKeys keys (rows of k, in shared memory), scaled to base 2 with keys from
 // `valid` on masked, the online softmax, then output += P V (rows of v, read transposed).
@@ -148,20 +172,7 @@ __device__ __forceinline__ void attend_tile(const uint32_t (&q)[kDim / 16][4], c
 #pragma unroll
     for (int e = 0; e < 4; ++e) s[n][e] = n * 8 + 2 * pair + (e & 1) < valid ? s[n][e] * scale_log2 : -INFINITY;
   }
-  float alpha[2];
-  uint32_t p[kKeys / 16][4];  // P as A fragments, one per 16 keys
-  online_softmax<T>(s, running_max, running_sum, alpha, p);
-  scale_rows(output, alpha);
-#pragma unroll
-  for (int j = 0; j < kKeys / 16; ++j) {
-#pragma unroll
-    for (int n = 0; n < kDim / 16; ++n) {
-      uint32_t values[4];  // keys 16j + [0,8) and [8,16) of dims 16n + [0,8), then of dims 16n + [8,16)
-      load_matrix_x4_transposed(values, &v[j * 16 + lane % 16][n * 16 + 8 * (lane / 16)]);
-      mma<T>(output[2 * n], p[j], values[0], values[1]);
-      mma<T>(output[2 * n + 1], p[j], values[2], values[3]);
-    }
-  }
+  softmax_and_accumulate<T, kKeys, kDim, kStride>(s, v, 0, running_max, running_sum, output);
 }
 
 // A row's running sum is spread over the 4 lanes of its group.
