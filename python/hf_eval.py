@@ -2,16 +2,18 @@
 """HF transformers reads an evaluation set with a TrOCR checkpoint: the oracle `trocr eval` is
 compared with. Run on the GPU machine (torch + transformers there).
 
-    python3 python/hf_eval.py --model DIR --data data/synth-eval --json hf_eval.json
+    python3 python/hf_eval.py --model DIR --data data/synth-eval --json hf_eval.json [--compare OLD.json]
 
 For every NAME.jpg (with NAME.txt) it records the text and ids HF's generate() produces in fp32
 with the checkpoint's own generation settings ("default") and with greedy search ("greedy"),
 plus CER and line accuracy of each. Pixels come from ViTImageProcessorPil, the original PIL
-pipeline that trocr-rt reproduces.
+pipeline that trocr-rt reproduces. --compare checks that a new oracle gives the ids of an older
+record on every line (exit 1 if not).
 """
 import argparse
 import json
 import os
+import sys
 import time
 
 import torch
@@ -34,8 +36,11 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--json", required=True)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--compare", help="an earlier record whose ids every line must keep")
     args = parser.parse_args()
 
+    torch.backends.cuda.matmul.allow_tf32 = False  # an fp32 oracle, not TF32
+    torch.backends.cudnn.allow_tf32 = False
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = transformers.VisionEncoderDecoderModel.from_pretrained(
         args.model, dtype=torch.float32).to(device).eval()
@@ -72,7 +77,22 @@ def main():
         print(setting, results["summary"][setting], flush=True)
     with open(args.json, "w", encoding="utf-8") as f:
         json.dump(results, f, ensure_ascii=False, indent=1)
+    if args.compare:
+        return compare(results, args.compare)
+    return 0
+
+
+def compare(results, path):
+    with open(path, encoding="utf-8") as f:
+        old = json.load(f)
+    differing = [(name, setting) for name, line in results["lines"].items() for setting in results["summary"]
+                 if line[setting]["ids"] != old["lines"][name][setting]["ids"]]
+    compared = len(results["lines"]) * len(results["summary"])
+    print(f"against {path}: {compared - len(differing)} of {compared} sequences identical", flush=True)
+    for name, setting in differing:
+        print(f"  {name} {setting}: {old['lines'][name][setting]['text']!r} -> {results['lines'][name][setting]['text']!r}")
+    return 1 if differing or compared == 0 else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,15 +1,27 @@
 #!/usr/bin/env bash
 # On the GPU machine (through the device tool, carrying .device-bin from scripts/device_build.sh):
-# the GPU test suite, then the CLI on CUDA. Logs and JUnit XML go to $OUT.
+# the GPU test suite, then the CLI on CUDA. Logs and XML reports go to $OUT.
+# It fails on any failed test, any skipped test (TROCR_REQUIRE_GPU=1: a GPU machine that skips
+# its GPU tests is broken) and any non-zero exit status.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
+export TROCR_REQUIRE_GPU=1
 mkdir -p build-device/tests/scratch
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 status=0
-.device-bin/cuda_test --gtest_output=xml:"$out/cuda_test.xml" 2>&1 | tee "$out/cuda_test.log" | grep -E "^\[  (PASSED|FAILED) |identical|Failure|FAILED" || status=1
-grep -q "FAILED" "$out/cuda_test.log" && status=1
-.device-bin/engine_test 2>&1 | tail -3
-for dtype in fp32 fp16 bf16; do
-  .device-bin/trocr recognize --device cuda --dtype $dtype -m tests/data/models/vit-char tests/data/images | tee -a "$out/cli.log"
+.device-bin/trocr devices | tee -a "$out/gpu.txt" || status=1
+for suite in cuda_test engine_test; do
+  .device-bin/$suite --gtest_output=xml:"$out/$suite.xml" > "$out/$suite.log" 2>&1 || { echo "$suite: exit status $?"; status=1; }
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |identical|worst logit|Failure|FAILED" "$out/$suite.log"
 done
+for dtype in fp32 fp16 bf16; do
+  .device-bin/trocr recognize --device cuda --dtype $dtype -m tests/data/models/vit-char tests/data/images \
+    >> "$out/cli.log" 2>&1 || { echo "trocr recognize --dtype $dtype: exit status $?"; status=1; }
+done
+# With every GPU hidden the CLI must refuse CUDA by name, not crash or fall back silently.
+if CUDA_VISIBLE_DEVICES= .device-bin/trocr recognize --device cuda -m tests/data/models/vit-char \
+    tests/data/images/tiny.png > "$out/hidden-gpu.log" 2>&1 || ! grep -q "no CUDA device" "$out/hidden-gpu.log"; then
+  echo "with CUDA_VISIBLE_DEVICES= the CLI did not refuse CUDA by name:"; cat "$out/hidden-gpu.log"; status=1
+fi
+python3 scripts/count_tests.py cuda_test="$out/cuda_test.xml" engine_test="$out/engine_test.xml" || status=1
 exit $status

@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: the release build (CUDA tests skip without a GPU),
-# then the same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
-# TROCR_SKIP_SANITIZERS=1 runs the release build only.
+# then the same tests under AddressSanitizer and UndefinedBehaviorSanitizer. The last line
+# counts passed, failed and skipped tests apart (scripts/count_tests.py).
+# TROCR_SKIP_SANITIZERS=1 runs the release build only; TROCR_REQUIRE_GPU=1 fails on any skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
+reports=()
+
+# ctest's exit status is read from its report, so that the counts are printed in any case.
+run_suite() {
+  local label=$1 build=$2
+  rm -f "$build/ctest-report.xml"
+  ctest --test-dir "$build" --output-on-failure -j"$jobs" --output-junit ctest-report.xml || true
+  reports+=("$label=$build/ctest-report.xml")
+}
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
-ctest --test-dir build --output-on-failure -j"$jobs"
+run_suite release build
 
 if [ "${TROCR_SKIP_SANITIZERS:-0}" != 1 ]; then
   # CUDA's runtime and the sanitizers do not mix; the CUDA code is covered by the build above.
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROCR_SANITIZE=ON \
     -DTROCR_CUDA=OFF
   cmake --build build-sanitize -j"$jobs"
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir build-sanitize --output-on-failure -j"$jobs"
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  run_suite sanitizers build-sanitize
 fi
+/usr/bin/python3 scripts/count_tests.py "${reports[@]}"

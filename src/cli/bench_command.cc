@@ -33,8 +33,9 @@ struct BenchArguments {
 std::string gpu_name([[maybe_unused]] const std::string& device) {
 #ifdef TROCR_WITH_CUDA
   if (device != "cpu") {
-    const auto devices = list_cuda_devices();
-    if (!devices.empty()) return devices.front().name;
+    const auto devices = query_cuda_devices().devices;
+    const size_t index = device.size() > 5 ? std::stoul(device.substr(5)) : 0;  // "cuda" or "cuda:N"
+    if (index < devices.size()) return devices[index].name;
   }
 #endif
   return "cpu";

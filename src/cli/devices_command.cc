@@ -12,9 +12,9 @@ Action add_devices_command(CLI::App& app) {
   app.add_subcommand("devices", "List the GPUs the CUDA engine can use");
   return []() {
 #ifdef TROCR_WITH_CUDA
-    const auto devices = list_cuda_devices();
-    if (devices.empty()) fmt::print("no CUDA device (the CPU engine is available)\n");
-    for (const auto& device : devices) {
+    const CudaDevices found = query_cuda_devices();
+    if (found.devices.empty()) fmt::print("{}; the CPU engine is available\n", found.absent_because);
+    for (const auto& device : found.devices) {
       fmt::print("cuda:{}  {}  sm_{}{}  {} SMs  {:.1f} GiB\n", device.index, device.name,
                  device.compute_major, device.compute_minor, device.multiprocessors,
                  device.memory_bytes / double(1u << 30));

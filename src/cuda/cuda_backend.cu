@@ -7,6 +7,7 @@
 
 #include "common/dtype.h"
 #include "cuda/cuda_model.h"
+#include "cuda/device_info.h"
 #include "cuda/dtype_traits.h"
 #include "engine/backend.h"
 
@@ -33,12 +34,11 @@ class CudaBackend : public Backend {
  public:
   CudaBackend(const ModelDirectory& model, int device, const BackendOptions& options)
       : model_(model), profile_(options.profile), device_beam_search_(options.device_beam_search) {
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-      cudaGetLastError();
-      fail("device 'cuda:{}': no CUDA device is available", device);
+    const CudaDevices found = query_cuda_devices();
+    if (found.devices.empty()) fail("device 'cuda:{}': {}", device, found.absent_because);
+    if (device >= int(found.devices.size())) {
+      fail("device 'cuda:{}': this machine has {} CUDA device(s)", device, found.devices.size());
     }
-    if (device >= count) fail("device 'cuda:{}': this machine has {} CUDA device(s)", device, count);
     TROCR_CUDA_CHECK(cudaSetDevice(device));
     if (model.config.encoder.sequence_length() > 4096 || model.config.decoder.max_position_embeddings > 4096) {
       fail("{}: the CUDA engine supports at most 4096 encoder tokens and decoder positions", model.path);

@@ -14,7 +14,14 @@ struct CudaDeviceInfo {
   size_t memory_bytes = 0;
 };
 
-// Empty when there is no driver or no GPU (never throws for that).
-std::vector<CudaDeviceInfo> list_cuda_devices();
+struct CudaDevices {
+  std::vector<CudaDeviceInfo> devices;
+  std::string absent_because;  // why `devices` is empty: no GPU, or no NVIDIA driver installed
+};
+
+// A machine without a GPU or without NVIDIA's driver has no devices, and says which. Any other
+// CUDA error (a driver older than this build's runtime, a GPU that fails to initialize) is a
+// trocr::Error: a broken GPU machine must never pass for a machine without a GPU.
+CudaDevices query_cuda_devices();
 
 }  // namespace trocr

@@ -6,7 +6,7 @@
 
 #include "common/dtype.h"
 #include "cuda/convert_kernels.h"
-#include "cuda/device_info.h"
+#include "support/gpu_test.h"
 #include "support/test_support.h"
 
 namespace trocr::test {
@@ -15,7 +15,7 @@ namespace {
 class CudaTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+    TROCR_SKIP_WITHOUT_GPU();
   }
 };
 

@@ -3,8 +3,9 @@
 #include <algorithm>
 #include <cmath>
 
-#include "cuda/device_info.h"
+#include "support/gpu_test.h"
 #include "formats/checkpoint.h"
+#include "support/near_tie.h"
 #include "support/test_support.h"
 #include "trocr/recognizer.h"
 
@@ -15,43 +16,24 @@ struct Precision {
   const char* dtype;
   double encoder_tolerance;  // max |ours - hf| / max |hf|
   double logits_tolerance;
-  // Share of generated sequences identical to HF fp32 that must be kept. fp32 must match
-  // exactly. In fp16/bf16 a near-tie between the two best tokens of these random-weight
-  // models can flip and change the rest of the line. Measured on an H100: fp16 71/72 (at
-  // 3d85967) and 70/72 (vit-char 21/24, with the tensor-core GEMV); bf16 57/72 (vit-char
-  // 15/24). The floors are a guard; the real check is that every greedy difference starts at
-  // a near-tie (GeneratedIdsMatchHf).
-  double identical_share;
+  // The worst |logit - HF's logit| of this dtype on the golden models, measured on an H200
+  // (EncoderAndLogits prints it; bench/results/2026-11-29-h200-*-gpu-tests.log), with margin. In
+  // fp16/bf16 a greedy sequence may leave HF's only where HF's own two logits are closer than this.
+  double worst_logit_error;
 };
 
-const Precision kPrecisions[] = {{"fp32", 1e-4, 1e-4, 1.0},
-                                 {"fp16", 1e-2, 2e-2, 0.85},
-                                 {"bf16", 5e-2, 8e-2, 0.6}};
-
-// Where a greedy sequence first leaves HF's, the two tokens must be a near-tie in HF's logits
-// (here the CPU engine's, which equal HF's within 1e-4): with every logit within
-// `tolerance * max |logit|` of HF's, only tokens at most twice that apart can swap.
-void expect_near_tie(const Recognizer& oracle, const std::vector<float>& pixels, const std::vector<int>& expected,
-                     const std::vector<int>& ours, double tolerance, const std::string& where) {
-  size_t first = 0;
-  while (first < expected.size() && first < ours.size() && expected[first] == ours[first]) ++first;
-  if (first == 0 || first >= expected.size() || first >= ours.size()) return;
-  const std::vector<int> prefix(expected.begin(), expected.begin() + first + 1);
-  const std::vector<float> logits = oracle.decoder_logits(pixels, prefix);
-  const size_t vocab = logits.size() / (prefix.size() - 1);
-  const float* row = logits.data() + (first - 1) * vocab;
-  float largest = 0.0f;
-  for (size_t t = 0; t < vocab; ++t) largest = std::max(largest, std::fabs(row[t]));
-  const float gap = row[expected[first]] - row[ours[first]];
-  EXPECT_LE(gap, 2.0 * tolerance * largest)
-      << where << ": the sequences part at position " << first << " where HF's token leads ours by " << gap
-      << " (logits up to " << largest << ")";
-}
+// fp32 must give HF's ids exactly. These random-weight models have many near-ties, so in
+// fp16/bf16 no share of identical sequences is required here: every greedy divergence must be a
+// genuine near-tie instead, and the identical-line floors are set on the trained demo model
+// (cuda_demo_test.cc).
+const Precision kPrecisions[] = {{"fp32", 1e-4, 1e-4, 0.0},
+                                 {"fp16", 1e-2, 2e-2, 0.02},
+                                 {"bf16", 5e-2, 8e-2, 0.1}};
 
 class CudaGolden : public ::testing::TestWithParam<std::tuple<std::string, Precision>> {
  protected:
   void SetUp() override {
-    if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+    TROCR_SKIP_WITHOUT_GPU();
     variant_ = std::get<0>(GetParam());
     precision_ = std::get<1>(GetParam());
     record_ = read_json(model_dir(variant_) + "/golden.json");
@@ -70,22 +52,37 @@ class CudaGolden : public ::testing::TestWithParam<std::tuple<std::string, Preci
 };
 
 TEST_P(CudaGolden, EncoderAndLogits) {
-  for (const auto& [image, entry] : record_["images"].items()) {
+  int checked = 0;
+  double worst_logit_error = 0.0;
+  for (const auto& [image, entry] : record_.at("images").items()) {
     const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
     EXPECT_LE(relative_error(recognizer_->encode(pixels, 1), golden_tensor(*golden_, image + "/encoder_hidden")),
               precision_.encoder_tolerance) << image;
-    const auto ids = entry["generate"]["greedy"]["ids"][0].get<std::vector<int>>();
-    EXPECT_LE(relative_error(recognizer_->decoder_logits(pixels, ids), golden_tensor(*golden_, image + "/greedy_logits")),
-              precision_.logits_tolerance) << image;
+    const auto ids = entry.at("generate").at("greedy").at("ids").at(0).get<std::vector<int>>();
+    const auto logits = recognizer_->decoder_logits(pixels, ids);
+    const auto expected = golden_tensor(*golden_, image + "/greedy_logits");
+    EXPECT_LE(relative_error(logits, expected), precision_.logits_tolerance) << image;
+    ASSERT_EQ(logits.size(), expected.size()) << image;
+    for (size_t i = 0; i < logits.size(); ++i) {
+      worst_logit_error = std::max(worst_logit_error, double(std::fabs(logits[i] - expected[i])));
+    }
+    ++checked;
+  }
+  EXPECT_EQ(checked, 6);
+  std::printf("%s %s: worst logit error %.3g against HF (the guard allows %.3g)\n", variant_.c_str(),
+              precision_.dtype, worst_logit_error, precision_.worst_logit_error);
+  RecordProperty("worst_logit_error", std::to_string(worst_logit_error));
+  if (std::string(precision_.dtype) != "fp32") {
+    EXPECT_LT(worst_logit_error, precision_.worst_logit_error);
   }
 }
 
 TEST_P(CudaGolden, GeneratedIdsMatchHf) {
   int compared = 0, identical = 0;
-  for (const auto& [image, entry] : record_["images"].items()) {
+  for (const auto& [image, entry] : record_.at("images").items()) {
     const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
     for (const char* name : {"greedy", "greedy_min4", "greedy_norepeat2", "checkpoint_default"}) {
-      const auto& hf = entry["generate"][name];
+      const auto& hf = entry.at("generate").at(name);
       GenerationConfig settings = recognizer_->default_generation();
       if (std::string(name) != "checkpoint_default") {
         settings.num_beams = 1;
@@ -95,15 +92,15 @@ TEST_P(CudaGolden, GeneratedIdsMatchHf) {
       }
       const auto result = recognizer_->recognize_pixels(pixels, 1, settings);
       std::vector<int> ours = result[0].best().ids;
-      const auto expected = hf["ids"][0].get<std::vector<int>>();
+      const auto expected = hf.at("ids").at(0).get<std::vector<int>>();
       ours.resize(std::max(ours.size(), expected.size()), settings.tokens.pad);
       ++compared;
       identical += ours == expected;
       if (std::string(precision_.dtype) == "fp32") {
         EXPECT_EQ(ours, expected) << variant_ << " " << image << " " << name;
       } else if (std::string(name) != "checkpoint_default") {  // beam search ranks sums, not one step
-        expect_near_tie(*cpu_, pixels, expected, ours, precision_.logits_tolerance,
-                        variant_ + " " + image + " " + name);
+        expect_divergence_at_near_tie(*cpu_, pixels, expected, ours, settings, precision_.worst_logit_error,
+                                      variant_ + " " + image + " " + name);
       }
     }
   }
@@ -111,7 +108,7 @@ TEST_P(CudaGolden, GeneratedIdsMatchHf) {
   RecordProperty("compared", compared);
   std::printf("%s %s: %d of %d generated sequences identical to HF\n", variant_.c_str(),
               precision_.dtype, identical, compared);
-  EXPECT_GE(identical, precision_.identical_share * compared);
+  EXPECT_EQ(compared, 6 * 4);  // 6 images, 4 settings
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -175,7 +172,7 @@ void expect_same_candidates(const std::vector<Recognition>& a, const std::vector
 // Beam search and batching on the GPU (its bookkeeping on the device), against the CPU engine
 // (itself checked against HF).
 TEST(CudaEngine, BatchedBeamSearchMatchesTheCpuEngine) {
-  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  TROCR_SKIP_WITHOUT_GPU();
   EngineOptions cuda;
   cuda.device = "cuda";
   const Recognizer gpu(model_dir("vit-char"), cuda);
@@ -193,7 +190,7 @@ TEST(CudaEngine, BatchedBeamSearchMatchesTheCpuEngine) {
 // two paths ran a different number of rows through the decoder (they shrink the batch at
 // different steps).
 TEST(CudaEngine, DeviceBeamSearchMatchesHostBookkeeping) {
-  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  TROCR_SKIP_WITHOUT_GPU();
   const auto images = beam_test_images();
   for (const char* dtype : {"fp32", "fp16"}) {
     EngineOptions options;

@@ -15,7 +15,7 @@
 #include "cpu/layer_norm.h"
 #include "cpu/linear.h"
 #include "cuda/device_buffer.h"
-#include "cuda/device_info.h"
+#include "support/gpu_test.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels/kernels.h"
 #include "decoding/logits_processors.h"
@@ -84,12 +84,18 @@ template <typename T>
 class CudaKernels : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+    TROCR_SKIP_WITHOUT_GPU();
   }
-  std::mt19937 generator_{std::random_device{}()};
+  std::mt19937 generator_ = seeded_generator();
 };
 using ElementTypes = ::testing::Types<float, __half, __nv_bfloat16>;
 TYPED_TEST_SUITE(CudaKernels, ElementTypes);
+// The tensor-core kernels exist for fp16/bf16 only (fp32 takes the GEMM paths, which the fp32
+// goldens cover).
+template <typename T>
+class CudaHalfKernels : public CudaKernels<T> {};
+using HalfTypes = ::testing::Types<__half, __nv_bfloat16>;
+TYPED_TEST_SUITE(CudaHalfKernels, HalfTypes);
 
 TYPED_TEST(CudaKernels, LinearWithBiasAndActivations) {
   using T = TypeParam;
@@ -279,10 +285,6 @@ void check_grouped_cross_attention(int dim, std::mt19937& generator) {
                                         d_images.data(), heads, dim, keys, scale, width, image_stride, row_stride};
       const bool launched = cuda::cross_attention<T>(params, d_queries.data(), d_table.data(), d_table.data() + width,
                                                      out.data(), nullptr);
-      if constexpr (std::is_same_v<T, float>) {
-        EXPECT_FALSE(launched) << "fp32 keeps decode_attention";
-        return;
-      }
       ASSERT_TRUE(launched);
       std::vector<float> expected(size_t(rows) * width);
       cpu::AttentionShape shape;
@@ -302,7 +304,7 @@ void check_grouped_cross_attention(int dim, std::mt19937& generator) {
   }
 }
 
-TYPED_TEST(CudaKernels, GroupedCrossAttentionMatchesTheCpu) {
+TYPED_TEST(CudaHalfKernels, GroupedCrossAttentionMatchesTheCpu) {
   check_grouped_cross_attention<TypeParam>(64, this->generator_);
   check_grouped_cross_attention<TypeParam>(32, this->generator_);
   EXPECT_EQ(cuda::cross_attention_groups(std::vector<int>(17, 5)), (std::vector<int>{0, 16, 17}));
@@ -311,7 +313,7 @@ TYPED_TEST(CudaKernels, GroupedCrossAttentionMatchesTheCpu) {
 
 // Greedy's cross-attention over the encoder states: one key split (many images) and several
 // (one image), a partial last tile, fewer query rows than a tile, two widths.
-TYPED_TEST(CudaKernels, FoldedAttentionMatchesTheCpu) {
+TYPED_TEST(CudaHalfKernels, FoldedAttentionMatchesTheCpu) {
   using T = TypeParam;
   for (const auto& [images, rows, keys, width] : {std::array<int, 4>{200, 16, 577, 768}, std::array<int, 4>{1, 16, 577, 768},
                                                   std::array<int, 4>{3, 8, 45, 384}}) {
@@ -324,10 +326,6 @@ TYPED_TEST(CudaKernels, FoldedAttentionMatchesTheCpu) {
     const float scale = 0.125f;
     const cuda::FoldedAttentionParams params{scratch.data(), images, rows, keys, width, scale};
     const bool launched = cuda::folded_attention<T>(params, d_queries.data(), d_states.data(), mix.data(), nullptr);
-    if constexpr (std::is_same_v<T, float>) {
-      EXPECT_FALSE(launched) << "fp32 keeps the GEMM path";
-      return;
-    }
     ASSERT_TRUE(launched);
     cuda::FoldedAttentionParams odd = params;
     odd.width = 640;
@@ -349,7 +347,7 @@ TYPED_TEST(CudaKernels, FoldedAttentionMatchesTheCpu) {
   }
 }
 
-TYPED_TEST(CudaKernels, FusedEncoderAttentionMatchesTheCpu) {
+TYPED_TEST(CudaHalfKernels, FusedEncoderAttentionMatchesTheCpu) {
   using T = TypeParam;
   const int heads = 3, dim = 64, width = heads * dim, batch = 2;
   for (int sequence : {577, 37, 64}) {  // several key tiles with a partial one, one partial, one full
@@ -358,10 +356,6 @@ TYPED_TEST(CudaKernels, FusedEncoderAttentionMatchesTheCpu) {
     DeviceBuffer<T> out(size_t(batch) * sequence * width);
     const float scale = 1.0f / std::sqrt(float(dim));
     const bool launched = cuda::encoder_attention<T>(d_qkv.data(), batch, sequence, heads, dim, scale, out.data(), nullptr);
-    if constexpr (std::is_same_v<T, float>) {
-      EXPECT_FALSE(launched) << "fp32 keeps the GEMM path";
-      continue;
-    }
     ASSERT_TRUE(launched);
     EXPECT_FALSE(cuda::encoder_attention<T>(d_qkv.data(), batch, sequence, heads, 32, scale, out.data(), nullptr))
         << "only 64-wide heads";
@@ -381,7 +375,7 @@ TYPED_TEST(CudaKernels, FusedEncoderAttentionMatchesTheCpu) {
 }
 
 TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
-  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  TROCR_SKIP_WITHOUT_GPU();
   std::mt19937 generator(11);
   const int rows = 3, vocab = 1000, max_length = 12, position = 4, eos = 2, pad = 1;
   auto logits = random_values(size_t(rows) * vocab, generator);
@@ -442,8 +436,8 @@ TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
 // Both ways of banning tokens: a table from the host, and HF's processors over each row's
 // sequence on the device (rows reading slots out of order), against logits_processors.h.
 TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {
-  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
-  std::mt19937 generator(std::random_device{}());
+  TROCR_SKIP_WITHOUT_GPU();
+  std::mt19937 generator = seeded_generator();
   const int rows = 6, slots = 8, vocab = 11003, k = 8, max_length = 12, position = 6;
   const int ngram = 2, min_length = 9, eos = 2;
   const auto logits = random_values(size_t(rows) * vocab, generator, 4.0f);
@@ -525,7 +519,7 @@ TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {
 // Caches follow their beams in place: slot j of an image takes what slot parents[j] had, for
 // the positions asked; other positions, frozen (identity) images and a stopped search stay.
 TEST(CudaDecodingKernels, PermuteBeamCachesMovesEachBeamsPrefix) {
-  if (list_cuda_devices().empty()) GTEST_SKIP() << "no CUDA device";
+  TROCR_SKIP_WITHOUT_GPU();
   for (const int beams : {3, 20}) {  // registers, and the wide path for many beams
     for (const int width : {8, 3}) {  // 16-byte units, and single bytes (6-byte rows)
       const int images = 3, slots = images * beams, max_positions = 7, caches = 2, position = 4;

@@ -79,28 +79,34 @@ class Golden : public ::testing::TestWithParam<std::string> {
 };
 
 TEST_P(Golden, EncoderOutput) {
-  for (const auto& [image, entry] : record_["images"].items()) {
+  int checked = 0;
+  for (const auto& [image, entry] : record_.at("images").items()) {
     const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
     const auto expected = golden_tensor(*golden_, image + "/encoder_hidden");
     const auto ours = recognizer_->encode(pixels, 1);
     EXPECT_LE(relative_error(ours, expected), 1e-5) << image;
+    ++checked;
   }
+  EXPECT_EQ(checked, 6);
 }
 
 TEST_P(Golden, TeacherForcedLogits) {
-  for (const auto& [image, entry] : record_["images"].items()) {
+  int checked = 0;
+  for (const auto& [image, entry] : record_.at("images").items()) {
     const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
     const auto expected = golden_tensor(*golden_, image + "/greedy_logits");
-    const auto ids = entry["generate"]["greedy"]["ids"][0].get<std::vector<int>>();
+    const auto ids = entry.at("generate").at("greedy").at("ids").at(0).get<std::vector<int>>();
     EXPECT_LE(relative_error(recognizer_->decoder_logits(pixels, ids), expected), 1e-4) << image;
+    ++checked;
   }
+  EXPECT_EQ(checked, 6);
 }
 
 TEST_P(Golden, GenerateEveryImageAndSetting) {
   int compared = 0;
-  for (const auto& [image, entry] : record_["images"].items()) {
+  for (const auto& [image, entry] : record_.at("images").items()) {
     const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
-    for (const auto& [name, hf] : entry["generate"].items()) {
+    for (const auto& [name, hf] : entry.at("generate").items()) {
       const std::string where = GetParam() + " " + image + " " + name;
       const GenerationConfig settings = name == "checkpoint_default"
                                             ? recognizer_->default_generation()
@@ -108,16 +114,16 @@ TEST_P(Golden, GenerateEveryImageAndSetting) {
       const auto results = recognizer_->recognize_pixels(pixels, 1, settings);
       ASSERT_EQ(results.size(), 1u);
       const auto& candidates = results[0].candidates;
-      ASSERT_EQ(candidates.size(), hf["ids"].size()) << where;
+      ASSERT_EQ(candidates.size(), hf.at("ids").size()) << where;
       for (size_t r = 0; r < candidates.size(); ++r) {
-        expect_same_ids(candidates[r].ids, hf["ids"][r].get<std::vector<int>>(), settings.tokens.pad, where);
-        EXPECT_EQ(candidates[r].text, hf["text"][r].get<std::string>()) << where;
+        expect_same_ids(candidates[r].ids, hf.at("ids").at(r).get<std::vector<int>>(), settings.tokens.pad, where);
+        EXPECT_EQ(candidates[r].text, hf.at("text").at(r).get<std::string>()) << where;
         if (hf.contains("sequences_scores")) {
-          expect_score_near(candidates[r].score, hf["sequences_scores"][r].get<double>(), where);
+          expect_score_near(candidates[r].score, hf.at("sequences_scores").at(r).get<double>(), where);
         }
       }
       if (hf.contains("token_probs")) {
-        const auto probabilities = hf["token_probs"].get<std::vector<double>>();
+        const auto probabilities = hf.at("token_probs").get<std::vector<double>>();
         double sum = 0.0, minimum = 1.0;
         for (double p : probabilities) sum += p, minimum = std::min(minimum, p);
         EXPECT_NEAR(candidates[0].mean_token_probability, sum / probabilities.size(), 1e-4) << where;
@@ -130,28 +136,29 @@ TEST_P(Golden, GenerateEveryImageAndSetting) {
 }
 
 TEST_P(Golden, BatchedGenerateFromImageFiles) {
-  const auto& batch = record_["batch"];
+  const auto& batch = record_.at("batch");
   std::vector<RgbImage> images;
-  for (const auto& name : batch["images"]) {
+  for (const auto& name : batch.at("images")) {
     images.push_back(read_image_file(data_dir() + "/images/" + name.get<std::string>()));
   }
   for (const char* name : {"greedy", "beam4_chinese", "beam3_lp1_return2"}) {
     const GenerationConfig settings = case_settings(name, recognizer_->default_generation());
     const auto results = recognizer_->recognize(images, settings);
-    const auto& hf = batch[name];
+    const auto& hf = batch.at(name);
+    ASSERT_EQ(results.size(), images.size()) << name;
     size_t row = 0;
     for (const auto& result : results) {
       for (const auto& candidate : result.candidates) {
         const std::string where = std::string(name) + " row " + std::to_string(row);
-        expect_same_ids(candidate.ids, hf["ids"][row].get<std::vector<int>>(), settings.tokens.pad, where);
-        EXPECT_EQ(candidate.text, hf["text"][row].get<std::string>()) << where;
+        expect_same_ids(candidate.ids, hf.at("ids").at(row).get<std::vector<int>>(), settings.tokens.pad, where);
+        EXPECT_EQ(candidate.text, hf.at("text").at(row).get<std::string>()) << where;
         if (hf.contains("sequences_scores")) {
-          expect_score_near(candidate.score, hf["sequences_scores"][row].get<double>(), where);
+          expect_score_near(candidate.score, hf.at("sequences_scores").at(row).get<double>(), where);
         }
         ++row;
       }
     }
-    EXPECT_EQ(row, hf["ids"].size()) << name;
+    EXPECT_EQ(row, hf.at("ids").size()) << name;
   }
 }
 

@@ -98,17 +98,23 @@ def run_checks(port, server):
     texts = [r["text"] for r in payload.get("results", [])]
     check(status == 200 and texts == [expected_text(n) for n in names], "a multipart request with two images, in order")
 
-    # Dynamic batching: three clients at once share one engine batch.
-    answers = []
-    def one_client():
-        answers.append(recognize(port, [("line_rgb.png", image_bytes("line_rgb.png"))]))
-    clients = [threading.Thread(target=one_client) for _ in range(3)]
+    # Dynamic batching: three clients at once, each with another image, share one engine batch,
+    # and each gets its own image's text back.
+    answers = {}
+    concurrent = ["line_rgb.png", "tiny.png", "palette.png"]
+    def one_client(name):
+        answers[name] = recognize(port, [(name, image_bytes(name))])
+    clients = [threading.Thread(target=one_client, args=(name,)) for name in concurrent]
     for client in clients:
         client.start()
     for client in clients:
         client.join()
-    sizes = [a[1]["results"][0]["batch_size"] for a in answers if a[0] == 200]
+    sizes = [answers[n][1]["results"][0]["batch_size"] for n in concurrent if answers.get(n, (0,))[0] == 200]
     check(len(sizes) == 3 and max(sizes) >= 2, f"concurrent requests are batched together (batch sizes {sizes})")
+    for name in concurrent:
+        status, payload = answers.get(name, (0, {}))
+        texts = [r["text"] for r in payload.get("results", [])]
+        check(status == 200 and texts == [expected_text(name)], f"a concurrent client gets its own image's text ({name}: {texts})")
 
     png = image_bytes("line_rgb.png")
     bad_requests = [
@@ -130,13 +136,16 @@ def run_checks(port, server):
 
     # A full queue: three images wait (up to 1 s) for a fourth; two more do not fit in 4.
     waiting = []
-    first = threading.Thread(target=lambda: waiting.append(recognize(port, [("line_rgb.png", png)] * 3)))
+    queued = ["noise_rgba.png", "wide.jpg", "line_gray.png"]
+    first = threading.Thread(target=lambda: waiting.append(recognize(port, [(n, image_bytes(n)) for n in queued])))
     first.start()
     time.sleep(0.3)
     status, payload = recognize(port, [("line_rgb.png", png)] * 2)
     first.join()
     check(status == 503 and "queue is full" in payload.get("error", ""), f"a full queue answers 503: {status} {payload}")
-    check(waiting and waiting[0][0] == 200, "the queued request is still answered")
+    texts = [r["text"] for r in waiting[0][1].get("results", [])] if waiting else []
+    check(waiting and waiting[0][0] == 200 and texts == [expected_text(n) for n in queued],
+          f"the queued request is still answered, each image with its text, in order ({texts})")
 
     status, payload = request(port, "GET", "/metrics")
     metrics = payload.decode()
@@ -147,14 +156,24 @@ def run_checks(port, server):
     images = re.search(r"^trocr_images_total (\d+)", metrics, re.M)
     check(images and int(images.group(1)) == 1 + 2 + 3 + 3, "trocr_images_total counts the recognized images")
 
-    # Graceful shutdown: a request waiting for its batch is answered after SIGTERM.
-    in_flight = []
-    client = threading.Thread(target=lambda: in_flight.append(recognize(port, [("line_rgb.png", png)])))
-    client.start()
+    # Graceful shutdown: requests waiting for their batch are answered after SIGTERM, each with
+    # its own image's text.
+    in_flight = {}
+    at_shutdown = ["wide.jpg", "tiny.png"]
+    def waiting_client(name):
+        in_flight[name] = recognize(port, [(name, image_bytes(name))])
+    clients = [threading.Thread(target=waiting_client, args=(name,)) for name in at_shutdown]
+    for client in clients:
+        client.start()
     time.sleep(0.3)
     server.send_signal(signal.SIGTERM)
-    client.join()
-    check(in_flight and in_flight[0][0] == 200, "the request in flight at SIGTERM is answered")
+    for client in clients:
+        client.join()
+    for name in at_shutdown:
+        status, payload = in_flight.get(name, (0, {}))
+        texts = [r["text"] for r in payload.get("results", [])]
+        check(status == 200 and texts == [expected_text(name)],
+              f"a request in flight at SIGTERM is answered with its text ({name}: {texts})")
     try:
         code = server.wait(timeout=30)
     except subprocess.TimeoutExpired:

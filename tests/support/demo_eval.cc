@@ -11,13 +11,18 @@ namespace trocr::test {
 std::string demo_model_dir() { return std::string(TROCR_SOURCE_DIR) + "/models/demo"; }
 std::string demo_dataset_dir() { return std::string(TROCR_SOURCE_DIR) + "/data/synth-eval"; }
 
+GenerationConfig demo_generation(const Recognizer& recognizer, const std::string& setting) {
+  GenerationConfig generation = recognizer.default_generation();
+  if (setting == "greedy") generation.num_beams = 1;
+  return generation;
+}
+
 DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::string& setting, size_t limit) {
   const nlohmann::json hf = read_json(data_dir() + "/demo/hf_synth_eval.json");
   std::vector<LabeledImage> dataset = read_labeled_dataset(demo_dataset_dir());
   if (limit > 0 && limit < dataset.size()) dataset.resize(limit);
   const Recognizer recognizer(demo_model_dir(), options);
-  GenerationConfig generation = recognizer.default_generation();
-  if (setting == "greedy") generation.num_beams = 1;
+  const GenerationConfig generation = demo_generation(recognizer, setting);
 
   DemoComparison comparison;
   TextScore ours_score, hf_score;
@@ -36,7 +41,9 @@ DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::str
       const std::string hf_text = reference.at("text").get<std::string>();
       ++comparison.lines;
       comparison.identical_text += best.text == hf_text;
-      comparison.identical_ids += best.ids == reference.at("ids").get<std::vector<int>>();
+      const auto hf_ids = reference.at("ids").get<std::vector<int>>();
+      comparison.identical_ids += best.ids == hf_ids;
+      if (best.ids != hf_ids) comparison.different_ids.push_back({dataset[i].path, best.ids, hf_ids});
       if (best.text != hf_text) comparison.differences.push_back(name + ": ours '" + best.text + "' hf '" + hf_text + "'");
       ours_score.add(best.text, dataset[i].label);
       hf_score.add(hf_text, dataset[i].label);

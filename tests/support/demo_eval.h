@@ -19,7 +19,15 @@ struct DemoComparison {
   double cer = 0.0;           // against the labels
   double hf_cer = 0.0;        // HF's, on the same lines
   std::vector<std::string> differences;  // "NAME: ours 'x' hf 'y'"
+  struct DifferentIds {
+    std::string path;
+    std::vector<int> ours, hf;
+  };
+  std::vector<DifferentIds> different_ids;
 };
+
+// The settings of a comparison: the checkpoint's own, with one beam for "greedy".
+GenerationConfig demo_generation(const Recognizer& recognizer, const std::string& setting);
 
 // `setting` is "default" (the checkpoint's generation settings: beam 4) or "greedy"; the first
 // `limit` lines are read (0: all).

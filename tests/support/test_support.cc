@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -17,6 +19,14 @@ std::string data_dir() { return TROCR_TEST_DATA_DIR; }
 std::string model_dir(const std::string& variant) { return data_dir() + "/models/" + variant; }
 
 std::vector<std::string> golden_variants() { return {"vit-char", "deit-bpe", "vit-proj"}; }
+
+std::mt19937 seeded_generator() {
+  const char* replay = std::getenv("TROCR_TEST_SEED");
+  const uint32_t seed = replay != nullptr ? uint32_t(std::stoul(replay)) : std::random_device{}();
+  std::printf("random inputs from seed %u (replay with TROCR_TEST_SEED=%u)\n", seed, seed);
+  ::testing::Test::RecordProperty("seed", std::to_string(seed));
+  return std::mt19937(seed);
+}
 
 ScratchDir::ScratchDir() {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,10 @@ void write_safetensors(const std::string& path, const Checkpoint& checkpoint,
 std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name);
 // max |ours - reference| / max |reference|; infinite for a size mismatch or a non-finite value.
 double relative_error(const std::vector<float>& ours, const std::vector<float>& reference);
+
+// A generator for a test on random inputs: seeded from TROCR_TEST_SEED when that is set (to
+// replay a failure), else afresh; the seed is printed and recorded in the test's XML.
+std::mt19937 seeded_generator();
 
 // A zip archive of stored entries, as torch.save writes.
 std::string zip_bytes(const std::vector<std::pair<std::string, std::string>>& entries);
