@@ -7,9 +7,9 @@ set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 export TROCR_REQUIRE_GPU=1
 mkdir -p build-device/tests/scratch
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/cli.log"
 status=0
-.device-bin/trocr devices | tee -a "$out/gpu.txt" || status=1
+.device-bin/trocr devices | tee -a "$out/cli.log" || status=1
 for suite in cuda_test engine_test; do
   .device-bin/$suite --gtest_output=xml:"$out/$suite.xml" > "$out/$suite.log" 2>&1 || { echo "$suite: exit status $?"; status=1; }
   grep -E "^\[  (PASSED|FAILED|SKIPPED) |identical|worst logit|Failure|FAILED" "$out/$suite.log"
@@ -19,9 +19,12 @@ for dtype in fp32 fp16 bf16; do
     >> "$out/cli.log" 2>&1 || { echo "trocr recognize --dtype $dtype: exit status $?"; status=1; }
 done
 # With every GPU hidden the CLI must refuse CUDA by name, not crash or fall back silently.
-if CUDA_VISIBLE_DEVICES= .device-bin/trocr recognize --device cuda -m tests/data/models/vit-char \
-    tests/data/images/tiny.png > "$out/hidden-gpu.log" 2>&1 || ! grep -q "no CUDA device" "$out/hidden-gpu.log"; then
-  echo "with CUDA_VISIBLE_DEVICES= the CLI did not refuse CUDA by name:"; cat "$out/hidden-gpu.log"; status=1
+hidden=$(CUDA_VISIBLE_DEVICES= .device-bin/trocr recognize --device cuda -m tests/data/models/vit-char \
+  tests/data/images/tiny.png 2>&1)
+code=$?
+echo "with CUDA_VISIBLE_DEVICES= (exit status $code): $hidden" | tee -a "$out/cli.log"
+if [ $code != 1 ] || ! grep -q "no CUDA device" <<< "$hidden"; then
+  echo "the CLI did not refuse CUDA by name with every GPU hidden"; status=1
 fi
 python3 scripts/count_tests.py cuda_test="$out/cuda_test.xml" engine_test="$out/engine_test.xml" || status=1
 exit $status

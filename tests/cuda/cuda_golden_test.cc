@@ -16,9 +16,10 @@ struct Precision {
   const char* dtype;
   double encoder_tolerance;  // max |ours - hf| / max |hf|
   double logits_tolerance;
-  // The worst |logit - HF's logit| of this dtype on the golden models, measured on an H200
-  // (EncoderAndLogits prints it; bench/results/2026-11-29-h200-*-gpu-tests.log), with margin. In
-  // fp16/bf16 a greedy sequence may leave HF's only where HF's own two logits are closer than this.
+  // The worst |logit - HF's logit| of this dtype on the golden models, with margin: on an H200
+  // at 3779bd7 (bench/results/2026-11-29-h200-3779bd7-gpu-tests.log) fp16 reached 0.0146 and
+  // bf16 0.152 (vit-char). In fp16/bf16 a greedy sequence may leave HF's only where HF's own gap
+  // between its token and ours is below this.
   double worst_logit_error;
 };
 
@@ -28,7 +29,7 @@ struct Precision {
 // (cuda_demo_test.cc).
 const Precision kPrecisions[] = {{"fp32", 1e-4, 1e-4, 0.0},
                                  {"fp16", 1e-2, 2e-2, 0.02},
-                                 {"bf16", 5e-2, 8e-2, 0.1}};
+                                 {"bf16", 5e-2, 8e-2, 0.2}};
 
 class CudaGolden : public ::testing::TestWithParam<std::tuple<std::string, Precision>> {
  protected:
