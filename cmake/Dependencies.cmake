@@ -11,21 +11,14 @@ endif()
 find_package(ZLIB REQUIRED)
 find_package(PNG REQUIRED)
 find_package(JPEG REQUIRED)
-set(BLA_VENDOR OpenBLAS)
-if(TROCR_STATIC_DEPS)
-  set(BLA_STATIC ON)
-endif()
-find_package(BLAS REQUIRED)
 if(TROCR_STATIC_DEPS)
   set(CMAKE_FIND_LIBRARY_SUFFIXES ${_saved_suffixes})
-  # Debian's static OpenBLAS is built with gfortran; its runtime goes in statically too.
-  execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libgfortran.a
-                  OUTPUT_VARIABLE GFORTRAN_LIBRARY OUTPUT_STRIP_TRAILING_WHITESPACE)
-  execute_process(COMMAND ${CMAKE_CXX_COMPILER} -print-file-name=libquadmath.a
-                  OUTPUT_VARIABLE QUADMATH_LIBRARY OUTPUT_STRIP_TRAILING_WHITESPACE)
-  list(APPEND BLAS_LIBRARIES ${GFORTRAN_LIBRARY} ${QUADMATH_LIBRARY} m)
 endif()
-find_path(CBLAS_INCLUDE_DIR cblas.h PATH_SUFFIXES openblas REQUIRED)
+# The CPU engine's matrix products: oneDNN (libdnnl-dev), on OpenMP threads that our own loops
+# share. Debian ships it as a shared library only; scripts/device_build.sh carries it along.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
+find_library(DNNL_LIBRARY NAMES dnnl REQUIRED)
+find_path(DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp REQUIRED)
 
 # cpp-httplib (libcpp-httplib-dev) for `trocr serve`; without it the CLI is built without serve.
 find_package(PkgConfig QUIET)

@@ -9,9 +9,9 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libcli11-dev libfmt-dev
-  libpng-dev libjpeg62-turbo-dev zlib1g-dev libopenblas-dev
+  libpng-dev libjpeg62-turbo-dev zlib1g-dev
+  libdnnl-dev  # oneDNN: the CPU engine's matrix products
   libgtest-dev libgmock-dev libbenchmark-dev
-  libgfortran-12-dev  # static OpenBLAS runtime for scripts/device_build.sh
   libcpp-httplib-dev  # trocr serve
   python3 python3-pil python3-numpy fonts-wqy-microhei
 )

@@ -15,8 +15,8 @@ namespace trocr {
 
 struct EngineOptions {
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
-  std::string dtype = "fp32";  // "fp32"; on CUDA also "fp16" or "bf16"
-  int threads = 0;             // CPU threads for matrix products; 0 keeps OpenBLAS's default
+  std::string dtype = "fp32";  // "fp32" or "bf16"; on CUDA also "fp16"
+  int threads = 0;             // CPU engine threads, shared by every loop; 0: one per physical core
   int batch_size = 8;          // images encoded and decoded together
   bool profile = false;        // time the phases of each call (CUDA events); see profile_report
   // Kernel choices of the CUDA engine, both on by default because they measured faster on an

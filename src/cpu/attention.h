@@ -1,5 +1,5 @@
 #pragma once
-// Multi-head scaled dot-product attention for one sequence, fp32:
+// Multi-head scaled dot-product attention, fp32:
 //   out[i, h] = softmax_j(scale * q[i, h] . k[j, h]) v[j, h]
 // q is [queries, heads * head_dim] with row stride q_stride, k and v are [keys, heads *
 // head_dim] with row stride kv_stride, out is [queries, heads * head_dim] (contiguous).
@@ -18,9 +18,21 @@ struct AttentionShape {
   float scale = 0.125f;
   bool causal = false;
   int first_query_position = 0;
+  // Independent sequences one after another: q, k, v and out each advance by their rows.
+  int sequences = 1;
 };
 
 void attention(const float* q, const float* k, const float* v, const AttentionShape& shape,
                float* out);
+
+// A decode step: each row's one query against its own keys and values (shape.queries == 1,
+// shape.keys the number each row sees); rows and heads run in parallel.
+struct QueryRow {
+  const float* q;
+  const float* k;
+  const float* v;
+  float* out;
+};
+void attention_per_row(const QueryRow* rows, int64_t count, const AttentionShape& shape);
 
 }  // namespace trocr::cpu

@@ -10,8 +10,4 @@ namespace trocr::cpu {
 void layer_norm(const float* input, int64_t rows, int64_t width, const LayerNormWeights& weights,
                 float eps, float* output);
 
-// output = LayerNorm(residual + delta), the post-LN step of the TrOCR decoder.
-void add_layer_norm(float* residual, const float* delta, int64_t rows, int64_t width,
-                    const LayerNormWeights& weights, float eps);
-
 }  // namespace trocr::cpu

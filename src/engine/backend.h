@@ -24,8 +24,9 @@ class Backend {
   virtual std::string profile_report() const { return ""; }
 };
 
-// The CUDA engine's choices (the CPU engine has none).
 struct BackendOptions {
+  int threads = 0;  // the CPU engine's threads (0: one per physical core)
+  // The CUDA engine's choices:
   bool profile = false;                 // time the phases of each generate call
   bool fused_encoder_attention = true;  // fp16/bf16, head_dim 64: the flash-style kernel
   bool grouped_cross_attention = true;  // fp16/bf16, head_dim 32/64: tensor cores, rows grouped by image
@@ -33,11 +34,13 @@ struct BackendOptions {
   bool device_beam_search = true;       // beam bookkeeping on the GPU (else on the host, each step)
 };
 
-// device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32).
-std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::string& device,
+// device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32 or
+// bf16). A backend may prepare the model's weights for itself (the CPU's bf16 copies).
+std::unique_ptr<Backend> make_backend(ModelDirectory& model, const std::string& device,
                                       const std::string& dtype, const BackendOptions& options = {});
 
-std::unique_ptr<Backend> make_cpu_backend(const ModelDirectory& model);
+std::unique_ptr<Backend> make_cpu_backend(ModelDirectory& model, const std::string& dtype = "fp32",
+                                          const BackendOptions& options = {});
 #ifdef TROCR_WITH_CUDA
 std::unique_ptr<Backend> make_cuda_backend(const ModelDirectory& model, int device_index,
                                            const std::string& dtype, const BackendOptions& options);

@@ -1,4 +1,6 @@
 #include "common/check.h"
+#include "cpu/linear.h"
+#include "cpu/threads.h"
 #include "engine/backend.h"
 #include "model/decoder.h"
 #include "model/encoder.h"
@@ -8,9 +10,10 @@ namespace {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(const ModelDirectory& model) : model_(model) {}
+  CpuBackend(const ModelDirectory& model, int threads) : model_(model), threads_(threads) {}
 
   std::vector<float> encode(const float* pixels, int count) override {
+    use_threads();
     return encode_images(model_.weights.encoder, model_.config.encoder, pixels, count);
   }
 
@@ -30,23 +33,33 @@ class CpuBackend : public Backend {
   }
 
  private:
+  // OpenMP's thread count belongs to the calling thread: set it on whichever thread calls in.
+  void use_threads() const { cpu::set_threads(threads_); }
+
   const ModelDirectory& model_;
+  const int threads_;
 };
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(const ModelDirectory& model) {
-  return std::make_unique<CpuBackend>(model);
+std::unique_ptr<Backend> make_cpu_backend(ModelDirectory& model, const std::string& dtype,
+                                          const BackendOptions& options) {
+  if (dtype == "bf16") {
+    cpu::set_threads(options.threads);
+    cpu::convert_to_bf16(model.weights);
+  } else if (dtype != "fp32") {
+    fail("dtype '{}': the CPU engine computes in fp32 or bf16", dtype);
+  }
+  return std::make_unique<CpuBackend>(model, options.threads);
 }
 
-std::unique_ptr<Backend> make_backend(const ModelDirectory& model, const std::string& device,
+std::unique_ptr<Backend> make_backend(ModelDirectory& model, const std::string& device,
                                       const std::string& dtype, [[maybe_unused]] const BackendOptions& options) {
   if (dtype != "fp32" && dtype != "fp16" && dtype != "bf16") {
     fail("dtype '{}': expected fp32, fp16 or bf16", dtype);
   }
   if (device == "cpu") {
-    if (dtype != "fp32") fail("dtype '{}': the CPU engine computes in fp32", dtype);
-    return make_cpu_backend(model);
+    return make_cpu_backend(model, dtype, options);
   }
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
     int index = 0;

@@ -2,8 +2,6 @@
 // detokenizer, batch by batch.
 #include "trocr/recognizer.h"
 
-#include <cblas.h>
-
 #include <algorithm>
 #include <future>
 #include <iterator>
@@ -30,13 +28,16 @@ Recognizer::Recognizer(const std::string& model_dir, const EngineOptions& option
     : impl_(std::make_unique<Impl>()) {
   if (options.batch_size < 1) fail("batch size must be at least 1, got {}", options.batch_size);
   if (options.threads < 0) fail("threads must not be negative, got {}", options.threads);
-  if (options.threads > 0) openblas_set_num_threads(options.threads);
   impl_->options = options;
   impl_->model = load_model_directory(model_dir);
-  impl_->backend = make_backend(impl_->model, options.device, options.dtype,
-                                BackendOptions{options.profile, options.fused_encoder_attention,
-                                               options.grouped_cross_attention, options.folded_cross_attention,
-                                               options.device_beam_search});
+  BackendOptions backend;
+  backend.threads = options.threads;
+  backend.profile = options.profile;
+  backend.fused_encoder_attention = options.fused_encoder_attention;
+  backend.grouped_cross_attention = options.grouped_cross_attention;
+  backend.folded_cross_attention = options.folded_cross_attention;
+  backend.device_beam_search = options.device_beam_search;
+  impl_->backend = make_backend(impl_->model, options.device, options.dtype, backend);
 }
 
 Recognizer::~Recognizer() = default;

@@ -4,7 +4,6 @@
 #include <cstring>
 
 #include "common/check.h"
-#include "cpu/activation.h"
 #include "cpu/attention.h"
 #include "cpu/layer_norm.h"
 #include "cpu/linear.h"
@@ -47,14 +46,16 @@ void CpuDecoder::begin(const std::vector<int>& slot_sources) {
   slot_sources_ = slot_sources;
   const size_t size = weights_.decoder.layers.size() * slot_sources.size() *
                       static_cast<size_t>(max_length()) * config_.decoder.d_model;
-  self_keys_.assign(size, 0.0f);
-  self_values_.assign(size, 0.0f);
+  // Left uninitialized: a slot's rows are written before attention reads them, and most of the
+  // max_length rows are never touched (zeroing them cost more than the decoder's arithmetic).
+  self_keys_.reset(new float[size]);
+  self_values_.reset(new float[size]);
 }
 
-float* CpuDecoder::cache_row(std::vector<float>& cache, int layer, int slot, int position) {
+float* CpuDecoder::cache_row(std::unique_ptr<float[]>& cache, int layer, int slot, int position) {
   const size_t width = config_.decoder.d_model;
   const size_t slots = slot_sources_.size();
-  return cache.data() +
+  return cache.get() +
          ((static_cast<size_t>(layer) * slots + slot) * max_length() + position) * width;
 }
 
@@ -94,9 +95,9 @@ void CpuDecoder::step(const std::vector<int>& slots, const std::vector<int>& tok
   if (position >= max_length()) {
     fail("decoder: position {} is past the model's {} positions", position, max_length());
   }
-  std::vector<float> hidden(rows * width), q(rows * width), k(rows * width), v(rows * width);
-  std::vector<float> context(rows * width), projected(rows * width), ffn(rows * config.ffn_dim);
-  embed(tokens, position, hidden.data());
+  for (auto* buffer : {&hidden_, &q_, &k_, &v_, &context_}) buffer->resize(rows * width);
+  ffn_.resize(rows * config.ffn_dim);
+  embed(tokens, position, hidden_.data());
 
   cpu::AttentionShape self_shape;
   self_shape.queries = 1;
@@ -108,45 +109,46 @@ void CpuDecoder::step(const std::vector<int>& slots, const std::vector<int>& tok
   cpu::AttentionShape cross_shape = self_shape;
   cross_shape.keys = encoder_sequence_;
   const size_t cross_per_layer = static_cast<size_t>(images_) * encoder_sequence_ * width;
+  const auto residual = cpu::LinearPostOp::add_to_output();
+  std::vector<cpu::QueryRow> attention_rows(rows);
 
   for (size_t l = 0; l < weights_.decoder.layers.size(); ++l) {
     const DecoderLayerWeights& layer = weights_.decoder.layers[l];
     const int layer_index = static_cast<int>(l);
-    cpu::linear(hidden.data(), rows, layer.self_query, q.data());
-    cpu::linear(hidden.data(), rows, layer.self_key, k.data());
-    cpu::linear(hidden.data(), rows, layer.self_value, v.data());
+    // Post-LN blocks: each sublayer's output is added into its input (the residual), then normalized.
+    cpu::linear(hidden_.data(), rows, layer.self_query, q_.data());
+    cpu::linear(hidden_.data(), rows, layer.self_key, k_.data());
+    cpu::linear(hidden_.data(), rows, layer.self_value, v_.data());
     for (int64_t i = 0; i < rows; ++i) {
-      std::memcpy(cache_row(self_keys_, layer_index, slots[i], position), k.data() + i * width,
+      std::memcpy(cache_row(self_keys_, layer_index, slots[i], position), k_.data() + i * width,
                   sizeof(float) * width);
-      std::memcpy(cache_row(self_values_, layer_index, slots[i], position), v.data() + i * width,
+      std::memcpy(cache_row(self_values_, layer_index, slots[i], position), v_.data() + i * width,
                   sizeof(float) * width);
-      cpu::attention(q.data() + i * width, cache_row(self_keys_, layer_index, slots[i], 0),
-                     cache_row(self_values_, layer_index, slots[i], 0), self_shape,
-                     context.data() + i * width);
+      attention_rows[i] = {q_.data() + i * width, cache_row(self_keys_, layer_index, slots[i], 0),
+                           cache_row(self_values_, layer_index, slots[i], 0), context_.data() + i * width};
     }
-    cpu::linear(context.data(), rows, layer.self_output, projected.data());
-    cpu::add_layer_norm(hidden.data(), projected.data(), rows, width,
-                        layer.self_attention_layernorm, config.layer_norm_eps);
+    cpu::attention_per_row(attention_rows.data(), rows, self_shape);
+    cpu::linear(context_.data(), rows, layer.self_output, hidden_.data(), residual);
+    cpu::layer_norm(hidden_.data(), rows, width, layer.self_attention_layernorm, config.layer_norm_eps,
+                    hidden_.data());
 
-    cpu::linear(hidden.data(), rows, layer.cross_query, q.data());
+    cpu::linear(hidden_.data(), rows, layer.cross_query, q_.data());
     for (int64_t i = 0; i < rows; ++i) {
       const size_t offset = l * cross_per_layer +
                             static_cast<size_t>(slot_sources_[slots[i]]) * encoder_sequence_ * width;
-      cpu::attention(q.data() + i * width, cross_keys_.data() + offset,
-                     cross_values_.data() + offset, cross_shape, context.data() + i * width);
+      attention_rows[i] = {q_.data() + i * width, cross_keys_.data() + offset, cross_values_.data() + offset,
+                           context_.data() + i * width};
     }
-    cpu::linear(context.data(), rows, layer.cross_output, projected.data());
-    cpu::add_layer_norm(hidden.data(), projected.data(), rows, width,
-                        layer.cross_attention_layernorm, config.layer_norm_eps);
+    cpu::attention_per_row(attention_rows.data(), rows, cross_shape);
+    cpu::linear(context_.data(), rows, layer.cross_output, hidden_.data(), residual);
+    cpu::layer_norm(hidden_.data(), rows, width, layer.cross_attention_layernorm, config.layer_norm_eps,
+                    hidden_.data());
 
-    cpu::linear(hidden.data(), rows, layer.fc1, ffn.data());
-    cpu::apply_activation(config.activation, ffn.data(), rows * config.ffn_dim);
-    cpu::linear(ffn.data(), rows, layer.fc2, projected.data());
-    cpu::add_layer_norm(hidden.data(), projected.data(), rows, width, layer.final_layernorm,
-                        config.layer_norm_eps);
+    cpu::linear(hidden_.data(), rows, layer.fc1, ffn_.data(), cpu::LinearPostOp::activate(config.activation));
+    cpu::linear(ffn_.data(), rows, layer.fc2, hidden_.data(), residual);
+    cpu::layer_norm(hidden_.data(), rows, width, layer.final_layernorm, config.layer_norm_eps, hidden_.data());
   }
-  cpu::matmul_transposed(hidden.data(), rows, width, weights_.decoder.output_projection.data(),
-                         config.vocab_size, nullptr, logits);
+  cpu::matmul_transposed(hidden_.data(), rows, weights_.decoder.output_projection, nullptr, logits);
 }
 
 void CpuDecoder::reorder(const std::vector<int>& slots, const std::vector<int>& sources,

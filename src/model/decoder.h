@@ -3,6 +3,7 @@
 // positions, optional layernorm_embedding, post-LN blocks of self-attention (over a per-slot
 // KV cache), cross-attention (over K/V computed once per image) and the FFN, then the output
 // projection.
+#include <memory>
 #include <vector>
 
 #include "decoding/step_model.h"
@@ -28,7 +29,7 @@ class CpuDecoder : public StepModel {
 
  private:
   void embed(const std::vector<int>& tokens, int position, float* hidden) const;
-  float* cache_row(std::vector<float>& cache, int layer, int slot, int position);
+  float* cache_row(std::unique_ptr<float[]>& cache, int layer, int slot, int position);
 
   const ModelWeights& weights_;
   const ModelConfig& config_;
@@ -36,7 +37,8 @@ class CpuDecoder : public StepModel {
   int encoder_sequence_ = 0;
   std::vector<float> cross_keys_, cross_values_;  // [layer][image][sequence][d_model]
   std::vector<int> slot_sources_;
-  std::vector<float> self_keys_, self_values_;    // [layer][slot][max_length][d_model]
+  std::unique_ptr<float[]> self_keys_, self_values_;  // [layer][slot][max_length][d_model]
+  std::vector<float> hidden_, q_, k_, v_, context_, ffn_;  // a step's workspaces, [rows][width]
 };
 
 }  // namespace trocr

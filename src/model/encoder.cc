@@ -3,7 +3,6 @@
 #include <cmath>
 #include <cstring>
 
-#include "cpu/activation.h"
 #include "cpu/attention.h"
 #include "cpu/layer_norm.h"
 #include "cpu/linear.h"
@@ -55,11 +54,12 @@ std::vector<float> encode_images(const EncoderWeights& weights, const EncoderCon
   const int64_t rows = int64_t{batch} * sequence;
   const int64_t image_size = int64_t{3} * config.image_height * config.image_width;
   std::vector<float> states(rows * hidden);
+#pragma omp parallel for schedule(static)
   for (int b = 0; b < batch; ++b) {
     embed(weights, config, pixels + b * image_size, states.data() + b * sequence * hidden);
   }
   std::vector<float> normed(rows * hidden), q(rows * hidden), k(rows * hidden), v(rows * hidden);
-  std::vector<float> context(rows * hidden), projected(rows * hidden);
+  std::vector<float> context(rows * hidden);
   std::vector<float> intermediate(rows * config.intermediate_size);
   cpu::AttentionShape shape;
   shape.queries = shape.keys = sequence;
@@ -67,26 +67,21 @@ std::vector<float> encode_images(const EncoderWeights& weights, const EncoderCon
   shape.head_dim = hidden / config.num_heads;
   shape.q_stride = shape.kv_stride = hidden;
   shape.scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+  shape.sequences = batch;
+  const auto residual = cpu::LinearPostOp::add_to_output();
   for (const EncoderLayerWeights& layer : weights.layers) {
     cpu::layer_norm(states.data(), rows, hidden, layer.layernorm_before, config.layer_norm_eps,
                     normed.data());
     cpu::linear(normed.data(), rows, layer.query, q.data());
     cpu::linear(normed.data(), rows, layer.key, k.data());
     cpu::linear(normed.data(), rows, layer.value, v.data());
-    for (int b = 0; b < batch; ++b) {
-      const int64_t offset = int64_t{b} * sequence * hidden;
-      cpu::attention(q.data() + offset, k.data() + offset, v.data() + offset, shape,
-                     context.data() + offset);
-    }
-    cpu::linear(context.data(), rows, layer.attention_output, projected.data());
-    for (int64_t i = 0; i < rows * hidden; ++i) states[i] += projected[i];
+    cpu::attention(q.data(), k.data(), v.data(), shape, context.data());
+    cpu::linear(context.data(), rows, layer.attention_output, states.data(), residual);
     cpu::layer_norm(states.data(), rows, hidden, layer.layernorm_after, config.layer_norm_eps,
                     normed.data());
-    cpu::linear(normed.data(), rows, layer.intermediate, intermediate.data());
-    cpu::apply_activation(config.activation, intermediate.data(),
-                          rows * config.intermediate_size);
-    cpu::linear(intermediate.data(), rows, layer.output, projected.data());
-    for (int64_t i = 0; i < rows * hidden; ++i) states[i] += projected[i];
+    cpu::linear(normed.data(), rows, layer.intermediate, intermediate.data(),
+                cpu::LinearPostOp::activate(config.activation));
+    cpu::linear(intermediate.data(), rows, layer.output, states.data(), residual);
   }
   cpu::layer_norm(states.data(), rows, hidden, weights.final_layernorm, config.layer_norm_eps,
                   states.data());

@@ -13,6 +13,8 @@ namespace trocr {
 struct HostTensor {
   std::vector<int64_t> shape;
   std::vector<float> values;
+  // A bf16 copy of a matrix-product weight when the CPU engine runs in bf16 (else empty).
+  std::vector<uint16_t> bf16;
 
   bool empty() const { return values.empty(); }
   const float* data() const { return values.data(); }

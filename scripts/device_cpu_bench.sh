@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# On the GPU machine's host CPU (16 cores; carry .device-bin from scripts/device_build.sh): the
+# CPU engine against HF eager PyTorch on the same cores, in one run: the demo model and the
+# trocr-small shape, batch 1 and 8, greedy and beam 4, exactly 20 new tokens, fp32 (and bf16
+# for trocr-rt where the CPU has it); then trocr-base's peak RSS on the CPU.
+# Brings back $OUT/cpu.json and $OUT/cpu.log.
+set -uo pipefail
+source "$(dirname "$0")/device_env.sh"
+models=/tmp/full-models
+log="$out/cpu.log"
+[ -d $models/trocr-small ] || python3 python/make_full_models.py --out $models 2>&1 | grep -v Writing > /dev/null
+echo "== $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" | tee "$log"
+for model in demo trocr-small; do
+  dir=$models/$model
+  [ $model = demo ] && dir=models/demo
+  for dtype in fp32 bf16; do
+    .device-bin/trocr bench -m $dir --name $model --device cpu --dtype $dtype --batch 1,8 --beams 1,4 --repeat 5 \
+      --warmup 2 --commit "$commit" --json /tmp/cpu-trocr-$model-$dtype.json 2>&1 | tee -a "$log"
+  done
+  python3 python/bench_hf.py --model-dir $dir --name $model --device cpu --dtypes fp32 --batches 1,8 --beams 1,4 \
+    --repeat 5 --warmup 2 --json /tmp/cpu-hf-$model.json 2>&1 | grep -v -i warn | tee -a "$log"
+done
+# Peak resident memory of the CPU engine with trocr-base (batch 8, beam 4).
+python3 - "$models/trocr-base" <<'PY' 2>&1 | tee -a "$log"
+import resource, subprocess, sys
+subprocess.run([".device-bin/trocr", "bench", "-m", sys.argv[1], "--device", "cpu", "--batch", "8", "--beams", "4",
+                "--repeat", "1", "--warmup", "0"], check=True, stdout=subprocess.DEVNULL)
+print(f"trocr-base on the CPU, batch 8, beam 4: peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
+PY
+python3 - "$out" "$commit" <<'PY'
+import glob, json, os, sys
+out, commit = sys.argv[1:3]
+records = []
+for path in sorted(glob.glob("/tmp/cpu-*.json")):
+    for record in json.load(open(path)):
+        record.update(commit=commit, cpu_cores=os.cpu_count())
+        records.append(record)
+json.dump(records, open(os.path.join(out, "cpu.json"), "w"), indent=1)
+print(len(records), "cpu records")
+PY
