@@ -1,9 +1,9 @@
 #!/usr/bin/python3
-"""Markdown tables for the records of scripts/device_serve_bench.sh: the service under load
-(and its soak run), and the CPU engines.
+"""Markdown tables for the records of scripts/device_serve_bench.sh (the service under load and
+its soak run) and of scripts/device_cpu_bench.sh (the CPU engines against HF eager).
 
-Usage: bench/load_tables.py bench/results/NAME-serve.json [bench/results/NAME-cpu.json]
-writes NAME-serve.md (and NAME-cpu.md) beside them.
+Usage: bench/load_tables.py bench/results/NAME-serve.json bench/results/NAME-cpu.json ...
+writes NAME-serve.md and NAME-cpu.md beside them.
 """
 import json
 import sys
@@ -36,28 +36,30 @@ def cpu_table(path):
     records = json.load(open(path))
     cores = records[0].get("cpu_cores", "?")
     commit = next((r["commit"] for r in records if r["engine"] == "trocr-rt"), "?")
-    lines = [f"# CPU engines, fp32, {cores} cores of the GPU machine (trocr-rt commit {commit})", "",
-             "Exactly 20 generated tokens, random pixels, medians of 3 runs after 1 warm-up.", "",
-             "| model | batch | beams | trocr-rt ms | HF eager ms | HF / trocr-rt |", "|---|---|---|---|---|---|"]
-    ours = {(r["model"], r["batch"], r["beams"]): r for r in records if r["engine"] == "trocr-rt"}
-    hf = {(r["model"], r["batch"], r["beams"]): r for r in records if r["engine"] == "hf-eager"}
-    for key in sorted(ours):
-        o, h = ours[key], hf.get(key)
-        ratio = f"{h['ms_per_batch'] / o['ms_per_batch']:.2f}x" if h else "-"
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {o['ms_per_batch']:.1f} | "
-                     f"{h['ms_per_batch']:.1f} | {ratio} |" if h else f"| {key[0]} | {key[1]} | {key[2]} | "
-                     f"{o['ms_per_batch']:.1f} | - | - |")
+    repeats = next((r.get("repeats", "?") for r in records if r["engine"] == "trocr-rt"), "?")
+    ours = {(r["model"], r["batch"], r["beams"], r["dtype"]): r["ms_per_batch"] for r in records if r["engine"] == "trocr-rt"}
+    hf = {(r["model"], r["batch"], r["beams"]): r["ms_per_batch"] for r in records if r["engine"] == "hf-eager"}
+    dtypes = sorted({key[3] for key in ours}, key=lambda d: d != "fp32")
+    lines = [f"# CPU engines, {cores} cores of the GPU machine (trocr-rt commit {commit})", "",
+             f"Exactly 20 generated tokens, random pixels, medians of {repeats} runs after warm-up; HF eager is fp32.", "",
+             "| model | batch | beams | " + " | ".join(f"trocr-rt {d} ms" for d in dtypes) + " | HF eager ms | "
+             + " | ".join(f"HF / trocr-rt {d}" for d in dtypes) + " |",
+             "|" + "---|" * (4 + 2 * len(dtypes))]
+    for model, batch, beams in sorted({key[:3] for key in ours}):
+        times = [ours.get((model, batch, beams, d)) for d in dtypes]
+        reference = hf.get((model, batch, beams))
+        cells = [f"{t:.1f}" if t else "-" for t in times] + [f"{reference:.1f}" if reference else "-"]
+        cells += [f"{reference / t:.2f}x" if reference and t else "-" for t in times]
+        lines.append(f"| {model} | {batch} | {beams} | " + " | ".join(cells) + " |")
     return lines
 
 
-def main(serve_path, cpu_path=None):
-    tables = [(serve_path, serve_table(serve_path))]
-    if cpu_path:
-        tables.append((cpu_path, cpu_table(cpu_path)))
+def main(*paths):
+    tables = [(path, cpu_table(path) if path.endswith("-cpu.json") else serve_table(path)) for path in paths]
     for path, lines in tables:
         open(path[:-len(".json")] + ".md", "w").write("\n".join(lines) + "\n")
         print("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main(*sys.argv[1:])

@@ -10,12 +10,12 @@ cmake --build build-device -j"$(nproc)" --target trocr_cli cuda_test engine_test
 rm -rf .device-bin && mkdir -p .device-bin
 cp build-device/src/cli/trocr build-device/tests/cuda_test build-device/tests/engine_test .device-bin/
 strip .device-bin/*
-ldd .device-bin/trocr | grep -v -E "linux-vdso|ld-linux|libc.so|libm.so|libstdc|libgcc_s|libcublas|libpthread|libdl|librt|libdnnl|libgomp" || true
+ldd .device-bin/trocr | grep -v -E "linux-vdso|ld-linux|libc.so|libm.so|libstdc|libgcc_s|libcublas|libpthread|libdl|librt|libdnnl|libgomp|libOpenCL" || true
 # Debian ships cpp-httplib (trocr serve) and oneDNN with its OpenMP runtime (the CPU engine) as
 # shared libraries only: they travel with their dependencies in lib/ (the device scripts put that
 # on LD_LIBRARY_PATH).
 mkdir -p .device-bin/lib
-for library in $(ldd .device-bin/trocr | awk '/libcpp-httplib|libbrotli|libssl|libcrypto|libdnnl|libgomp/ {print $3}'); do
+for library in $(ldd .device-bin/trocr | awk '/libcpp-httplib|libbrotli|libssl|libcrypto|libdnnl|libgomp|libOpenCL/ {print $3}'); do
   cp -L "$library" .device-bin/lib/
 done
 # Compressed, the binaries and libraries fit the device tool's 64 MiB.
