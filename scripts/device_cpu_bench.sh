@@ -23,7 +23,7 @@ done
 # Peak resident memory of the CPU engine with trocr-base (batch 8, beam 4).
 python3 - "$models/trocr-base" <<'PY' 2>&1 | tee -a "$log"
 import resource, subprocess, sys
-subprocess.run([".device-bin/trocr", "bench", "-m", sys.argv[1], "--device", "cpu", "--batch", "8", "--beams", "4",
+subprocess.run([".device-bin/trocr", "bench", "-m", sys.argv[1], "--device", "cpu", "--dtype", "fp32", "--batch", "8", "--beams", "4",
                 "--repeat", "1", "--warmup", "0"], check=True, stdout=subprocess.DEVNULL)
 print(f"trocr-base on the CPU, batch 8, beam 4: peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
 PY

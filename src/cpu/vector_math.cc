@@ -75,6 +75,22 @@ void attend(const float* q, const float* k, const float* v, int64_t stride, int6
 }
 
 TROCR_VECTOR_CLONES
+float max_value(const float* x, int64_t n) {
+  float largest = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : largest)
+  for (int64_t i = 0; i < n; ++i) largest = x[i] > largest ? x[i] : largest;
+  return largest;
+}
+
+TROCR_VECTOR_CLONES
+double sum_of_exp(const float* x, int64_t n, float shift) {
+  double total = 0.0;
+#pragma omp simd reduction(+ : total)
+  for (int64_t i = 0; i < n; ++i) total += static_cast<double>(exp_approx(x[i] - shift));
+  return total;
+}
+
+TROCR_VECTOR_CLONES
 void round_to_bf16(const float* x, uint16_t* y, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) {

@@ -14,6 +14,10 @@ void attend(const float* q, const float* k, const float* v, int64_t stride, int6
 // Softmax of row[0 .. visible) in place, times `scale` first; keys from `visible` to `count` weigh 0.
 void softmax(float* row, int64_t visible, int64_t count, float scale = 1.0f);
 // y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of `width`.
+// The largest of x[0 .. n), and sum_j exp(x_j - shift) accumulated in double: a log-softmax
+// over a 64k vocabulary without 64k scalar exp calls.
+float max_value(const float* x, int64_t n);
+double sum_of_exp(const float* x, int64_t n, float shift);
 // bf16 bits of each value, rounded to nearest even (as torch and oneDNN round).
 void round_to_bf16(const float* x, uint16_t* y, int64_t n);
 void layer_norm_row(const float* x, int64_t width, const float* gamma, const float* beta, float eps, float* y);

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "cpu/vector_math.h"
 #include "decoding/logits_processors.h"
 #include "decoding/search.h"
 
@@ -37,16 +38,26 @@ struct BeamState {
 
 // Indices of the k largest values, largest first, earlier index first on ties (torch.topk).
 // Over per-row lists, "earlier" is beam-major then token order, as in the flattened scores.
+// One pass in index order: a value enters only when it beats the k-th kept, so on ties the
+// earlier index stays.
 template <typename Score>
 std::vector<int> top_k(size_t count, int k, Score score) {
-  std::vector<int> order(count);
-  std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int a, int b) {
-    const float sa = score(a), sb = score(b);
-    return sa > sb || (sa == sb && a < b);
-  });
-  order.resize(k);
-  return order;
+  std::vector<int> best;
+  std::vector<float> values;
+  best.reserve(k + 1);
+  values.reserve(k + 1);
+  for (size_t i = 0; i < count; ++i) {
+    const float value = score(static_cast<int>(i));
+    if (static_cast<int>(best.size()) == k && !(value > values.back())) continue;
+    const size_t at = std::upper_bound(values.begin(), values.end(), value, std::greater<float>()) - values.begin();
+    values.insert(values.begin() + at, value);
+    best.insert(best.begin() + at, static_cast<int>(i));
+    if (static_cast<int>(best.size()) > k) {
+      values.pop_back();
+      best.pop_back();
+    }
+  }
+  return best;
 }
 
 std::vector<int> extended(const std::vector<int>& sequence, int token) {
@@ -68,10 +79,8 @@ bool all_done(const BeamState& state) {
 // log_softmax in float32, then the processors, then the beam's running score.
 void accumulate_scores(const float* logits, int vocab, const std::vector<int>& sequence,
                        float running_score, const SearchOptions& options, float* out) {
-  const float largest = *std::max_element(logits, logits + vocab);
-  double total = 0.0;
-  for (int t = 0; t < vocab; ++t) total += std::exp(static_cast<double>(logits[t] - largest));
-  const float log_total = static_cast<float>(std::log(total));
+  const float largest = cpu::max_value(logits, vocab);
+  const float log_total = static_cast<float>(std::log(cpu::sum_of_exp(logits, vocab, largest)));
   for (int t = 0; t < vocab; ++t) out[t] = (logits[t] - largest) - log_total;
   apply_min_length(static_cast<int>(sequence.size()), options.min_length, options.eos, out);
   apply_no_repeat_ngram(sequence, options.no_repeat_ngram_size, out);
@@ -96,7 +105,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
     state.running_scores[0] = 0.0f;  // all beams start equal; only the first may expand
     state.finished.resize(beams);
   }
-  std::vector<float> logits, accumulated(vocab);
+  std::vector<float> logits;
   for (int length = 1;; ++length) {  // `length`: tokens in every running sequence
     std::vector<int> slots, tokens, active;
     for (int s = 0; s < sources; ++s) {
@@ -123,14 +132,20 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
                           &row_tokens)) {
       logits.resize(rows * static_cast<size_t>(vocab));
       model.step(slots, tokens, length - 1, logits.data());
-      for (size_t r = 0; r < rows; ++r) {
-        const BeamState& state = states[active[r / beams]];
-        accumulate_scores(logits.data() + r * vocab, vocab, state.running[r % beams],
-                          running_scores[r], options, accumulated.data());
-        const std::vector<int> best = top_k(vocab, keep, [&](int t) { return accumulated[t]; });
-        for (int i = 0; i < keep; ++i) {
-          row_values[r * keep + i] = accumulated[best[i]];
-          row_tokens[r * keep + i] = best[i];
+      // Rows are independent: each thread scores its rows over the vocabulary in its own buffer.
+#pragma omp parallel
+      {
+        std::vector<float> accumulated(vocab);
+#pragma omp for schedule(static)
+        for (size_t r = 0; r < rows; ++r) {
+          const BeamState& state = states[active[r / beams]];
+          accumulate_scores(logits.data() + r * vocab, vocab, state.running[r % beams],
+                            running_scores[r], options, accumulated.data());
+          const std::vector<int> best = top_k(vocab, keep, [&](int t) { return accumulated[t]; });
+          for (int i = 0; i < keep; ++i) {
+            row_values[r * keep + i] = accumulated[best[i]];
+            row_tokens[r * keep + i] = best[i];
+          }
         }
       }
     }

@@ -1,7 +1,9 @@
 // Greedy search as HF's _sample without sampling: processors on the raw logits, argmax (the
 // first maximum on ties), stop at eos or max_length. Finished sequences leave the batch.
+#include <algorithm>
 #include <cmath>
 
+#include "cpu/vector_math.h"
 #include "decoding/logits_processors.h"
 #include "decoding/search.h"
 
@@ -24,20 +26,26 @@ std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int sources
     for (int slot : active) tokens.push_back(hypotheses[slot].ids.back());
     logits.resize(active.size() * static_cast<size_t>(vocab));
     model.step(active, tokens, position, logits.data());
-    std::vector<int> still_active;
-    for (size_t i = 0; i < active.size(); ++i) {
-      Hypothesis& hypothesis = hypotheses[active[i]];
+    // Rows are independent: each is scored over the vocabulary on its own thread.
+    const int64_t rows = static_cast<int64_t>(active.size());
+    std::vector<int> chosen(rows);
+    std::vector<double> chosen_log_probability(rows);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; ++i) {
+      const Hypothesis& hypothesis = hypotheses[active[i]];
       float* scores = logits.data() + i * vocab;
       apply_min_length(static_cast<int>(hypothesis.ids.size()), options.min_length, options.eos,
                        scores);
       apply_no_repeat_ngram(hypothesis.ids, options.no_repeat_ngram_size, scores);
-      int best = 0;
-      for (int t = 1; t < vocab; ++t) {
-        if (scores[t] > scores[best]) best = t;
-      }
-      double total = 0.0;
-      for (int t = 0; t < vocab; ++t) total += std::exp(static_cast<double>(scores[t]) - scores[best]);
-      const double log_probability = -std::log(total);
+      const float largest = cpu::max_value(scores, vocab);
+      chosen[i] = static_cast<int>(std::find(scores, scores + vocab, largest) - scores);  // the first maximum
+      chosen_log_probability[i] = -std::log(cpu::sum_of_exp(scores, vocab, largest));
+    }
+    std::vector<int> still_active;
+    for (size_t i = 0; i < active.size(); ++i) {
+      Hypothesis& hypothesis = hypotheses[active[i]];
+      const int best = chosen[i];
+      const double log_probability = chosen_log_probability[i];
       log_probability_sum[active[i]] += log_probability;
       probability_sum[active[i]] += std::exp(log_probability);
       min_probability[active[i]] =
