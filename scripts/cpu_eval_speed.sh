@@ -18,8 +18,9 @@ dpkg-query -W -f='${Status}' libopenblas-dev 2>/dev/null | grep -q "install ok i
   { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev; }
 git worktree add -q --detach "$work/baseline" "$baseline"
 for tree in "$work/baseline" .; do
-  cmake -S "$tree" -B "$tree/build-cpu" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTROCR_CUDA=OFF -DTROCR_TESTS=OFF > /dev/null
-  cmake --build "$tree/build-cpu" -j"$(nproc)" --target trocr_cli > /dev/null
+  cmake -S "$tree" -B "$tree/build-eval-speed" -G Ninja -DCMAKE_BUILD_TYPE=Release -DTROCR_CUDA=OFF \
+    -DTROCR_TESTS=OFF > /dev/null
+  cmake --build "$tree/build-eval-speed" -j"$(nproc)" --target trocr_cli > /dev/null
 done
 
 run() {  # NAME BINARY ARGS...
@@ -28,9 +29,9 @@ run() {  # NAME BINARY ARGS...
   "$binary" eval --json --mistakes -m models/demo data/synth-eval "$@" > "$work/$name.json"
   echo "$name: $(grep -o '"images_per_s": [0-9.]*' "$work/$name.json")"
 }
-run baseline "$work/baseline/build-cpu/src/cli/trocr"
-run fp32 build-cpu/src/cli/trocr
-run bf16 build-cpu/src/cli/trocr --dtype bf16
+run baseline "$work/baseline/build-eval-speed/src/cli/trocr"
+run fp32 build-eval-speed/src/cli/trocr
+run bf16 build-eval-speed/src/cli/trocr --dtype bf16
 
 /usr/bin/python3 - "$work" "$prefix" "$baseline" "$commit" <<'PY'
 import json, os, platform, sys

@@ -169,6 +169,31 @@ INSTANTIATE_TEST_SUITE_P(HfModels, Golden, ::testing::Values("vit-char", "deit-b
                            return name;
                          });
 
+// The thread count changes how the CPU engine splits its work (attention takes whole (image, head)
+// pairs per thread when there are enough pairs, else batched products): HF's answers either way.
+TEST(GoldenThreads, AnyThreadCountGivesHfAnswers) {
+  const std::string dir = model_dir("vit-char");
+  const nlohmann::json record = read_json(dir + "/golden.json");
+  const Checkpoint golden = read_checkpoint(dir + "/golden.safetensors");
+  for (int threads : {1, 7}) {
+    EngineOptions options;
+    options.threads = threads;
+    const Recognizer recognizer(dir, options);
+    GenerationConfig greedy = case_settings("greedy", recognizer.default_generation());
+    int checked = 0;
+    for (const auto& [image, entry] : record.at("images").items()) {
+      const auto pixels = golden_tensor(golden, image + "/pixel_values");
+      EXPECT_LE(relative_error(recognizer.encode(pixels, 1), golden_tensor(golden, image + "/encoder_hidden")), 1e-5)
+          << image << ", " << threads << " threads";
+      const auto results = recognizer.recognize_pixels(pixels, 1, greedy);
+      expect_same_ids(results.at(0).best().ids, entry.at("generate").at("greedy").at("ids").at(0).get<std::vector<int>>(),
+                      greedy.tokens.pad, image + ", " + std::to_string(threads) + " threads");
+      ++checked;
+    }
+    EXPECT_EQ(checked, 6);
+  }
+}
+
 TEST(GoldenBatchSize, SmallBatchesGiveTheSameAnswers) {
   EngineOptions options;
   options.batch_size = 2;
