@@ -41,12 +41,18 @@ std::pair<int, float> runner_up(const GreedyCase& greedy, size_t position) {
   return {second, row[greedy.ids[position]] - row[second]};
 }
 
-TEST(NearTieGuard, AcceptsADivergenceOnlyWhereHfNearlyTied) {
-  const GreedyCase greedy = golden_case("vit-char", "line_rgb.png");
-  const Recognizer oracle(model_dir("vit-char"));
+// The golden "greedy" case's settings: one beam, no n-gram ban.
+GenerationConfig greedy_settings(const Recognizer& oracle) {
   GenerationConfig settings = oracle.default_generation();
   settings.num_beams = 1;
   settings.no_repeat_ngram_size = 0;
+  return settings;
+}
+
+TEST(NearTieGuard, AcceptsADivergenceOnlyWhereHfNearlyTied) {
+  const GreedyCase greedy = golden_case("vit-char", "line_rgb.png");
+  const Recognizer oracle(model_dir("vit-char"));
+  const GenerationConfig settings = greedy_settings(oracle);
   // The position where HF's two best tokens are closest, and the one where they are farthest.
   size_t closest = 1, farthest = 1;
   for (size_t p = 1; p < greedy.ids.size(); ++p) {
@@ -77,9 +83,7 @@ TEST(NearTieGuard, AcceptsADivergenceOnlyWhereHfNearlyTied) {
 TEST(NearTieGuard, RejectsATokenHfsRulesBan) {
   const GreedyCase greedy = golden_case("vit-char", "line_rgb.png");
   const Recognizer oracle(model_dir("vit-char"));
-  GenerationConfig settings = oracle.default_generation();
-  settings.num_beams = 1;
-  settings.no_repeat_ngram_size = 0;
+  GenerationConfig settings = greedy_settings(oracle);
   settings.min_length = int(greedy.ids.size()) + 5;  // end-of-sequence banned everywhere
   std::vector<int> ours = greedy.ids;
   ours[2] = settings.tokens.eos;
