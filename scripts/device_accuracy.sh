@@ -5,22 +5,24 @@
 # records its fp32 encoder output, teacher-forced logits and generated ids on lines of
 # data/synth-eval (python/hf_reference.py); `trocr compare` measures each engine and dtype.
 # Brings back $OUT/accuracy.json (a list of records) and $OUT/accuracy.log.
+# ACCURACY_CUDA=0 measures the CPU engine alone (the demo model in fp32 and bf16).
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 models=/tmp/full-models
 refs=/tmp/hf-references
 mkdir -p $refs
-[ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models 2>&1 | grep -v Writing
+cuda=${ACCURACY_CUDA:-1}
+[ $cuda = 0 ] || [ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models 2>&1 | grep -v Writing
 log="$out/accuracy.log"
 : > "$log"
 reference() {  # model directory, name, image count
   python3 python/hf_reference.py --model "$1" --images data/synth-eval --count "$3" --out "$refs/$2" 2>&1 \
     | grep -v -i warn | tee -a "$log"
 }
-reference $models/trocr-base trocr-base 16
-reference $models/trocr-small trocr-small 16
+[ $cuda = 0 ] || reference $models/trocr-base trocr-base 16
+[ $cuda = 0 ] || reference $models/trocr-small trocr-small 16
 reference models/demo demo 64
-for model in trocr-base trocr-small demo; do
+[ $cuda = 0 ] || for model in trocr-base trocr-small demo; do
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
   for dtype in fp32 fp16 bf16; do
@@ -28,8 +30,10 @@ for model in trocr-base trocr-small demo; do
       --json "$out/compare-$model-cuda-$dtype.json" 2>&1 | tee -a "$log"
   done
 done
-.device-bin/trocr compare --device cpu --dtype fp32 --batch 16 -m models/demo -r "$refs/demo" --name demo \
-  --json "$out/compare-demo-cpu-fp32.json" 2>&1 | tee -a "$log"
+for dtype in fp32 bf16; do
+  .device-bin/trocr compare --device cpu --dtype $dtype --batch 16 -m models/demo -r "$refs/demo" --name demo \
+    --json "$out/compare-demo-cpu-$dtype.json" 2>&1 | tee -a "$log"
+done
 python3 - "$out" "$commit" <<'PY'
 import glob, json, os, subprocess, sys
 out, commit = sys.argv[1], sys.argv[2]

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <vector>
 
@@ -88,23 +89,6 @@ const Prepared& prepared_for(const MatmulShape& shape) {
   return found->second;  // std::map never moves its elements
 }
 
-}  // namespace
-
-MatmulShape linear_shape(int64_t m, int64_t k, int64_t n, bool bias, LinearPostOp post) {
-  MatmulShape shape;
-  shape.m = m;
-  shape.k = k;
-  shape.n = n;
-  shape.a_strides = {m * k, m * k, k, 1};
-  shape.b_strides = {k * n, k * n, 1, k};  // W [n, k] read as W^T [k, n]
-  shape.c_strides = {m * n, m * n, n, 1};
-  shape.bias = bias;
-  shape.post = post;
-  return shape;
-}
-
-namespace {
-
 void execute(const MatmulShape& shape, const void* a, const void* b, const float* bias, float* c) {
   const Prepared& prepared = prepared_for(shape);
   dnnl::engine& engine = cpu_engine();
@@ -122,6 +106,19 @@ void execute(const MatmulShape& shape, const void* a, const void* b, const float
 }
 
 }  // namespace
+
+MatmulShape linear_shape(int64_t m, int64_t k, int64_t n, bool bias, LinearPostOp post) {
+  MatmulShape shape;
+  shape.m = m;
+  shape.k = k;
+  shape.n = n;
+  shape.a_strides = {m * k, m * k, k, 1};
+  shape.b_strides = {k * n, k * n, 1, k};  // W [n, k] read as W^T [k, n]
+  shape.c_strides = {m * n, m * n, n, 1};
+  shape.bias = bias;
+  shape.post = post;
+  return shape;
+}
 
 void run_matmul(const MatmulShape& shape, const float* a, const float* b, const float* bias, float* c) {
   execute(shape, a, b, bias, c);
