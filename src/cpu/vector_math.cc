@@ -27,9 +27,11 @@ inline float exp_approx(float x) {
   p = std::fma(p, r, 1.6666665459e-1f);
   p = std::fma(p, r, 5.0000001201e-1f);
   p = std::fma(p * r, r, r) + 1.0f;
-  int32_t bits;
+  // 2^n into the exponent, in unsigned arithmetic: n may be negative, and shifting a negative
+  // int is undefined before C++20.
+  uint32_t bits;
   std::memcpy(&bits, &p, sizeof(bits));
-  bits += static_cast<int32_t>(n) << 23;
+  bits += static_cast<uint32_t>(static_cast<int32_t>(n)) << 23;
   float result;
   std::memcpy(&result, &bits, sizeof(result));
   return underflows ? 0.0f : result;
