@@ -17,9 +17,9 @@ struct Precision {
   double encoder_tolerance;  // max |ours - hf| / max |hf|
   double logits_tolerance;
   // The worst |logit - HF's logit| of this dtype on the golden models, with margin: on an H200
-  // at 3779bd7 (bench/results/2026-11-29-h200-3779bd7-gpu-tests.log) fp16 reached 0.0146 and
-  // bf16 0.152 (vit-char). In fp16/bf16 a greedy sequence may leave HF's only where HF's own gap
-  // between its token and ours is below this.
+  // at 3779bd7 (bench/results/2026-11-29-h200-3779bd7-gpu-tests-calibration.log) fp16 reached
+  // 0.0146 and bf16 0.152 (vit-char). In fp16/bf16 a greedy sequence may leave HF's only where
+  // HF's own gap between its token and ours is below this.
   double worst_logit_error;
 };
 
