@@ -35,7 +35,6 @@ void attention(const float* q, const float* k, const float* v, const AttentionSh
   const int64_t queries = shape.queries, keys = shape.keys, heads = shape.heads, dim = shape.head_dim;
   const int64_t pairs = int64_t{shape.sequences} * heads;
   const bool pair_per_thread = pairs >= threads();
-  const int64_t batched = pair_per_thread ? 1 : pairs;  // pairs in one product
   const auto products_for = [&](int64_t sequences, int64_t inner) {
     MatmulShape scores;
     scores.outer = sequences;
@@ -84,7 +83,7 @@ void attention(const float* q, const float* k, const float* v, const AttentionSh
   // Reused between calls; the threads below reach it through `score_rows` (a thread_local named
   // inside the parallel loop would be each thread's own, empty one).
   thread_local std::vector<float> scores;
-  scores.resize(size_t(batched) * queries * keys);
+  scores.resize(size_t(pairs) * queries * keys);
   float* const score_rows = scores.data();
   const auto [scores_shape, weighted_shape] = products_for(shape.sequences, heads);
   run_matmul(scores_shape, q, k, nullptr, score_rows);
