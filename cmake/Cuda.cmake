@@ -8,7 +8,10 @@ if(NOT TROCR_CUDA STREQUAL "OFF")
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      set(CMAKE_CUDA_ARCHITECTURES 90)  # H100/H200; override for other GPUs (sm_80 or newer)
+      # Every NVIDIA GPU from Turing on: T4 and RTX 20 (75), A100 and A30 (80), A10, A40 and
+      # RTX 30 (86), L4, L40 and RTX 40 (89), H100 and H200 (90), and PTX of 90 for newer GPUs
+      # (the driver compiles it on first use). A build for one GPU sets its own, e.g. 90.
+      set(CMAKE_CUDA_ARCHITECTURES "75-real;80-real;86-real;89-real;90")
     endif()
     enable_language(CUDA)
     set(CMAKE_CUDA_STANDARD 17)

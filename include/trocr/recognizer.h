@@ -19,24 +19,6 @@ struct EngineOptions {
   int threads = 0;             // CPU engine threads, shared by every loop; 0: one per physical core
   int batch_size = 8;          // images encoded and decoded together
   bool profile = false;        // time the phases of each call (CUDA events); see profile_report
-  // Kernel choices of the CUDA engine, both on by default because they measured faster on an
-  // H100 (docs/CUDA_ENGINE.md); off is the path fp32 always takes. fp16/bf16 with 64-wide heads:
-  // the encoder's attention as one flash-style tensor-core kernel, instead of two batched GEMMs
-  // around a materialized softmax.
-  bool fused_encoder_attention = true;
-  // fp16/bf16 with 32- or 64-wide heads: the decoder's cross-attention on tensor cores, the rows
-  // of one image (its beams) reading its keys and values together, instead of a block per row,
-  // head and 32 keys (flash-decoding).
-  bool grouped_cross_attention = true;
-  // Greedy decoding only: cross-attention reads the encoder output itself (the query projected
-  // through W_k per head, the value projection applied after the weighted sum) instead of
-  // per-layer K/V computed once per image: less memory traffic at large batches (one fused pass
-  // in fp16/bf16), more kernels per step. Off by default: faster only for large batches of
-  // trocr-base-sized models (docs/CUDA_ENGINE.md).
-  bool folded_cross_attention = false;
-  // Beam search's bookkeeping (candidates, finished set, stopping rule) on the GPU inside each
-  // step's graph, for up to 16 beams; off: the host does it between steps, as the CPU engine does.
-  bool device_beam_search = true;
 };
 
 struct TextCandidate {

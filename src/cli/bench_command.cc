@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #ifdef TROCR_WITH_CUDA
 #include "cuda/device_info.h"
+#include "cuda/kernel_choice.h"
 #endif
 #include "trocr/recognizer.h"
 
@@ -25,9 +26,7 @@ struct BenchArguments {
   int new_tokens = 20, warmup = 3, repeat = 10;
   bool trocr_chinese_settings = false;
   bool profile = false;
-  std::string encoder_attention = "fused";
-  std::string cross_attention = "grouped";
-  std::string beam_search = "device";
+  std::string kernels;  // forced kernel choices (TROCR_KERNELS's syntax); empty: the engine's own
 };
 
 std::string gpu_name([[maybe_unused]] const std::string& device) {
@@ -47,10 +46,9 @@ int run(const BenchArguments& arguments) {
   options.dtype = arguments.dtype;
   options.batch_size = *std::max_element(arguments.batches.begin(), arguments.batches.end());
   options.profile = arguments.profile;
-  options.fused_encoder_attention = arguments.encoder_attention == "fused";
-  options.grouped_cross_attention = arguments.cross_attention != "chunked";
-  options.folded_cross_attention = arguments.cross_attention == "folded";
-  options.device_beam_search = arguments.beam_search == "device";
+#ifdef TROCR_WITH_CUDA
+  if (!arguments.kernels.empty()) cuda::set_kernel_overrides(arguments.kernels);
+#endif
   const Recognizer recognizer(arguments.model_dir, options);
   const ModelConfig& config = recognizer.model_config();
   const size_t image_values = size_t{3} * config.encoder.image_height * config.encoder.image_width;
@@ -98,9 +96,7 @@ int run(const BenchArguments& arguments) {
                          {"batch", batch},
                          {"beams", beams},
                          {"settings", arguments.trocr_chinese_settings ? "trocr-chinese" : "plain"},
-                         {"encoder_attention", arguments.encoder_attention},
-                         {"cross_attention", arguments.cross_attention},
-                         {"beam_search", arguments.beam_search},
+                         {"kernels", arguments.kernels.empty() ? "auto" : arguments.kernels},
                          {"new_tokens", arguments.new_tokens},
                          {"ms_per_batch", median},
                          {"ms_per_image", median / batch},
@@ -138,16 +134,9 @@ Action add_bench_command(CLI::App& app) {
   command->add_option("--json", arguments->json_path, "Write the records to this file");
   command->add_flag("--profile", arguments->profile, "Print where the last run of each setting spent its time");
   command->add_option("--commit", arguments->commit, "Commit id for the records");
-  command->add_option("--encoder-attention", arguments->encoder_attention,
-                      "fused (flash-style kernel, fp16/bf16) or gemm (two GEMMs around a softmax)")
-      ->capture_default_str()->check(CLI::IsMember({"fused", "gemm"}));
-  command->add_option("--cross-attention", arguments->cross_attention,
-                      "grouped (tensor cores, an image's rows together; fp16/bf16), chunked (a block per row, head "
-                      "and 32 keys), or folded (greedy: over the encoder output, no per-layer K/V; beams: grouped)")
-      ->capture_default_str()->check(CLI::IsMember({"grouped", "chunked", "folded"}));
-  command->add_option("--beam-search", arguments->beam_search,
-                      "device (the bookkeeping inside each step's graph) or host (between steps)")
-      ->capture_default_str()->check(CLI::IsMember({"device", "host"}));
+  command->add_option("--kernels", arguments->kernels,
+                      "Force CUDA kernel choices, e.g. portable or cross_attention=encoder_states (comma-separated; "
+                      "see src/cuda/kernel_choice.h); by default each op chooses");
   return [arguments]() { return run(*arguments); };
 }
 

@@ -4,12 +4,23 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include "common/dtype.h"
+
 namespace trocr::cuda {
 
 template <typename T> struct DataType;
-template <> struct DataType<float> { static constexpr cudaDataType_t value = CUDA_R_32F; };
-template <> struct DataType<__half> { static constexpr cudaDataType_t value = CUDA_R_16F; };
-template <> struct DataType<__nv_bfloat16> { static constexpr cudaDataType_t value = CUDA_R_16BF; };
+template <> struct DataType<float> {
+  static constexpr cudaDataType_t value = CUDA_R_32F;
+  static constexpr DType dtype = DType::F32;
+};
+template <> struct DataType<__half> {
+  static constexpr cudaDataType_t value = CUDA_R_16F;
+  static constexpr DType dtype = DType::F16;
+};
+template <> struct DataType<__nv_bfloat16> {
+  static constexpr cudaDataType_t value = CUDA_R_16BF;
+  static constexpr DType dtype = DType::BF16;
+};
 
 __device__ __forceinline__ float to_float(float x) { return x; }
 __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }

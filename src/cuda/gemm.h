@@ -36,6 +36,7 @@ class Gemm {
   template <typename TIn, typename TOut>
   void matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c,
               const TOut* bias = nullptr, Epilogue epilogue = Epilogue::None);
+  cudaStream_t stream() const { return stream_; }
 
  private:
   struct Plan {

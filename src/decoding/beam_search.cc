@@ -6,11 +6,12 @@
 // no longer change (HF adds -1e9 to all its new candidates) stops costing work.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <numeric>
 
 #include "cpu/vector_math.h"
 #include "decoding/logits_processors.h"
-#include "decoding/search.h"
+#include "decoding/beam_state.h"
 
 namespace trocr {
 namespace {
@@ -19,21 +20,6 @@ struct Candidate {
   float score;  // accumulated log-probability
   int beam;
   int token;
-};
-
-struct Finished {
-  std::vector<int> ids;
-  float score = kBeamSentinel;    // length-penalised, as HF's beam_scores
-  float sum_log_probability = 0.0f;
-  bool done = false;          // HF's is_sent_finished
-};
-
-struct BeamState {
-  std::vector<std::vector<int>> running;
-  std::vector<float> running_scores;
-  std::vector<Finished> finished;
-  bool improvement_possible = true;  // HF's is_early_stop_heuristic_unsatisfied
-  bool frozen = false;
 };
 
 // Indices of the k largest values, largest first, earlier index first on ties (torch.topk).
@@ -67,15 +53,6 @@ std::vector<int> extended(const std::vector<int>& sequence, int token) {
   return result;
 }
 
-float length_normalised(float score, int length, double length_penalty) {
-  return score / static_cast<float>(std::pow(static_cast<double>(length), length_penalty));
-}
-
-bool all_done(const BeamState& state) {
-  return std::all_of(state.finished.begin(), state.finished.end(),
-                     [](const Finished& f) { return f.done; });
-}
-
 // log_softmax in float32, then the processors, then the beam's running score.
 void accumulate_scores(const float* logits, int vocab, const std::vector<int>& sequence,
                        float running_score, const SearchOptions& options, float* out) {
@@ -89,6 +66,98 @@ void accumulate_scores(const float* logits, int vocab, const std::vector<int>& s
 
 }  // namespace
 
+BeamState BeamState::start(int beams, int decoder_start) {
+  BeamState state;
+  state.running.assign(beams, {decoder_start});
+  state.running_scores.assign(beams, kBeamSentinel);
+  state.running_scores[0] = 0.0f;
+  state.finished.resize(beams);
+  return state;
+}
+
+bool BeamState::all_done() const {
+  return std::all_of(finished.begin(), finished.end(), [](const FinishedBeam& f) { return f.done; });
+}
+
+BeamStep advance_beams(std::vector<BeamState>& states, const std::vector<int>& active, const float* row_values,
+                       const int* row_tokens, int length, const SearchOptions& options) {
+  const int beams = options.num_beams, keep = 2 * beams;
+  BeamStep result;
+  bool every_candidate_stops = true;
+  for (size_t a = 0; a < active.size(); ++a) {
+    const int s = active[a];
+    BeamState& state = states[s];
+    // torch.topk over the flattened [beams * vocab] scores: ties go to the lower index.
+    const float* values = row_values + a * beams * keep;
+    const int* ids = row_tokens + a * beams * keep;
+    const std::vector<int> best = top_k(static_cast<size_t>(beams) * keep, keep, [&](int i) { return values[i]; });
+    std::vector<Candidate> candidates;
+    std::vector<bool> stops;
+    for (int index : best) {
+      candidates.push_back({values[index], index / keep, ids[index]});
+      stops.push_back(ids[index] == options.eos || length + 1 >= options.max_length);
+      every_candidate_stops = every_candidate_stops && stops.back();
+    }
+    // The next running beams: the best continuations that did not stop.
+    const std::vector<int> next = top_k(candidates.size(), beams, [&](int c) {
+      return running_candidate_score(candidates[c].score, stops[c]);
+    });
+    // Offer the top num_beams candidates that stopped to the finished set.
+    const bool full = state.all_done() && options.early_stopping == EarlyStopping::True;
+    const float denominator = length_penalty_denominator(length, options.length_penalty);
+    std::vector<FinishedBeam> merged = state.finished;
+    for (int c = 0; c < keep; ++c) {
+      const bool just_finished = stops[c] && c < beams;
+      FinishedBeam entry;
+      entry.score = finished_candidate_score(candidates[c].score, denominator, full, state.improvement_possible,
+                                             just_finished);
+      entry.done = just_finished;
+      entry.sum_log_probability = candidates[c].score;
+      if (just_finished) entry.ids = extended(state.running[candidates[c].beam], candidates[c].token);
+      merged.push_back(std::move(entry));
+    }
+    const std::vector<int> kept = top_k(merged.size(), beams, [&](int i) { return merged[i].score; });
+    std::vector<FinishedBeam> finished;
+    for (int i : kept) finished.push_back(std::move(merged[i]));
+    state.finished = std::move(finished);
+
+    std::vector<std::vector<int>> running;
+    std::vector<float> running_scores;
+    for (int c : next) {
+      running.push_back(extended(state.running[candidates[c].beam], candidates[c].token));
+      running_scores.push_back(running_candidate_score(candidates[c].score, stops[c]));
+      result.reorder_slots.push_back(s * beams + static_cast<int>(running.size()) - 1);
+      result.reorder_sources.push_back(s * beams + candidates[c].beam);
+    }
+    state.running = std::move(running);
+    state.running_scores = std::move(running_scores);
+
+    // HF's early-stop heuristic for this image, after the length grew by one.
+    const int best_length = best_possible_length(options.early_stopping == EarlyStopping::Never,
+                                                 options.length_penalty, options.max_length, length);
+    std::vector<float> finished_scores(beams);
+    const std::unique_ptr<bool[]> finished_done(new bool[beams]);
+    for (int j = 0; j < beams; ++j) {
+      finished_scores[j] = state.finished[j].score;
+      finished_done[j] = state.finished[j].done;
+    }
+    state.improvement_possible =
+        state.improvement_possible &&
+        can_improve(state.running_scores[0], length_penalty_denominator(best_length, options.length_penalty),
+                    finished_scores.data(), finished_done.get(), beams);
+    state.frozen = !state.improvement_possible || (state.all_done() && options.early_stopping == EarlyStopping::True);
+  }
+  // HF's whole-batch stopping rule, over every image (frozen ones included).
+  bool any_improvement = false, every_done = true;
+  for (const BeamState& state : states) {
+    any_improvement = any_improvement || state.improvement_possible;
+    every_done = every_done && state.all_done();
+  }
+  const bool open_beam = !(every_done && options.early_stopping == EarlyStopping::True);
+  result.stop = !(any_improvement && open_beam && !every_candidate_stops);
+  return result;
+}
+
 std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
                                                  const SearchOptions& options) {
   const int beams = options.num_beams;
@@ -98,13 +167,7 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
   for (int s = 0; s < sources; ++s) slot_sources.insert(slot_sources.end(), beams, s);
   model.begin(slot_sources);
 
-  std::vector<BeamState> states(sources);
-  for (auto& state : states) {
-    state.running.assign(beams, {options.decoder_start});
-    state.running_scores.assign(beams, kBeamSentinel);
-    state.running_scores[0] = 0.0f;  // all beams start equal; only the first may expand
-    state.finished.resize(beams);
-  }
+  std::vector<BeamState> states(sources, BeamState::start(beams, options.decoder_start));
   std::vector<float> logits;
   for (int length = 1;; ++length) {  // `length`: tokens in every running sequence
     std::vector<int> slots, tokens, active;
@@ -119,124 +182,35 @@ std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
     if (active.empty()) break;
     // Each row's best `keep` continuations; the best `keep` of an image are among them.
     const size_t rows = slots.size();
-    std::vector<std::vector<int>> banned(rows);
-    std::vector<float> running_scores(rows), row_values(rows * keep);
+    std::vector<float> row_values(rows * keep);
     std::vector<int> row_tokens(rows * keep);
-    for (size_t r = 0; r < rows; ++r) {
-      const BeamState& state = states[active[r / beams]];
-      banned[r] = banned_tokens(state.running[r % beams], options.min_length, options.eos,
-                                options.no_repeat_ngram_size);
-      running_scores[r] = state.running_scores[r % beams];
-    }
-    if (!model.step_top_k(slots, tokens, length - 1, banned, running_scores, keep, &row_values,
-                          &row_tokens)) {
-      logits.resize(rows * static_cast<size_t>(vocab));
-      model.step(slots, tokens, length - 1, logits.data());
-      // Rows are independent: each thread scores its rows over the vocabulary in its own buffer.
+    logits.resize(rows * static_cast<size_t>(vocab));
+    model.step(slots, tokens, length - 1, logits.data());
+    // Rows are independent: each thread scores its rows over the vocabulary in its own buffer.
 #pragma omp parallel
-      {
-        std::vector<float> accumulated(vocab);
+    {
+      std::vector<float> accumulated(vocab);
 #pragma omp for schedule(static)
-        for (size_t r = 0; r < rows; ++r) {
-          const BeamState& state = states[active[r / beams]];
-          accumulate_scores(logits.data() + r * vocab, vocab, state.running[r % beams],
-                            running_scores[r], options, accumulated.data());
-          const std::vector<int> best = top_k(vocab, keep, [&](int t) { return accumulated[t]; });
-          for (int i = 0; i < keep; ++i) {
-            row_values[r * keep + i] = accumulated[best[i]];
-            row_tokens[r * keep + i] = best[i];
-          }
+      for (size_t r = 0; r < rows; ++r) {
+        const BeamState& state = states[active[r / beams]];
+        accumulate_scores(logits.data() + r * vocab, vocab, state.running[r % beams],
+                          state.running_scores[r % beams], options, accumulated.data());
+        const std::vector<int> best = top_k(vocab, keep, [&](int t) { return accumulated[t]; });
+        for (int i = 0; i < keep; ++i) {
+          row_values[r * keep + i] = accumulated[best[i]];
+          row_tokens[r * keep + i] = best[i];
         }
       }
     }
-
-    bool every_candidate_stops = true;
-    std::vector<int> reorder_slots, reorder_sources;
-    for (size_t a = 0; a < active.size(); ++a) {
-      const int s = active[a];
-      BeamState& state = states[s];
-      // torch.topk over the flattened [beams * vocab] scores: ties go to the lower index.
-      const float* values = row_values.data() + a * beams * keep;
-      const int* ids = row_tokens.data() + a * beams * keep;
-      const std::vector<int> best = top_k(static_cast<size_t>(beams) * keep, keep, [&](int i) {
-        return values[i];
-      });
-      std::vector<Candidate> candidates;
-      std::vector<bool> stops;
-      for (int index : best) {
-        candidates.push_back({values[index], index / keep, ids[index]});
-        stops.push_back(ids[index] == options.eos || length + 1 >= options.max_length);
-        every_candidate_stops = every_candidate_stops && stops.back();
-      }
-      // The next running beams: the best continuations that did not stop.
-      const std::vector<int> next = top_k(candidates.size(), beams, [&](int c) {
-        return candidates[c].score + (stops[c] ? kBeamSentinel : 0.0f);
-      });
-      // Offer the top num_beams candidates that stopped to the finished set.
-      const bool full = all_done(state) && options.early_stopping == EarlyStopping::True;
-      std::vector<Finished> merged = state.finished;
-      for (int c = 0; c < keep; ++c) {
-        const bool just_finished = stops[c] && c < beams;
-        Finished entry;
-        entry.score = length_normalised(candidates[c].score, length, options.length_penalty);
-        entry.score += full ? kBeamSentinel : 0.0f;
-        entry.score += state.improvement_possible ? 0.0f : kBeamSentinel;
-        entry.score += just_finished ? 0.0f : kBeamSentinel;
-        entry.done = just_finished;
-        entry.sum_log_probability = candidates[c].score;
-        if (just_finished) entry.ids = extended(state.running[candidates[c].beam], candidates[c].token);
-        merged.push_back(std::move(entry));
-      }
-      const std::vector<int> kept = top_k(merged.size(), beams, [&](int i) { return merged[i].score; });
-      std::vector<Finished> finished;
-      for (int i : kept) finished.push_back(std::move(merged[i]));
-      state.finished = std::move(finished);
-
-      std::vector<std::vector<int>> running;
-      std::vector<float> running_scores;
-      for (int c : next) {
-        running.push_back(extended(state.running[candidates[c].beam], candidates[c].token));
-        running_scores.push_back(candidates[c].score + (stops[c] ? kBeamSentinel : 0.0f));
-        reorder_slots.push_back(s * beams + static_cast<int>(running.size()) - 1);
-        reorder_sources.push_back(s * beams + candidates[c].beam);
-      }
-      state.running = std::move(running);
-      state.running_scores = std::move(running_scores);
-    }
-    model.reorder(reorder_slots, reorder_sources, length);
-
-    // HF's whole-batch stopping rule, after the length grew by one.
-    const int grown = length + 1;
-    bool any_improvement = false, every_done = true;
-    for (BeamState& state : states) {
-      if (!state.frozen) {
-        const int best_length =
-            options.early_stopping == EarlyStopping::Never && options.length_penalty > 0.0
-                ? options.max_length - 1
-                : grown - 1;
-        const float best_possible =
-            length_normalised(state.running_scores[0], best_length, options.length_penalty);
-        float worst_finished = state.finished[0].score;
-        for (const Finished& f : state.finished) worst_finished = std::min(worst_finished, f.score);
-        bool beats_some = false;
-        for (const Finished& f : state.finished) {
-          beats_some = beats_some || best_possible > (f.done ? worst_finished : kBeamSentinel);
-        }
-        state.improvement_possible = state.improvement_possible && beats_some;
-        state.frozen = !state.improvement_possible ||
-                       (all_done(state) && options.early_stopping == EarlyStopping::True);
-      }
-      any_improvement = any_improvement || state.improvement_possible;
-      every_done = every_done && all_done(state);
-    }
-    const bool open_beam = !(every_done && options.early_stopping == EarlyStopping::True);
-    if (!(any_improvement && open_beam && !every_candidate_stops)) break;
+    const BeamStep step = advance_beams(states, active, row_values.data(), row_tokens.data(), length, options);
+    model.reorder(step.reorder_slots, step.reorder_sources, length);
+    if (step.stop) break;
   }
 
   std::vector<std::vector<Hypothesis>> results(sources);
   for (int s = 0; s < sources; ++s) {
     for (int r = 0; r < options.num_return_sequences; ++r) {
-      const Finished& f = states[s].finished[r];
+      const FinishedBeam& f = states[s].finished[r];
       results[s].push_back(beam_hypothesis(f.ids, f.score, f.sum_log_probability));
     }
   }

@@ -3,13 +3,10 @@
 #include <vector>
 
 #include "decoding/step_model.h"
+#include "model/trocr_rules.h"
 #include "trocr/config.h"
 
 namespace trocr {
-
-// HF's beam search marks unusable candidates and empty finished slots by adding -1e9 (not
-// -inf): every beam search here uses this value, so that near-ties resolve as HF's do.
-constexpr float kBeamSentinel = -1.0e9f;
 
 struct SearchOptions {
   int max_length = 21;  // start token included
@@ -37,10 +34,41 @@ struct Hypothesis {
 };
 
 // One list of hypotheses per source, best first (num_return_sequences of them for beams).
-std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int sources,
-                                                   const SearchOptions& options);
-std::vector<std::vector<Hypothesis>> beam_search(StepModel& model, int sources,
-                                                 const SearchOptions& options);
+using Hypotheses = std::vector<std::vector<Hypothesis>>;
+
+// A search strategy, on any device: HF's greedy or beam search over `sources` inputs whose
+// encoder output its model already holds. The host strategies below drive any StepModel; the
+// CUDA engine's run their loops on the GPU (src/cuda/greedy_search.h, beam_search.h).
+class SearchStrategy {
+ public:
+  virtual ~SearchStrategy() = default;
+  virtual Hypotheses search(int sources, const SearchOptions& options) = 0;
+};
+
+Hypotheses greedy_search(StepModel& model, int sources, const SearchOptions& options);
+Hypotheses beam_search(StepModel& model, int sources, const SearchOptions& options);
+
+class HostGreedySearch : public SearchStrategy {
+ public:
+  explicit HostGreedySearch(StepModel& model) : model_(model) {}
+  Hypotheses search(int sources, const SearchOptions& options) override {
+    return greedy_search(model_, sources, options);
+  }
+
+ private:
+  StepModel& model_;
+};
+
+class HostBeamSearch : public SearchStrategy {
+ public:
+  explicit HostBeamSearch(StepModel& model) : model_(model) {}
+  Hypotheses search(int sources, const SearchOptions& options) override {
+    return beam_search(model_, sources, options);
+  }
+
+ private:
+  StepModel& model_;
+};
 // A greedy line from its ids (start token first) and the sums over its chosen tokens:
 // score = mean log-probability, mean and minimum token probability.
 Hypothesis greedy_hypothesis(std::vector<int> ids, double sum_log_probability,

@@ -22,18 +22,6 @@ class StepModel {
   virtual void reorder(const std::vector<int>& slots, const std::vector<int>& sources,
                        int position) = 0;
 
-  // Optional fast path for beam search: like step(), but instead of logits it returns, for
-  // each row, the k largest of log_softmax(logits) + running_scores[row] with the row's
-  // banned tokens at -inf, best first (ties: lower token first), as values and token ids
-  // [rows, k]. Returns false when the model has no such path; callers then use step().
-  virtual bool step_top_k(const std::vector<int>& slots, const std::vector<int>& tokens,
-                          int position, const std::vector<std::vector<int>>& banned,
-                          const std::vector<float>& running_scores, int k,
-                          std::vector<float>* values, std::vector<int>* token_ids) {
-    (void)slots, (void)tokens, (void)position, (void)banned, (void)running_scores, (void)k;
-    (void)values, (void)token_ids;
-    return false;
-  }
 };
 
 }  // namespace trocr

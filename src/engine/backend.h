@@ -25,13 +25,9 @@ class Backend {
 };
 
 struct BackendOptions {
-  int threads = 0;  // the CPU engine's threads (0: one per physical core)
-  // The CUDA engine's choices:
-  bool profile = false;                 // time the phases of each generate call
-  bool fused_encoder_attention = true;  // fp16/bf16, head_dim 64: the flash-style kernel
-  bool grouped_cross_attention = true;  // fp16/bf16, head_dim 32/64: tensor cores, rows grouped by image
-  bool folded_cross_attention = false;  // greedy: cross-attention over the encoder output (no per-layer K/V)
-  bool device_beam_search = true;       // beam bookkeeping on the GPU (else on the host, each step)
+  int threads = 0;       // the CPU engine's threads (0: one per physical core)
+  int max_batch = 8;     // images per generate call, for the CUDA engine's memory plan
+  bool profile = false;  // the CUDA engine times the phases of each generate call
 };
 
 // device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32 or
@@ -42,7 +38,8 @@ std::unique_ptr<Backend> make_backend(ModelDirectory& model, const std::string& 
 std::unique_ptr<Backend> make_cpu_backend(ModelDirectory& model, const std::string& dtype = "fp32",
                                           const BackendOptions& options = {});
 #ifdef TROCR_WITH_CUDA
-std::unique_ptr<Backend> make_cuda_backend(const ModelDirectory& model, int device_index,
+// Uploads the weights and releases the host's copy (model.weights is empty afterwards).
+std::unique_ptr<Backend> make_cuda_backend(ModelDirectory& model, int device_index,
                                            const std::string& dtype, const BackendOptions& options);
 #endif
 

@@ -32,11 +32,8 @@ Recognizer::Recognizer(const std::string& model_dir, const EngineOptions& option
   impl_->model = load_model_directory(model_dir);
   BackendOptions backend;
   backend.threads = options.threads;
+  backend.max_batch = options.batch_size;
   backend.profile = options.profile;
-  backend.fused_encoder_attention = options.fused_encoder_attention;
-  backend.grouped_cross_attention = options.grouped_cross_attention;
-  backend.folded_cross_attention = options.folded_cross_attention;
-  backend.device_beam_search = options.device_beam_search;
   impl_->backend = make_backend(impl_->model, options.device, options.dtype, backend);
 }
 

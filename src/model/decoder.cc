@@ -7,6 +7,7 @@
 #include "cpu/attention.h"
 #include "cpu/layer_norm.h"
 #include "cpu/linear.h"
+#include "model/trocr_rules.h"
 
 namespace trocr {
 
@@ -68,14 +69,7 @@ void CpuDecoder::embed(const std::vector<int>& tokens, int position, float* hidd
     if (tokens[i] < 0 || tokens[i] >= config.vocab_size) {
       fail("decoder: token {} is outside the vocabulary of {}", tokens[i], config.vocab_size);
     }
-    // Learned positions start at offset 2. Sinusoidal ones (as HF computes them one cached step
-    // at a time) are pad + 1 + position, and the zero row for a pad token.
-    int row;
-    if (config.use_learned_position_embeddings) {
-      row = position + 2;
-    } else {
-      row = tokens[i] == pad ? pad : pad + 1 + position;
-    }
+    const int row = position_row(config.use_learned_position_embeddings, position, tokens[i], pad);
     const float* token = weights_.decoder.embed_tokens.data() + int64_t{tokens[i]} * width;
     const float* place = weights_.decoder.embed_positions.data() + int64_t{row} * width;
     float* out = hidden + i * width;

@@ -2,7 +2,10 @@
 // bf16 agreement with HF fp32 is measured and printed (trained weights, unlike the random
 // goldens, leave few near-ties, so nearly every line must agree). Skips without a GPU.
 #include <algorithm>
+#include <cctype>
+#include <optional>
 
+#include "cuda/forced_kernels.h"
 #include "support/gpu_test.h"
 #include "support/demo_eval.h"
 #include "support/near_tie.h"
@@ -17,9 +20,8 @@ struct DemoCase {
   // in bf16, bench/results/*-gpu-tests.log).
   double identical_share;  // lines with HF fp32's text, at least
   double cer;              // against the labels, at most
-  // "default"; "fallback": the GEMM encoder attention and chunked cross-attention; "folded":
-  // greedy's cross-attention over the encoder output; "host-beams": beam bookkeeping on the host.
-  const char* kernels = "default";
+  // Forced kernel choices (kernel_choice.h); "" leaves them to the ops (and to TROCR_KERNELS).
+  const char* kernels = "";
 };
 
 // The worst |logit - HF's logit| on the demo model, from the accuracy run on an H100
@@ -48,13 +50,12 @@ TEST_P(CudaDemo, ReadsTheEvaluationSetAsHfDoes) {
   options.dtype = demo.dtype;
   options.batch_size = 64;
   const std::string kernels = demo.kernels;
-  options.fused_encoder_attention = options.grouped_cross_attention = kernels != "fallback";
-  options.folded_cross_attention = kernels == "folded";
-  options.device_beam_search = kernels != "host-beams";
+  std::optional<ForcedKernels> forced;
+  if (!kernels.empty()) forced.emplace(kernels);
   for (const char* setting : {"default", "greedy"}) {
     const DemoComparison result = compare_demo_with_hf(options, setting, 0);
     std::printf("demo model, %s, CUDA %s%s: %zu/%zu texts and %zu ids identical to HF fp32, CER %.4f (HF %.4f)\n",
-                setting, demo.dtype, kernels == "default" ? "" : (" (" + kernels + " kernels)").c_str(), result.identical_text,
+                setting, demo.dtype, kernels.empty() ? "" : (" (kernels: " + kernels + ")").c_str(), result.identical_text,
                 result.lines, result.identical_ids, result.cer, result.hf_cer);
     if (demo.identical_share == 1.0) {
       for (const auto& difference : result.differences) ADD_FAILURE() << setting << " " << difference;
@@ -68,14 +69,16 @@ TEST_P(CudaDemo, ReadsTheEvaluationSetAsHfDoes) {
 
 INSTANTIATE_TEST_SUITE_P(Precisions, CudaDemo,
                          ::testing::Values(DemoCase{"fp32", 1.0, 0.02}, DemoCase{"fp16", 0.98, 0.025},
-                                           DemoCase{"bf16", 0.95, 0.03}, DemoCase{"fp16", 0.98, 0.025, "fallback"},
-                                           DemoCase{"bf16", 0.95, 0.03, "fallback"}, DemoCase{"fp32", 1.0, 0.02, "folded"},
-                                           DemoCase{"fp16", 0.98, 0.025, "folded"},
-                                           DemoCase{"fp32", 1.0, 0.02, "host-beams"}),
+                                           DemoCase{"bf16", 0.95, 0.03}, DemoCase{"fp16", 0.98, 0.025, "portable"},
+                                           DemoCase{"bf16", 0.95, 0.03, "portable"},
+                                           DemoCase{"fp16", 0.98, 0.025, "cross_attention=encoder_states"},
+                                           DemoCase{"fp32", 1.0, 0.02, "beam_bookkeeping=host"}),
                          [](const auto& info) {
                            const std::string kernels = info.param.kernels;
-                           std::string name = std::string(info.param.dtype) + (kernels == "default" ? "" : "_" + kernels);
-                           std::replace(name.begin(), name.end(), '-', '_');
+                           std::string name = std::string(info.param.dtype) + (kernels.empty() ? "" : "_" + kernels);
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
                            return name;
                          });
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "cuda/forced_kernels.h"
 #include "support/gpu_test.h"
 #include "formats/checkpoint.h"
 #include "support/near_tie.h"
@@ -186,10 +187,10 @@ TEST(CudaEngine, BatchedBeamSearchMatchesTheCpuEngine) {
   }
 }
 
-// The device-side bookkeeping against the host's (src/decoding/beam_search.cc) over the same
-// GPU decoder, in fp32 and fp16: the same candidates, and scores that differ only where the
-// two paths ran a different number of rows through the decoder (they shrink the batch at
-// different steps).
+// The device-side search against the host's (src/decoding/beam_search.cc: log-softmax, top-k
+// and bookkeeping on the host) over the same GPU decoder step, in fp32 and fp16: the same
+// candidates, and scores that differ only where the two paths ran a different number of rows
+// through the decoder (they shrink the batch at different steps).
 TEST(CudaEngine, DeviceBeamSearchMatchesHostBookkeeping) {
   TROCR_SKIP_WITHOUT_GPU();
   const auto images = beam_test_images();
@@ -198,7 +199,7 @@ TEST(CudaEngine, DeviceBeamSearchMatchesHostBookkeeping) {
     options.device = "cuda";
     options.dtype = dtype;
     const Recognizer device(model_dir("deit-bpe"), options);
-    options.device_beam_search = false;
+    const ForcedKernels host_bookkeeping("beam_bookkeeping=host");
     const Recognizer host(model_dir("deit-bpe"), options);
     int index = 0;
     for (const GenerationConfig& settings : beam_settings(device.default_generation())) {

@@ -1,13 +1,14 @@
-// Beam search's bookkeeping on the device: a line-by-line port of the per-image part of
-// src/decoding/beam_search.cc (HF's _beam_search), so that the two agree bit for bit given the
-// same per-row top-k. A warp owns an image (its lanes share the top-k scans and the sequence
+// Beam search's bookkeeping on the device: advance_beams (src/decoding/beam_search.cc, HF's
+// _beam_search) for a batch in one launch, with the scoring rules of model/trocr_rules.h, so that
+// the two agree bit for bit given the same per-row top-k (tests/cuda/beam_merge_test.cc checks
+// it state for state). A warp owns an image (its lanes share the top-k scans and the sequence
 // copies); an image's work is small, so one block serves the batch, and its reductions give
 // HF's whole-batch stopping rule.
 #include <climits>
 
 #include "cuda/cuda_check.h"
 #include "cuda/kernels/kernels.h"
-#include "decoding/search.h"
+#include "model/trocr_rules.h"
 
 namespace trocr::cuda {
 namespace {
@@ -85,7 +86,7 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
   }
   // The next running beams: the best continuations that did not stop.
   int next[kMaxBeams];
-  warp_top_k(keep, beams, [&](int c) { return scores[c] + (stops[c] ? kBeamSentinel : 0.0f); }, next);
+  warp_top_k(keep, beams, [&](int c) { return running_candidate_score(scores[c], stops[c]); }, next);
 
   // Offer the top num_beams candidates that stopped to the finished set.
   bool all_done = true;
@@ -96,11 +97,7 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
   const auto merged_score = [&](int i) {
     if (i < beams) return p.finished_scores[first_slot + i];
     const int c = i - beams;
-    float score = __fdiv_rn(scores[c], denominator);
-    score += full ? kBeamSentinel : 0.0f;
-    score += improvement ? 0.0f : kBeamSentinel;
-    score += stops[c] && c < beams ? 0.0f : kBeamSentinel;
-    return score;
+    return finished_candidate_score(scores[c], denominator, full, improvement, stops[c] && c < beams);
   };
   int kept[kMaxBeams];
   warp_top_k(beams + keep, beams, merged_score, kept);
@@ -147,23 +144,17 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
       p.finished_sums[slot] = kept_sums[j];
       p.finished_lengths[slot] = kept_lengths[j];
       p.finished_done[slot] = kept_done[j];
-      p.running[slot] = scores[c] + (stops[c] ? kBeamSentinel : 0.0f);
+      p.running[slot] = running_candidate_score(scores[c], stops[c]);
       p.parents[slot] = parents[c];
     }
   }
 
   // HF's early-stop heuristic for this image, after the length grew by one.
-  const int best_length = p.best_at_max_length ? p.max_length - 1 : length;
-  const float best_running = scores[next[0]] + (stops[next[0]] ? kBeamSentinel : 0.0f);
-  const float best_possible = __fdiv_rn(best_running, p.length_denominators[best_length]);
-  float worst_finished = kept_scores[0];
+  const int best_length = best_possible_length(p.never_stop_early, p.length_penalty, p.max_length, length);
+  const float best_running = running_candidate_score(scores[next[0]], stops[next[0]]);
   all_done = true;
-  for (int j = 0; j < beams; ++j) {
-    worst_finished = fminf(worst_finished, kept_scores[j]);
-    all_done = all_done && kept_done[j];
-  }
-  bool beats_some = false;
-  for (int j = 0; j < beams; ++j) beats_some = beats_some || best_possible > (kept_done[j] ? worst_finished : kBeamSentinel);
+  for (int j = 0; j < beams; ++j) all_done = all_done && kept_done[j];
+  const bool beats_some = can_improve(best_running, p.length_denominators[best_length], kept_scores, kept_done, beams);
   const bool still_possible = improvement && beats_some;
   if (leader) {
     p.improvement_possible[image] = still_possible;

@@ -6,6 +6,7 @@
 #include "cuda/dtype_traits.h"
 #include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
+#include "model/trocr_rules.h"
 
 namespace trocr::cuda {
 namespace {
@@ -26,15 +27,11 @@ __device__ void ban(unsigned* bits, int token) { atomicOr(&bits[token / 32], 1u 
 __device__ void mark_banned_tokens(const int* sequence, int length, int ngram_size, int min_length, int eos,
                                    unsigned* bits, int vocab) {
   clear_bans(bits, vocab);
-  if (ngram_size > 0 && length + 1 >= ngram_size) {
-    const int prefix = length - (ngram_size - 1);
-    for (int start = threadIdx.x; start + ngram_size <= length; start += blockDim.x) {
-      bool same = true;
-      for (int i = 0; i < ngram_size - 1 && same; ++i) same = sequence[start + i] == sequence[prefix + i];
-      if (same) ban(bits, sequence[start + ngram_size - 1]);
-    }
+  for (int start = threadIdx.x; start < ngram_starts(length, ngram_size); start += blockDim.x) {
+    const int token = ngram_banned_token(sequence, length, ngram_size, start);
+    if (token >= 0) ban(bits, token);
   }
-  if (threadIdx.x == 0 && length < min_length) ban(bits, eos);
+  if (threadIdx.x == 0 && min_length_bans_eos(length, min_length)) ban(bits, eos);
   __syncthreads();
 }
 
@@ -116,18 +113,9 @@ __global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
   extern __shared__ unsigned banned[];
   const int row = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const float* scores = logits + int64_t(row) * params.vocab;
-  const int slot = params.row_slots != nullptr ? params.row_slots[row] : row;
-  if (params.history != nullptr) {
-    mark_banned_tokens(params.history + int64_t(slot) * params.max_length, *params.position + 1,
-                       params.no_repeat_ngram_size, params.min_length, params.eos, banned, params.vocab);
-  } else {
-    clear_bans(banned, params.vocab);
-    for (int b = threadIdx.x; b < params.max_banned; b += blockDim.x) {
-      const int token = params.banned[int64_t(row) * params.max_banned + b];
-      if (token >= 0) ban(banned, token);
-    }
-    __syncthreads();
-  }
+  const int slot = params.row_slots[row];
+  mark_banned_tokens(params.history + int64_t(slot) * params.max_length, *params.position + 1,
+                     params.no_repeat_ngram_size, params.min_length, params.eos, banned, params.vocab);
   // log_softmax over the raw logits, as HF computes it before the processors.
   float largest = -INFINITY;
   for (int t = threadIdx.x; t < params.vocab; t += blockDim.x) largest = fmaxf(largest, scores[t]);

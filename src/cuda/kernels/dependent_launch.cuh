@@ -1,5 +1,5 @@
 #pragma once
-// Programmatic dependent launch (Hopper) for the kernels of a decode step. At batch 1 a step is
+// Programmatic dependent launch (Hopper; a plain launch before sm_90) for the kernels of a decode step. At batch 1 a step is
 // ~150 small kernels, and the gaps between them (launch, then the first loads' latency) cost
 // more than their work. A kernel launched with launch_dependent may start while the previous
 // kernel of its stream still runs:
@@ -13,6 +13,7 @@
 #include <utility>
 
 #include "cuda/cuda_check.h"
+#include "cuda/kernel_choice.h"
 
 namespace trocr::cuda {
 
@@ -40,7 +41,7 @@ void launch_dependent(void (*kernel)(Params...), dim3 grid, dim3 block, size_t s
   config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
   config.attrs = &attribute;
-  config.numAttrs = 1;
+  config.numAttrs = use_dependent_launch() ? 1 : 0;  // sm_90 and newer
   TROCR_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...));
 }
 

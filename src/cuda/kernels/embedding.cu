@@ -3,6 +3,7 @@
 #include "cuda/kernels/block_reduce.cuh"
 #include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
+#include "model/trocr_rules.h"
 
 namespace trocr::cuda {
 namespace {
@@ -17,9 +18,7 @@ __global__ void decoder_embedding_kernel(EmbeddingParams params, const T* embed_
   wait_for_previous_kernel();
   const int token = params.tokens[blockIdx.x];
   const int position = *params.position;
-  const int place = params.learned_positions ? position + 2
-                    : token == params.pad   ? params.pad
-                                            : params.pad + 1 + position;
+  const int place = position_row(params.learned_positions, position, token, params.pad);
   const T* embedding = embed_tokens + static_cast<int64_t>(token) * params.width;
   const T* position_row = positions + static_cast<int64_t>(place) * params.width;
   T* target = out + static_cast<int64_t>(blockIdx.x) * params.width;

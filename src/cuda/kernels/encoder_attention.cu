@@ -19,7 +19,7 @@
 namespace trocr::cuda {
 namespace {
 
-constexpr int kDim = 64;          // head dimension this kernel handles
+constexpr int kDim = kEncoderAttentionHeadDim;
 constexpr int kTile = 64;         // queries per block and keys per step
 constexpr int kWarps = 4;         // 16 queries each
 constexpr int kThreads = kWarps * 32;

@@ -23,7 +23,7 @@ namespace {
 constexpr int kKeys = 32;  // states per tile
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
-constexpr int kRows = 16;  // one mma tile of queries
+constexpr int kRows = kMaxFoldedHeads;  // one mma tile of queries (an image's heads)
 
 template <typename T, int kWidth>
 struct FoldedShared {

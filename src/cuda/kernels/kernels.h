@@ -118,6 +118,10 @@ struct FoldedAttentionParams {
   int width;
   float scale;
 };
+constexpr int kMaxFoldedHeads = 16;
+inline bool folded_attention_width_supported(int width) {
+  return width == 384 || width == 512 || width == 768 || width == 1024;
+}
 // How many blocks share an image's keys (enough blocks to fill the GPU).
 int folded_attention_splits(int images, int keys);
 inline size_t folded_attention_scratch_size(int images, int rows, int width) {
@@ -148,6 +152,7 @@ void merge_heads(const T* context, int batch, int sequence, int heads, int dim, 
 // heads within each) -> out [B * S, heads * dim], softmax(scale * Q K^T) V per (image, head),
 // flash-style (no score matrix in memory, fp32 softmax and accumulation). Handles fp16/bf16
 // with dim 64; returns false (launching nothing) otherwise.
+constexpr int kEncoderAttentionHeadDim = 64;
 template <typename T>
 bool encoder_attention(const T* qkv, int batch, int sequence, int heads, int dim, float scale, T* out,
                        cudaStream_t stream);
@@ -181,10 +186,8 @@ struct GreedyParams {
 void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t stream);
 // Beam search's per-row step: the k best of log_softmax(logits) + running score, banned tokens
 // at -inf, best first (ties: lower token). Row r's running score and sequence belong to slot
-// row_slots[r] (to row r when row_slots is null). Banned tokens come either from a table
-// [rows, max_banned] padded with -1, or, when history is given, from HF's min_length and
-// no_repeat_ngram processors over the slot's sequence (history [slots, max_length], *position + 1
-// tokens long).
+// row_slots[r]. Banned tokens come from HF's min_length and no_repeat_ngram processors over the
+// slot's sequence (history [slots, max_length], *position + 1 tokens long).
 constexpr int kMaxBeamTopK = 32;
 constexpr int kMaxBeams = kMaxBeamTopK / 2;  // beam search keeps 2 * num_beams candidates
 struct BeamTopKParams {
@@ -195,8 +198,6 @@ struct BeamTopKParams {
   float* values;
   int* tokens;
   const int* row_slots = nullptr;
-  const int* banned = nullptr;
-  int max_banned = 0;
   const int* history = nullptr;
   const int* position = nullptr;
   int max_length = 0;
@@ -255,9 +256,8 @@ struct PermuteCachesParams {
 void permute_beam_caches(const PermuteCachesParams& params, void* const* caches, int cache_count, int images,
                          int max_positions, cudaStream_t stream);
 
-// Beam search's bookkeeping after beam_top_k, on the device: HF's _beam_search as
-// src/decoding/beam_search.cc runs it (the same float arithmetic and -1e9 sentinels), a warp
-// per image. For each active image that is not frozen it picks the step's 2 * beams
+// Beam search's bookkeeping after beam_top_k, on the device: advance_beams
+// (src/decoding/beam_state.h) for every active image, a warp per image. For each active image that is not frozen it picks the step's 2 * beams
 // candidates, extends the running sequences (history, running scores, the caches' parents),
 // offers the ones that ended to the finished set, and applies HF's per-image early-stop
 // heuristic; then it evaluates HF's whole-batch stopping rule into *stop. Once *stop is set,
@@ -273,7 +273,8 @@ struct BeamMergeParams {
   int max_length;
   int eos;
   bool early_stopping;        // HF's early_stopping=True
-  bool best_at_max_length;    // early_stopping="never" with a positive length penalty
+  bool never_stop_early;      // HF's early_stopping="never"
+  double length_penalty;
   const float* length_denominators;  // [max_length + 1]: float(pow(length, length_penalty))
   int* history;            // running sequences [slots, max_length]
   int* history_scratch;

@@ -1,6 +1,8 @@
 #pragma once
 // Tensor-core building blocks shared by the attention kernels (PTX, sm_80+): cp.async copies into
-// shared memory, ldmatrix fragment loads and the m16n8k16 mma with fp32 accumulators.
+// shared memory, ldmatrix fragment loads and the m16n8k16 mma with fp32 accumulators. Builds for
+// older GPUs (sm_75) compile them to a trap: the ops never launch these kernels there
+// (kernel_choice.h, kTensorCoreArch).
 //
 // Fragment ownership (PTX m16n8k16): lane = 4 * g + t holds, of each 16x8 accumulator block,
 // rows g and g + 8 at columns 2t and 2t + 1. Pair by pair this is also the A-operand layout,
@@ -13,6 +15,12 @@
 #include <cstdint>
 #include <type_traits>
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 800
+#define TROCR_TENSOR_CORE_PTX(...) __trap()
+#else
+#define TROCR_TENSOR_CORE_PTX(...) __VA_ARGS__
+#endif
+
 namespace trocr::cuda {
 
 __device__ __forceinline__ uint32_t shared_address(const void* pointer) {
@@ -21,43 +29,43 @@ __device__ __forceinline__ uint32_t shared_address(const void* pointer) {
 
 // 16 bytes global -> shared, or 16 zero bytes when !inside (the source is then not read).
 __device__ __forceinline__ void copy_async_16(void* destination, const void* source, bool inside) {
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(destination)),
-               "l"(source), "r"(inside ? 16 : 0));
+  TROCR_TENSOR_CORE_PTX(asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(shared_address(destination)),
+               "l"(source), "r"(inside ? 16 : 0)));
 }
 
-__device__ __forceinline__ void commit_async() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void commit_async() { TROCR_TENSOR_CORE_PTX(asm volatile("cp.async.commit_group;\n" ::)); }
 
 // Waits until at most `Pending` committed groups of this thread are still in flight.
 template <int Pending>
 __device__ __forceinline__ void wait_async() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending));
+  TROCR_TENSOR_CORE_PTX(asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending)));
 }
 
 __device__ __forceinline__ void load_matrix_x4(uint32_t (&r)[4], const void* address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+  TROCR_TENSOR_CORE_PTX(asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(shared_address(address)));
+               : "r"(shared_address(address))));
 }
 
 __device__ __forceinline__ void load_matrix_x4_transposed(uint32_t (&r)[4], const void* address) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+  TROCR_TENSOR_CORE_PTX(asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(shared_address(address)));
+               : "r"(shared_address(address))));
 }
 
 // d += a (16x16, row) * b (16x8, col) for T = __half or __nv_bfloat16.
 template <typename T>
 __device__ __forceinline__ void mma(float (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
   if constexpr (std::is_same_v<T, __half>) {
-    asm volatile(
+    TROCR_TENSOR_CORE_PTX(asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1)));
   } else {
-    asm volatile(
+    TROCR_TENSOR_CORE_PTX(asm volatile(
         "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
         : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1)));
   }
 }
 

@@ -219,7 +219,7 @@ bool launch_small_linear(const T* x, const NormedInput<T>& input, const T* w, co
   constexpr int kVector = 16 / sizeof(T);
   const auto aligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; };
   if (m < 1 || m > kMaxSmallRows || k % kVector != 0 || !aligned(w)) return false;
-  constexpr bool tensor_cores = !std::is_same_v<T, float>;
+  const bool tensor_cores = use_tensor_core_small_linear(DataType<T>::dtype);
   size_t shared_bytes = 0;
   if (input.residual != nullptr) {
     if (k > kMaxNormedWidth || !aligned(input.residual) || !aligned(input.delta) || !aligned(input.normed)) return false;
@@ -227,10 +227,12 @@ bool launch_small_linear(const T* x, const NormedInput<T>& input, const T* w, co
   } else if (!aligned(x)) {
     return false;
   }
-  if constexpr (tensor_cores) {
-    launch_dependent(small_linear_mma_kernel<T, TOut>, (n + 7) / 8, kThreads, shared_bytes, stream, x, input, w, bias,
-                     y, m, n, k, activation.has_value(), activation.value_or(Activation::Relu));
-    return true;
+  if constexpr (!std::is_same_v<T, float>) {
+    if (tensor_cores) {
+      launch_dependent(small_linear_mma_kernel<T, TOut>, (n + 7) / 8, kThreads, shared_bytes, stream, x, input, w,
+                       bias, y, m, n, k, activation.has_value(), activation.value_or(Activation::Relu));
+      return true;
+    }
   }
   launch_dependent(small_linear_kernel<T, TOut>, (n + kWarps - 1) / kWarps, kThreads, shared_bytes, stream, x, input,
                    w, bias, y, m, n, k, activation.has_value(), activation.value_or(Activation::Relu));

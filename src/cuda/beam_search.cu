@@ -1,0 +1,181 @@
+#include "cuda/beam_search.h"
+
+#include <cstring>
+#include <numeric>
+
+#include "common/check.h"
+#include "cuda/dtype_traits.h"
+#include "cuda/kernels/kernels.h"
+#include "cuda/search_rows.h"
+
+namespace trocr::cuda {
+namespace {
+
+// Two events that mark the end of the last two steps.
+struct StepEvents {
+  cudaEvent_t events[2] = {};
+  StepEvents() {
+    for (auto& event : events) TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+  }
+  ~StepEvents() {
+    for (auto& event : events) cudaEventDestroy(event);
+  }
+  cudaEvent_t operator[](int step) const { return events[step % 2]; }
+};
+
+}  // namespace
+
+// Everything a captured beam step depends on (step_graphs.h). The length penalty travels as
+// its bits: specs hold integers only.
+template <typename T>
+struct DeviceBeamSearch<T>::Spec {
+  DeviceBeamSearch<T>* search;
+  int64_t length_penalty_bits;
+  StepShape shape;
+  int images, beams, max_length, min_length, no_repeat_ngram_size, eos, early_stopping, never_stop_early;
+};
+
+template <typename T>
+DeviceBeamSearch<T>::DeviceBeamSearch(DecoderStep<T>& step, EncoderStates<T>& states, KvCaches<T>& caches,
+                                      StepGraphs& graphs, const ModelConfig& config, int max_images, int max_beams,
+                                      int max_length)
+    : step_(step), states_(states), caches_(caches), graphs_(graphs), config_(config), max_images_(max_images),
+      max_beams_(max_beams), max_length_(max_length) {
+  const size_t slots = size_t(max_images) * max_beams, sequences = slots * max_length;
+  for (auto* buffer : {&history_, &history_scratch_, &finished_ids_, &finished_ids_scratch_}) buffer->resize(sequences);
+  for (auto* buffer : {&finished_lengths_, &finished_done_, &parents_}) buffer->resize(slots);
+  for (auto* buffer : {&running_, &finished_scores_, &finished_sums_}) buffer->resize(slots);
+  improvement_possible_.resize(max_images);
+  flags_.resize(1 + size_t(max_images));
+  length_denominators_.resize(max_length + 1);
+  candidate_values_.resize(slots * 2 * max_beams);
+  candidate_tokens_.resize(slots * 2 * max_beams);
+}
+
+template <typename T>
+void DeviceBeamSearch<T>::enqueue(const Spec& spec) {
+  DeviceBeamSearch<T>& self = *spec.search;
+  DecoderStep<T>& step = self.step_;
+  cudaStream_t stream = step.stream();
+  const int rows = spec.shape.rows, keep = 2 * spec.beams;
+  gather_last_tokens(self.history_.data(), step.row_slots(), rows, spec.max_length, step.position(), step.tokens(),
+                     stream);
+  step.forward(spec.shape);
+  BeamTopKParams top_k{rows, self.config_.decoder.vocab_size, keep, self.running_.data(),
+                       self.candidate_values_.data(), self.candidate_tokens_.data()};
+  top_k.row_slots = step.row_slots();
+  top_k.history = self.history_.data();
+  top_k.position = step.position();
+  top_k.max_length = spec.max_length;
+  top_k.min_length = spec.min_length;
+  top_k.eos = spec.eos;
+  top_k.no_repeat_ngram_size = spec.no_repeat_ngram_size;
+  beam_top_k(top_k, step.logits(), stream);
+  double length_penalty;
+  std::memcpy(&length_penalty, &spec.length_penalty_bits, sizeof(length_penalty));
+  const BeamMergeParams merge{rows / spec.beams, step.row_images(), spec.images, spec.beams,
+                              self.candidate_values_.data(), self.candidate_tokens_.data(), step.position(),
+                              spec.max_length, spec.eos, spec.early_stopping != 0, spec.never_stop_early != 0,
+                              length_penalty, self.length_denominators_.data(), self.history_.data(),
+                              self.history_scratch_.data(), self.running_.data(), self.parents_.data(),
+                              self.finished_ids_.data(), self.finished_ids_scratch_.data(),
+                              self.finished_lengths_.data(), self.finished_scores_.data(), self.finished_sums_.data(),
+                              self.finished_done_.data(), self.improvement_possible_.data(), self.flags_.data()};
+  beam_merge(merge, stream);
+  PermuteCachesParams permute{spec.beams, self.parents_.data(), step.row_images()};
+  permute.position = step.position();
+  permute.slot_bytes = self.caches_.slot_bytes();
+  permute.position_bytes = self.caches_.position_bytes();
+  permute.stop = self.flags_.data();
+  permute_beam_caches(permute, self.caches_.table(), self.caches_.tables(), rows / spec.beams, spec.shape.max_keys,
+                      stream);
+  advance_position(step.position(), stream);
+}
+
+template <typename T>
+Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options) {
+  const int beams = options.num_beams, slots = images * beams, max_length = options.max_length;
+  if (beams < 2 || beams > std::min(kMaxBeams, max_beams_) || images > max_images_ || max_length > max_length_) {
+    fail("CUDA beam search: {} images, {} beams of {} tokens; planned for {} images, 2 to {} beams of {}", images,
+         beams, max_length, max_images_, std::min(kMaxBeams, max_beams_), max_length_);
+  }
+  cudaStream_t stream = step_.stream();
+  states_.prepare(images, /*key_values=*/true);
+  // HF's initial state: every beam holds the start token; only the first may expand.
+  std::vector<int> history(size_t(slots) * max_length, config_.tokens.pad);
+  std::vector<float> running(slots, kBeamSentinel);
+  for (int slot = 0; slot < slots; ++slot) history[size_t(slot) * max_length] = options.decoder_start;
+  for (int image = 0; image < images; ++image) running[image * beams] = 0.0f;
+  std::vector<float> denominators(max_length + 1);
+  for (int length = 0; length <= max_length; ++length) {
+    denominators[length] = length_penalty_denominator(length, options.length_penalty);
+  }
+  history_.assign(history, stream);
+  running_.assign(running, stream);
+  finished_lengths_.assign(std::vector<int>(slots, 0), stream);
+  finished_done_.assign(std::vector<int>(slots, 0), stream);
+  finished_scores_.assign(std::vector<float>(slots, kBeamSentinel), stream);
+  finished_sums_.assign(std::vector<float>(slots, 0.0f), stream);
+  improvement_possible_.assign(std::vector<int>(images, 1), stream);
+  flags_.assign(std::vector<int>(1 + images, 0), stream);
+  length_denominators_.assign(denominators, stream);
+  TROCR_CUDA_CHECK(cudaMemsetAsync(step_.position(), 0, sizeof(int), stream));
+
+  // Rows are the beams of the images still searching, image-major.
+  std::vector<int> active(images);
+  std::iota(active.begin(), active.end(), 0);
+  const CrossAttentionKernel cross = step_.choose_cross_attention(slots, /*greedy=*/false);
+  const auto rows_of = [&] {
+    std::vector<int> row_slots, row_images;
+    for (int image : active) {
+      for (int b = 0; b < beams; ++b) row_slots.push_back(image * beams + b), row_images.push_back(image);
+    }
+    return step_.set_rows(row_slots, row_images, max_length, cross);
+  };
+  Spec spec{this, 0, rows_of(), images, beams, max_length, options.min_length, options.no_repeat_ngram_size,
+            options.eos, options.early_stopping == EarlyStopping::True, options.early_stopping == EarlyStopping::Never};
+  std::memcpy(&spec.length_penalty_bits, &options.length_penalty, sizeof(options.length_penalty));
+
+  // Each step's flags land in pinned memory; the host reads step n-1's while step n runs.
+  const int flag_count = 1 + images;
+  PinnedBuffer<int> flags(2 * size_t(flag_count));
+  const StepEvents step_done;
+  for (int step = 0; step + 1 < max_length; ++step) {
+    graphs_.replay(spec, &DeviceBeamSearch<T>::enqueue);
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(flags.data() + (step % 2) * flag_count, flags_.data(), flag_count * sizeof(int),
+                                     cudaMemcpyDeviceToHost, stream));
+    TROCR_CUDA_CHECK(cudaEventRecord(step_done[step], stream));
+    if (step == 0) continue;
+    TROCR_CUDA_CHECK(cudaEventSynchronize(step_done[step - 1]));
+    const int* seen = flags.data() + ((step - 1) % 2) * flag_count;
+    if (seen[0] != 0) break;  // the step already queued changes nothing
+    std::vector<int> searching = unfinished_images(active, seen + 1);  // not frozen
+    if (searching.empty()) break;
+    if (!worth_shrinking(searching.size(), active.size())) continue;
+    active = std::move(searching);
+    spec.shape = rows_of();
+  }
+
+  std::vector<int> ids(history.size()), lengths(slots);
+  std::vector<float> scores(slots), sums(slots);
+  finished_ids_.copy_to(ids, stream);
+  finished_lengths_.copy_to(lengths, stream);
+  finished_scores_.copy_to(scores, stream);
+  finished_sums_.copy_to(sums, stream);
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  Hypotheses results(images);
+  for (int image = 0; image < images; ++image) {
+    for (int r = 0; r < options.num_return_sequences; ++r) {
+      const int slot = image * beams + r;
+      const auto first = ids.begin() + size_t(slot) * max_length;
+      results[image].push_back(beam_hypothesis({first, first + lengths[slot]}, scores[slot], sums[slot]));
+    }
+  }
+  return results;
+}
+
+template class DeviceBeamSearch<float>;
+template class DeviceBeamSearch<__half>;
+template class DeviceBeamSearch<__nv_bfloat16>;
+
+}  // namespace trocr::cuda

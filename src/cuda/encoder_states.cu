@@ -1,0 +1,31 @@
+#include "cuda/encoder_states.h"
+
+#include "common/check.h"
+#include "cuda/dtype_traits.h"
+#include "cuda/linear.h"
+
+namespace trocr::cuda {
+
+template <typename T>
+EncoderStates<T>::EncoderStates(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm,
+                                int max_images)
+    : weights_(weights), config_(config), gemm_(gemm), max_images_(max_images) {
+  const size_t keys = size_t(max_images) * config.encoder.sequence_length();
+  output_.resize(keys * config.encoder.hidden_size);
+  if (weights.encoder_to_decoder) projected_.resize(keys * config.decoder.d_model);
+  key_values_.resize(keys * weights.cross_key_values.out);
+}
+
+template <typename T>
+void EncoderStates<T>::prepare(int images, bool key_values) {
+  if (images > max_images_) fail("CUDA decoder: {} images, planned for {}", images, max_images_);
+  const int rows = images * config_.encoder.sequence_length();
+  if (weights_.encoder_to_decoder) linear(gemm_, output_.data(), rows, *weights_.encoder_to_decoder, projected_.data());
+  if (key_values) linear(gemm_, states(), rows, weights_.cross_key_values, key_values_.data());
+}
+
+template class EncoderStates<float>;
+template class EncoderStates<__half>;
+template class EncoderStates<__nv_bfloat16>;
+
+}  // namespace trocr::cuda

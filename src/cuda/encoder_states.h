@@ -1,0 +1,38 @@
+#pragma once
+// What the decoder's cross-attention reads, for a planned number of images: the encoder
+// output (written by the encoder), its projection to the decoder's width when the model has
+// one (enc_to_dec_proj), and every layer's cross-attention keys and values, computed once per
+// batch (prepare).
+#include "cuda/cuda_weights.h"
+#include "cuda/gemm.h"
+#include "trocr/config.h"
+
+namespace trocr::cuda {
+
+template <typename T>
+class EncoderStates {
+ public:
+  EncoderStates(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm, int max_images);
+
+  // The encoder's last_hidden_state, [max_images * sequence, hidden]: the encoder writes here.
+  T* output() { return output_.data(); }
+  const T* output() const { return output_.data(); }
+  // After the encoder has written `images` outputs: the projection, and with key_values the
+  // per-layer K/V (the over-encoder-states cross-attention needs none).
+  void prepare(int images, bool key_values);
+
+  // [images * sequence, cross width]: the (projected) encoder output.
+  const T* states() const { return projected_.empty() ? output_.data() : projected_.data(); }
+  // [images * sequence, layers * 2 * d_model]: K then V of each layer, side by side per key.
+  const T* key_values() const { return key_values_.data(); }
+  int max_images() const { return max_images_; }
+
+ private:
+  const DeviceWeights<T>& weights_;
+  const ModelConfig& config_;
+  Gemm& gemm_;
+  int max_images_;
+  DeviceBuffer<T> output_, projected_, key_values_;
+};
+
+}  // namespace trocr::cuda

@@ -1,0 +1,152 @@
+// The CUDA ops' kernel choices (kernel_choice.h). Defaults follow the measurements in
+// docs/CUDA_ENGINE.md (H100/H200, fp16): each rule names the figure it rests on.
+#include <cuda_runtime.h>
+
+#include <array>
+#include <atomic>
+#include <cstdlib>
+#include <mutex>
+#include <sstream>
+
+#include "common/check.h"
+#include "cuda/cuda_check.h"
+#include "cuda/kernel_choice.h"
+#include "cuda/kernels/kernels.h"
+
+namespace trocr::cuda {
+namespace {
+
+KernelOverrides parse_overrides(const std::string& spec) {
+  KernelOverrides overrides;
+  std::stringstream items(spec);
+  std::string item;
+  while (std::getline(items, item, ',')) {
+    if (item.empty()) continue;
+    if (item == "portable") {
+      overrides.portable = true;
+    } else if (item == "encoder_attention=fused" || item == "encoder_attention=gemms") {
+      overrides.force_encoder_attention = true;
+      overrides.encoder_attention =
+          item.back() == 'd' ? EncoderAttentionKernel::FusedTensorCore : EncoderAttentionKernel::Gemms;
+    } else if (item == "cross_attention=grouped" || item == "cross_attention=chunked" ||
+               item == "cross_attention=encoder_states") {
+      overrides.force_cross_attention = true;
+      overrides.cross_attention = item == "cross_attention=grouped"   ? CrossAttentionKernel::GroupedTensorCore
+                                  : item == "cross_attention=chunked" ? CrossAttentionKernel::Chunked
+                                                                      : CrossAttentionKernel::OverEncoderStates;
+    } else if (item == "beam_bookkeeping=device" || item == "beam_bookkeeping=host") {
+      overrides.force_beam_bookkeeping = true;
+      overrides.beam_bookkeeping = item == "beam_bookkeeping=device" ? BeamBookkeeping::Device : BeamBookkeeping::Host;
+    } else {
+      fail("TROCR_KERNELS: unknown item '{}' (expected portable, encoder_attention=fused|gemms, "
+           "cross_attention=grouped|chunked|encoder_states or beam_bookkeeping=device|host)",
+           item);
+    }
+  }
+  return overrides;
+}
+
+std::mutex overrides_mutex;
+KernelOverrides* current_overrides = nullptr;
+
+bool is_16_bit(DType dtype) { return dtype == DType::F16 || dtype == DType::BF16; }
+bool tensor_cores() { return !kernel_overrides().portable && compute_capability() >= kTensorCoreArch; }
+
+}  // namespace
+
+int compute_capability() {
+  static std::array<std::atomic<int>, 64> known{};  // 0: not asked yet
+  int device = 0;
+  TROCR_CUDA_CHECK(cudaGetDevice(&device));
+  if (device >= int(known.size())) fail("CUDA device {}: at most {} devices are supported", device, known.size());
+  int capability = known[device].load();
+  if (capability == 0) {
+    int major = 0, minor = 0;
+    TROCR_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    TROCR_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    capability = major * 10 + minor;
+    known[device].store(capability);
+  }
+  return capability;
+}
+
+const KernelOverrides& kernel_overrides() {
+  const std::lock_guard<std::mutex> lock(overrides_mutex);
+  if (current_overrides == nullptr) {
+    const char* spec = std::getenv("TROCR_KERNELS");
+    current_overrides = new KernelOverrides(parse_overrides(spec == nullptr ? "" : spec));
+  }
+  return *current_overrides;
+}
+
+void set_kernel_overrides(const std::string& spec) {
+  KernelOverrides parsed = parse_overrides(spec);
+  kernel_overrides();  // the first read of TROCR_KERNELS, so that it does not undo this
+  const std::lock_guard<std::mutex> lock(overrides_mutex);
+  *current_overrides = parsed;
+}
+
+EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim) {
+  const KernelOverrides& forced = kernel_overrides();
+  const bool fused_fits = is_16_bit(dtype) && head_dim == kEncoderAttentionHeadDim && tensor_cores();
+  if (forced.force_encoder_attention && (fused_fits || forced.encoder_attention == EncoderAttentionKernel::Gemms)) {
+    return forced.encoder_attention;
+  }
+  // Fused wherever it fits: trocr-base's encoder -30% at batch 64 on an H100 (50345d5).
+  return fused_fits ? EncoderAttentionKernel::FusedTensorCore : EncoderAttentionKernel::Gemms;
+}
+
+CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
+                                            int cross_width) {
+  const KernelOverrides& forced = kernel_overrides();
+  const bool grouped_fits = is_16_bit(dtype) && (head_dim == 32 || head_dim == 64) && tensor_cores();
+  const int heads = d_model / head_dim;
+  const bool folded_fits = greedy && is_16_bit(dtype) && tensor_cores() && heads <= kMaxFoldedHeads &&
+                           folded_attention_width_supported(cross_width);
+  if (forced.force_cross_attention) {
+    const CrossAttentionKernel wanted = forced.cross_attention;
+    if ((wanted == CrossAttentionKernel::GroupedTensorCore && grouped_fits) ||
+        (wanted == CrossAttentionKernel::OverEncoderStates && folded_fits) || wanted == CrossAttentionKernel::Chunked) {
+      return wanted;
+    }
+  }
+  // Over the encoder states when the per-layer K/V (2 * d_model values per key and layer) are
+  // much wider than the states: trocr-base greedy fp16 on an H100, batch 256 +19%, batch 128
+  // +6%, batch 1 1.9x slower; trocr-small (d_model 256 < 384) slower at every batch
+  // (bench/results/*-50345d5-folded-attention.json).
+  if (folded_fits && rows >= 128 && d_model >= cross_width) return CrossAttentionKernel::OverEncoderStates;
+  return grouped_fits ? CrossAttentionKernel::GroupedTensorCore : CrossAttentionKernel::Chunked;
+}
+
+BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size) {
+  const KernelOverrides& forced = kernel_overrides();
+  const bool device_fits = num_beams <= kMaxBeams && 2 * num_beams <= vocab_size;
+  if (forced.portable) return BeamBookkeeping::Host;
+  if (forced.force_beam_bookkeeping && (device_fits || forced.beam_bookkeeping == BeamBookkeeping::Host)) {
+    return forced.beam_bookkeeping;
+  }
+  // On the device whenever it fits: the host path copies every row's logits back and waits for
+  // each step; it is there for more than kMaxBeams beams.
+  return device_fits ? BeamBookkeeping::Device : BeamBookkeeping::Host;
+}
+
+bool use_tensor_core_small_linear(DType dtype) { return is_16_bit(dtype) && tensor_cores(); }
+
+bool use_dependent_launch() {
+  return !kernel_overrides().portable && compute_capability() >= kDependentLaunchArch;
+}
+
+const char* kernel_name(EncoderAttentionKernel kernel) {
+  return kernel == EncoderAttentionKernel::FusedTensorCore ? "fused" : "gemms";
+}
+
+const char* kernel_name(CrossAttentionKernel kernel) {
+  switch (kernel) {
+    case CrossAttentionKernel::GroupedTensorCore: return "grouped";
+    case CrossAttentionKernel::Chunked: return "chunked";
+    case CrossAttentionKernel::OverEncoderStates: return "encoder_states";
+  }
+  return "?";
+}
+
+}  // namespace trocr::cuda

@@ -1,0 +1,61 @@
+#pragma once
+// Which implementation each CUDA op runs. The ops choose for themselves from the dtype, the
+// shapes and the GPU's compute capability; the rules and the measurements behind them are here,
+// in one place. The public API has no kernel switches: tests and `trocr bench` force a path
+// through TROCR_KERNELS (or set_kernel_overrides), e.g. TROCR_KERNELS=portable runs every op's
+// portable path on any GPU, as a Turing card (sm_75) does.
+#include <string>
+
+#include "common/dtype.h"
+
+namespace trocr::cuda {
+
+// The lowest compute capability (major * 10 + minor) of the fast kernels: the tensor-core
+// kernels use cp.async, ldmatrix and the m16n8k16 mma (sm_80); programmatic dependent launch
+// (a decode step's kernels overlapping their predecessors) is Hopper's (sm_90).
+constexpr int kTensorCoreArch = 80;
+constexpr int kDependentLaunchArch = 90;
+
+// The current device's compute capability, queried once per device.
+int compute_capability();
+
+enum class EncoderAttentionKernel { FusedTensorCore, Gemms };
+enum class CrossAttentionKernel {
+  GroupedTensorCore,  // an image's rows (its beams) read its keys and values together
+  Chunked,            // a block per row, head and 32 keys (flash-decoding); any dtype and width
+  OverEncoderStates,  // greedy only: W_k folded into the query, W_v after the sum; no per-layer K/V
+};
+enum class BeamBookkeeping { Device, Host };
+
+struct KernelOverrides {
+  bool portable = false;  // every op's portable path, and no dependent launch
+  bool force_encoder_attention = false;
+  EncoderAttentionKernel encoder_attention = EncoderAttentionKernel::Gemms;
+  bool force_cross_attention = false;
+  CrossAttentionKernel cross_attention = CrossAttentionKernel::Chunked;
+  bool force_beam_bookkeeping = false;
+  BeamBookkeeping beam_bookkeeping = BeamBookkeeping::Host;
+};
+
+// From TROCR_KERNELS when first asked; a comma-separated list of `portable`,
+// `encoder_attention=fused|gemms`, `cross_attention=grouped|chunked|encoder_states` and
+// `beam_bookkeeping=device|host`. Set before an engine is made: a made engine's captured
+// graphs keep the choices they were captured with.
+const KernelOverrides& kernel_overrides();
+void set_kernel_overrides(const std::string& spec);  // "" restores the defaults
+
+// The op's choices. head_dim and widths are the model's; the fast kernels take 16-bit dtypes.
+EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim);
+// rows: the step's row count; greedy: one row per image (the over-encoder-states form needs it).
+// d_model and cross_width: the decoder's width and the encoder states' width.
+CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
+                                            int cross_width);
+BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size);
+// small_linear's tensor-core kernel (16-bit dtypes) rather than its CUDA-core one.
+bool use_tensor_core_small_linear(DType dtype);
+bool use_dependent_launch();
+
+const char* kernel_name(EncoderAttentionKernel kernel);
+const char* kernel_name(CrossAttentionKernel kernel);
+
+}  // namespace trocr::cuda

@@ -1,0 +1,25 @@
+#include "cuda/kv_caches.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+namespace trocr::cuda {
+
+template <typename T>
+KvCaches<T>::KvCaches(const DecoderConfig& config, int slots, int positions)
+    : layers_(config.num_layers), width_(config.d_model), slots_(slots), positions_(positions) {
+  caches_.resize(2 * size_t(layers_) * layer_elements());
+  std::vector<void*> table;
+  for (int l = 0; l < layers_; ++l) {
+    table.push_back(keys(l));
+    table.push_back(values(l));
+  }
+  table_.upload(table);
+  TROCR_CUDA_CHECK(cudaDeviceSynchronize());  // the table's pageable source goes when this returns
+}
+
+template class KvCaches<float>;
+template class KvCaches<__half>;
+template class KvCaches<__nv_bfloat16>;
+
+}  // namespace trocr::cuda

@@ -1,0 +1,200 @@
+// beam_merge (HF's beam bookkeeping on the GPU) against advance_beams (its host reference,
+// src/decoding/beam_state.h) directly: random beam states and candidates, several steps in a
+// row, every setting HF's stopping rules distinguish, 2 to 16 beams. Each step's whole state
+// must agree exactly: running sequences and scores, the caches' parents, the finished sets
+// (ids, scores, sums, done), the early-stop heuristic, the frozen flags and the stop flag.
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "cuda/device_buffer.h"
+#include "cuda/kernels/kernels.h"
+#include "decoding/beam_state.h"
+#include "support/gpu_test.h"
+#include "support/test_support.h"
+
+namespace trocr::test {
+namespace {
+
+using cuda::DeviceBuffer;
+
+constexpr int kEos = 2, kVocab = 9;  // a small vocabulary: eos and repeated tokens are common
+
+struct DeviceState {
+  DeviceBuffer<int> history, history_scratch, finished_ids, finished_ids_scratch, finished_lengths, finished_done,
+      improvement, flags, parents, tokens, row_images, position;
+  DeviceBuffer<float> running, finished_scores, finished_sums, denominators, values;
+};
+
+// A random mid-search state for each image: `length` tokens per running beam, finished sets
+// holding some ended sequences (best first or not) and some empty places.
+std::vector<BeamState> random_states(int images, int beams, int length, std::mt19937& generator) {
+  std::uniform_int_distribution<int> token(0, kVocab - 1), chance(0, 3);
+  std::uniform_real_distribution<float> score(-12.0f, -0.5f);
+  std::vector<BeamState> states(images);
+  for (BeamState& state : states) {
+    for (int b = 0; b < beams; ++b) {
+      std::vector<int> sequence = {kEos};
+      while (static_cast<int>(sequence.size()) < length) sequence.push_back(token(generator));
+      state.running.push_back(sequence);
+      state.running_scores.push_back(b == 0 || chance(generator) > 0 ? score(generator) : kBeamSentinel);
+      FinishedBeam finished;
+      if (length > 2 && chance(generator) < 2) {
+        finished.ids.assign(sequence.begin(), sequence.begin() + 2 + chance(generator) % (length - 2));
+        finished.ids.push_back(kEos);
+        finished.score = std::round(score(generator) * 4.0f) / 4.0f;  // ties with candidates happen
+        finished.sum_log_probability = score(generator);
+        finished.done = true;
+      }
+      state.finished.push_back(finished);
+    }
+    state.improvement_possible = chance(generator) > 0;
+    state.frozen = !state.improvement_possible && chance(generator) < 2;
+  }
+  return states;
+}
+
+void upload(const std::vector<BeamState>& states, int beams, int max_length, DeviceState& device) {
+  const int images = static_cast<int>(states.size()), slots = images * beams;
+  std::vector<int> history(size_t(slots) * max_length, 1), finished_ids(history.size(), 1), lengths(slots), done(slots);
+  std::vector<float> running(slots), scores(slots), sums(slots);
+  std::vector<int> improvement(images), flags(1 + images, 0);
+  for (int i = 0; i < images; ++i) {
+    for (int b = 0; b < beams; ++b) {
+      const int slot = i * beams + b;
+      std::copy(states[i].running[b].begin(), states[i].running[b].end(), history.begin() + slot * max_length);
+      const FinishedBeam& f = states[i].finished[b];
+      std::copy(f.ids.begin(), f.ids.end(), finished_ids.begin() + slot * max_length);
+      lengths[slot] = static_cast<int>(f.ids.size());
+      done[slot] = f.done;
+      running[slot] = states[i].running_scores[b];
+      scores[slot] = f.score;
+      sums[slot] = f.sum_log_probability;
+    }
+    improvement[i] = states[i].improvement_possible;
+    flags[1 + i] = states[i].frozen;
+  }
+  device.history.upload(history);
+  device.history_scratch.resize(history.size());
+  device.finished_ids.upload(finished_ids);
+  device.finished_ids_scratch.resize(history.size());
+  device.finished_lengths.upload(lengths);
+  device.finished_done.upload(done);
+  device.running.upload(running);
+  device.finished_scores.upload(scores);
+  device.finished_sums.upload(sums);
+  device.improvement.upload(improvement);
+  device.flags.upload(flags);
+  device.parents.resize(slots);
+}
+
+// The device's state against the host's, image by image.
+void expect_same_state(const std::vector<BeamState>& states, const std::vector<int>& active, const BeamStep& step,
+                       int beams, int max_length, DeviceState& device, const std::string& where) {
+  const auto history = device.history.download(), finished_ids = device.finished_ids.download();
+  const auto lengths = device.finished_lengths.download(), done = device.finished_done.download();
+  const auto running = device.running.download(), scores = device.finished_scores.download();
+  const auto sums = device.finished_sums.download();
+  const auto parents = device.parents.download();
+  const auto improvement = device.improvement.download(), flags = device.flags.download();
+  EXPECT_EQ(flags[0] != 0, step.stop) << where << ": the stop flag";
+  for (size_t i = 0; i < states.size(); ++i) {
+    const std::string image = where + " image " + std::to_string(i);
+    EXPECT_EQ(flags[1 + i] != 0, states[i].frozen) << image << ": frozen";
+    EXPECT_EQ(improvement[i] != 0, states[i].improvement_possible) << image << ": improvement possible";
+    const bool moved = std::find(active.begin(), active.end(), int(i)) != active.end();
+    for (int b = 0; b < beams; ++b) {
+      const int slot = int(i) * beams + b;
+      const std::string beam = image + " beam " + std::to_string(b);
+      const int* sequence = history.data() + slot * max_length;
+      EXPECT_EQ(std::vector<int>(sequence, sequence + states[i].running[b].size()), states[i].running[b]) << beam;
+      EXPECT_EQ(running[slot], states[i].running_scores[b]) << beam;
+      const FinishedBeam& f = states[i].finished[b];
+      const int* ids = finished_ids.data() + slot * max_length;
+      EXPECT_EQ(std::vector<int>(ids, ids + lengths[slot]), f.ids) << beam << ": finished ids";
+      EXPECT_EQ(scores[slot], f.score) << beam << ": finished score";
+      EXPECT_EQ(done[slot] != 0, f.done) << beam << ": finished done";
+      if (f.done) {
+        EXPECT_EQ(sums[slot], f.sum_log_probability) << beam << ": finished sum";
+      }
+    }
+    if (!moved) continue;
+    for (size_t r = 0; r < step.reorder_slots.size(); ++r) {
+      if (step.reorder_slots[r] / beams != int(i)) continue;
+      EXPECT_EQ(parents[step.reorder_slots[r]], step.reorder_sources[r] % beams) << image << ": parent";
+    }
+  }
+}
+
+TEST(CudaBeamMerge, MatchesTheHostBookkeepingStateForState) {
+  TROCR_SKIP_WITHOUT_GPU();
+  std::mt19937 generator = seeded_generator();
+  const int images = 5, max_length = 12;
+  std::uniform_int_distribution<int> token(0, kVocab - 1);
+  int trials = 0;
+  for (int beams : {2, 3, 4, 16}) {
+    for (EarlyStopping early : {EarlyStopping::False, EarlyStopping::True, EarlyStopping::Never}) {
+      for (double penalty : {1.0, 2.0, 0.0, -0.5}) {
+        for (int start : {1, 4, 9}) {
+          SearchOptions options;
+          options.num_beams = beams;
+          options.max_length = max_length;
+          options.eos = kEos;
+          options.early_stopping = early;
+          options.length_penalty = penalty;
+          std::vector<BeamState> states = random_states(images, beams, start, generator);
+          DeviceState device;
+          upload(states, beams, max_length, device);
+          std::vector<float> denominators(max_length + 1);
+          for (int l = 0; l <= max_length; ++l) denominators[l] = length_penalty_denominator(l, penalty);
+          device.denominators.upload(denominators);
+          for (int length = start; length + 1 < max_length; ++length) {
+            std::vector<int> active;
+            for (int i = 0; i < images; ++i) {
+              if (!states[i].frozen) active.push_back(i);
+            }
+            if (active.empty()) break;
+            // Each row's 2 * beams candidates, best first, on a coarse grid (ties happen).
+            const int keep = 2 * beams, rows = static_cast<int>(active.size()) * beams;
+            std::vector<float> values(size_t(rows) * keep);
+            std::vector<int> tokens(values.size()), row_images(rows);
+            std::uniform_real_distribution<float> value(-16.0f, -0.5f);
+            for (int r = 0; r < rows; ++r) {
+              row_images[r] = active[r / beams];
+              for (int c = 0; c < keep; ++c) {
+                values[r * keep + c] = std::round(value(generator) * 2.0f) / 2.0f;
+                tokens[r * keep + c] = token(generator);
+              }
+              std::sort(values.begin() + r * keep, values.begin() + (r + 1) * keep, std::greater<float>());
+            }
+            const std::string where = "beams " + std::to_string(beams) + " early_stopping " +
+                                      std::to_string(int(early)) + " penalty " + std::to_string(penalty) +
+                                      " length " + std::to_string(length);
+            device.values.upload(values);
+            device.tokens.upload(tokens);
+            device.row_images.upload(row_images);
+            device.position.upload(std::vector<int>{length - 1});
+            const cuda::BeamMergeParams merge{
+                static_cast<int>(active.size()), device.row_images.data(), images, beams, device.values.data(),
+                device.tokens.data(), device.position.data(), max_length, kEos, early == EarlyStopping::True,
+                early == EarlyStopping::Never, penalty, device.denominators.data(), device.history.data(),
+                device.history_scratch.data(), device.running.data(), device.parents.data(),
+                device.finished_ids.data(), device.finished_ids_scratch.data(), device.finished_lengths.data(),
+                device.finished_scores.data(), device.finished_sums.data(), device.finished_done.data(),
+                device.improvement.data(), device.flags.data()};
+            cuda::beam_merge(merge, nullptr);
+            const BeamStep step = advance_beams(states, active, values.data(), tokens.data(), length, options);
+            expect_same_state(states, active, step, beams, max_length, device, where);
+            ++trials;
+            if (step.stop || HasFailure()) break;
+          }
+          if (HasFailure()) return;
+        }
+      }
+    }
+  }
+  std::printf("beam_merge agreed with advance_beams on %d steps\n", trials);
+}
+
+}  // namespace
+}  // namespace trocr::test
