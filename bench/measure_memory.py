@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Runs a command and reports its peak host RSS (the kernel's, from wait4) and its peak GPU
-memory (nvidia-smi's per-process figure, polled every 20 ms; it includes the CUDA context).
+"""Runs a command and reports its peak host RSS (the kernel's, from wait4), its host RSS at the
+end of its run (the last of /proc's VmRSS polled every 20 ms) and its peak GPU memory (nvidia-smi's
+per-process figure, polled likewise; it includes the CUDA context).
 
 usage: measure_memory.py LABEL JSON_OUT -- COMMAND...
-Appends {"label", "peak_rss_mib", "peak_gpu_mib", "exit_status"} to the JSON list in JSON_OUT.
+Appends {"label", "peak_rss_mib", "final_rss_mib", "peak_gpu_mib", "exit_status", "command"} to the
+JSON list in JSON_OUT.
 """
 import json
 import os
@@ -22,17 +24,31 @@ def gpu_memory_mib(pid):
     return 0
 
 
+def rss_mib(pid):
+    try:
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def main():
     label, target = sys.argv[1], sys.argv[2]
     command = sys.argv[sys.argv.index("--") + 1:]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     peak_gpu = 0
+    final_rss = 0.0
     done = threading.Event()
 
     def poll():
-        nonlocal peak_gpu
+        nonlocal peak_gpu, final_rss
         while not done.is_set():
             peak_gpu = max(peak_gpu, gpu_memory_mib(process.pid))
+            rss = rss_mib(process.pid)
+            if rss:
+                final_rss = rss
             time.sleep(0.02)
 
     poller = threading.Thread(target=poll)
@@ -40,12 +56,14 @@ def main():
     _, status, usage = os.wait4(process.pid, 0)
     done.set()
     poller.join()
-    record = {"label": label, "peak_rss_mib": round(usage.ru_maxrss / 1024.0, 1), "peak_gpu_mib": peak_gpu,
+    record = {"label": label, "peak_rss_mib": round(usage.ru_maxrss / 1024.0, 1),
+              "final_rss_mib": round(final_rss, 1), "peak_gpu_mib": peak_gpu,
               "exit_status": os.waitstatus_to_exitcode(status), "command": " ".join(command)}
     records = json.load(open(target)) if os.path.exists(target) else []
     records.append(record)
     json.dump(records, open(target, "w"), indent=1)
-    print(f"{label}: peak RSS {record['peak_rss_mib']} MiB, peak GPU {peak_gpu} MiB, exit {record['exit_status']}")
+    print(f"{label}: peak RSS {record['peak_rss_mib']} MiB, RSS at the end {record['final_rss_mib']} MiB, "
+          f"peak GPU {peak_gpu} MiB, exit {record['exit_status']}")
 
 
 if __name__ == "__main__":

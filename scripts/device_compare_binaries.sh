@@ -31,3 +31,17 @@ for batch in 1 256; do
   python3 bench/measure_memory.py "$commit trocr-base beam 4 batch $batch" "$out/memory.json" -- \
     .device-bin/trocr bench -m $models/trocr-base --dtype fp16 --batch $batch --beams 4 --repeat 1 --warmup 0
 done
+# The cross-attention over the encoder states against the grouped kernel where the chooser takes
+# it (trocr-base greedy, batch 128 and 256), and what the ops chose, from --profile.
+if [ "${CHOICE_CHECK:-1}" = 1 ]; then
+  for round in 1 2; do
+    for kernels in cross_attention=grouped cross_attention=encoder_states; do
+      .device-bin/trocr bench -m $models/trocr-base --name trocr-base --dtype fp16 --batch 128,256 --beams 1 \
+        --repeat 5 --warmup 3 --kernels $kernels --commit "$commit" --json "$out/choice-$kernels-$round.json" \
+        | sed "s/^/[$kernels r$round] /"
+    done
+  done
+  .device-bin/trocr bench -m $models/trocr-base --name trocr-base --dtype fp16 --batch 1,128 --beams 1,4 --repeat 1 \
+    --warmup 1 --profile | grep -E "trocr-base|kernels"
+  python3 bench/merge_records.py "$out" "choice-*.json" choices.json
+fi

@@ -90,7 +90,7 @@ class CudaBackend : public Backend {
     SearchStrategy& strategy = choose_search(options);
     auto results = strategy.search(count, options);
     mark(2);
-    record_profile();
+    record_profile(count, options);
     return results;
   }
 
@@ -133,13 +133,25 @@ class CudaBackend : public Backend {
     if (profile_) TROCR_CUDA_CHECK(cudaEventRecord(events_[index], stream_));
   }
 
-  void record_profile() {
+  // The phases' times, and the kernels the ops chose for this batch.
+  void record_profile(int count, const SearchOptions& options) {
     if (!profile_) return;
     TROCR_CUDA_CHECK(cudaEventSynchronize(events_[2]));
     float phases[2];
     for (int i = 0; i < 2; ++i) TROCR_CUDA_CHECK(cudaEventElapsedTime(&phases[i], events_[i], events_[i + 1]));
-    report_ = fmt::format("pixels upload + encoder {:.3f} ms, decoding (cross-attention K/V included) {:.3f} ms",
-                          phases[0], phases[1]);
+    const bool greedy = options.num_beams == 1;
+    const auto cross = workspace_->step.choose_cross_attention(count * options.num_beams, greedy);
+    std::string bookkeeping;
+    if (!greedy) {
+      const bool device = cuda::choose_beam_bookkeeping(options.num_beams, config_.decoder.vocab_size) ==
+                          cuda::BeamBookkeeping::Device;
+      bookkeeping = device ? ", beam bookkeeping on the device" : ", beam bookkeeping on the host";
+    }
+    report_ = fmt::format(
+        "pixels upload + encoder {:.3f} ms, decoding (cross-attention K/V included) {:.3f} ms; kernels: encoder "
+        "attention {}, cross-attention {}{}",
+        phases[0], phases[1], cuda::kernel_name(workspace_->encoder.attention_kernel()), cuda::kernel_name(cross),
+        bookkeeping);
   }
 
   // Pixels go up in pieces of the encoder's chunk on a copy stream, into two alternating

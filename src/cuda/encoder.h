@@ -19,6 +19,7 @@ class CudaEncoder {
   CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm, int max_images);
 
   int chunk() const { return chunk_; }
+  EncoderAttentionKernel attention_kernel() const { return attention_kernel_; }
   // pixels: device [count, 3, H, W] fp32, count <= chunk(). Writes last_hidden_state
   // [count * sequence, hidden] into out.
   void encode(const float* pixels, int count, T* out);

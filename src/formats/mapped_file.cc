@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -37,6 +38,15 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
 
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<unsigned char*>(data_), size_);
+}
+
+void MappedFile::release(const void* begin, size_t bytes) const {
+  const auto* first = static_cast<const unsigned char*>(begin);
+  if (data_ == nullptr || first < data_ || first + bytes > data_ + size_) return;  // not in this mapping
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t start = (reinterpret_cast<uintptr_t>(first) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(first) + bytes) / page * page;
+  if (end > start) ::madvise(reinterpret_cast<void*>(start), end - start, MADV_DONTNEED);
 }
 
 std::string read_text_file(const std::string& path) {

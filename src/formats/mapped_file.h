@@ -16,6 +16,10 @@ class MappedFile {
   const unsigned char* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops the whole pages of [begin, begin + bytes) from this process's memory once they have
+  // been read (a later read loads them from the file again): converting a checkpoint then never
+  // holds the file and its converted copy in memory at once.
+  void release(const void* begin, size_t bytes) const;
 
  private:
   std::string path_;

@@ -108,6 +108,7 @@ class WeightReader {
     tensor.shape = shape;
     tensor.values.resize(static_cast<size_t>(expected_count));
     convert_to_float32(record.dtype, record.data, tensor.values.size(), tensor.values.data());
+    if (checkpoint_.file) checkpoint_.file->release(record.data, record.nbytes);
     if (used_.insert(&record).second) {
       parameter_count_ += expected_count;
       dtype_counts_[record.dtype] += expected_count;
