@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""Runs a command and reports its peak host RSS (the kernel's, from wait4), its host RSS at the
-end of its run (the last of /proc's VmRSS polled every 20 ms) and its peak GPU memory (nvidia-smi's
-per-process figure, polled likewise; it includes the CUDA context).
+"""Runs a command and reports its peak host RSS (the kernel's, from wait4), its typical host RSS
+(the median of /proc's VmRSS polled every 20 ms: for a command that mostly computes, what it holds
+while it runs) and its peak GPU memory (nvidia-smi's per-process figure, polled likewise; it
+includes the CUDA context).
 
 usage: measure_memory.py LABEL JSON_OUT -- COMMAND...
-Appends {"label", "peak_rss_mib", "final_rss_mib", "peak_gpu_mib", "exit_status", "command"} to the
+Appends {"label", "peak_rss_mib", "median_rss_mib", "peak_gpu_mib", "exit_status", "command"} to the
 JSON list in JSON_OUT.
 """
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -39,16 +41,16 @@ def main():
     command = sys.argv[sys.argv.index("--") + 1:]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
     peak_gpu = 0
-    final_rss = 0.0
+    samples = []
     done = threading.Event()
 
     def poll():
-        nonlocal peak_gpu, final_rss
+        nonlocal peak_gpu
         while not done.is_set():
             peak_gpu = max(peak_gpu, gpu_memory_mib(process.pid))
             rss = rss_mib(process.pid)
             if rss:
-                final_rss = rss
+                samples.append(rss)
             time.sleep(0.02)
 
     poller = threading.Thread(target=poll)
@@ -57,12 +59,12 @@ def main():
     done.set()
     poller.join()
     record = {"label": label, "peak_rss_mib": round(usage.ru_maxrss / 1024.0, 1),
-              "final_rss_mib": round(final_rss, 1), "peak_gpu_mib": peak_gpu,
+              "median_rss_mib": round(statistics.median(samples), 1) if samples else None, "peak_gpu_mib": peak_gpu,
               "exit_status": os.waitstatus_to_exitcode(status), "command": " ".join(command)}
     records = json.load(open(target)) if os.path.exists(target) else []
     records.append(record)
     json.dump(records, open(target, "w"), indent=1)
-    print(f"{label}: peak RSS {record['peak_rss_mib']} MiB, RSS at the end {record['final_rss_mib']} MiB, "
+    print(f"{label}: peak RSS {record['peak_rss_mib']} MiB, median RSS {record['median_rss_mib']} MiB, "
           f"peak GPU {peak_gpu} MiB, exit {record['exit_status']}")
 
 

@@ -27,9 +27,9 @@ python3 bench/merge_records.py "$out" "*-trocr-*.json" records.json
 for batch in 1 256; do
   python3 bench/measure_memory.py "$base_commit trocr-base beam 4 batch $batch" "$out/memory.json" -- \
     env LD_LIBRARY_PATH=/tmp/base-bin/lib:$LD_LIBRARY_PATH /tmp/base-bin/trocr-$base_commit bench \
-    -m $models/trocr-base --dtype fp16 --batch $batch --beams 4 --repeat 1 --warmup 0
+    -m $models/trocr-base --dtype fp16 --batch $batch --beams 4 --repeat 10 --warmup 2
   python3 bench/measure_memory.py "$commit trocr-base beam 4 batch $batch" "$out/memory.json" -- \
-    .device-bin/trocr bench -m $models/trocr-base --dtype fp16 --batch $batch --beams 4 --repeat 1 --warmup 0
+    .device-bin/trocr bench -m $models/trocr-base --dtype fp16 --batch $batch --beams 4 --repeat 10 --warmup 2
 done
 # The cross-attention over the encoder states against the grouped kernel where the chooser takes
 # it (trocr-base greedy, batch 128 and 256), and what the ops chose, from --profile.

@@ -32,7 +32,10 @@ DecoderStep<T>::DecoderStep(const DeviceWeights<T>& weights, const ModelConfig& 
   logits_.resize(rows * d.vocab_size);
   const int max_keys = std::max(config.encoder.sequence_length(), caches.positions());
   attention_scratch_.resize(attention_scratch_size(max_rows, d.num_heads, d.d_model / d.num_heads, max_keys));
-  if (choose_cross_attention(std::min(max_rows, states.max_images()), true) == CrossAttentionKernel::OverEncoderStates) {
+  // The over-encoder-states form's buffers, when a greedy search of the planned batch takes it.
+  const int images = std::min(max_rows, states.max_images());
+  if (cuda::choose_cross_attention(DataType<T>::dtype, d.d_model / d.num_heads, images, true, d.d_model,
+                                   weights.cross_key_values.in) == CrossAttentionKernel::OverEncoderStates) {
     const int width = weights.cross_key_values.in;
     folded_queries_.resize(rows * d.num_heads * width);
     folded_mix_.resize(rows * d.num_heads * width);
