@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # On the GPU machine: the binaries of two commits in one run, alternating, on full-size
 # random-weight models (fp16, exactly 20 new tokens): trocr-base and trocr-small, batch 1, 8, 128
-# and 256, greedy and beam 4, each figure the median of 5 timed runs, ROUNDS rounds. Then peak
-# host RSS and GPU memory of trocr-base at batch 1 and 256 with beam 4, for each binary.
+# and 256, greedy and beam 4, each figure the median of 5 timed runs, ROUNDS rounds (MODELS picks
+# the models). Then (MEMORY=0 skips it) peak and median host RSS and peak GPU memory of trocr-base
+# at batch 1 and 256 with beam 4, for each binary; then (CHOICE_CHECK=0 skips it) the cross-
+# attention kernels against each other where the chooser decides between them.
 # Carry .device-bin (this tree, scripts/device_build.sh) and build-base-bin/base.tar.xz (the
 # other commit's trocr, its libraries in lib/). Results: $OUT/records.json and memory.json.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 base_commit=${BASE_COMMIT:-dfa9d1e}
 rounds=${ROUNDS:-2}
+compared_models=${MODELS:-trocr-base trocr-small}
 mkdir -p /tmp/base-bin && tar -C /tmp/base-bin -xJf build-base-bin/base.tar.xz
 base() { LD_LIBRARY_PATH=/tmp/base-bin/lib:$LD_LIBRARY_PATH /tmp/base-bin/trocr-$base_commit "$@"; }
 models=/tmp/full-models
@@ -16,7 +19,7 @@ models=/tmp/full-models
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.mem --format=csv,noheader | tee "$out/gpu.txt"
 settings=(--dtype fp16 --batch 1,8,128,256 --beams 1,4 --repeat 5 --warmup 3)
 for round in $(seq 1 "$rounds"); do
-  for model in trocr-base trocr-small; do
+  for model in $compared_models; do
     base bench -m $models/$model --name $model "${settings[@]}" --commit "$base_commit" \
       --json "$out/base-$model-$round.json" | sed "s/^/[$base_commit r$round] /"
     .device-bin/trocr bench -m $models/$model --name $model "${settings[@]}" --commit "$commit" \
@@ -24,7 +27,7 @@ for round in $(seq 1 "$rounds"); do
   done
 done
 python3 bench/merge_records.py "$out" "*-trocr-*.json" records.json
-for batch in 1 256; do
+for batch in $([ "${MEMORY:-1}" = 1 ] && echo 1 256); do
   python3 bench/measure_memory.py "$base_commit trocr-base beam 4 batch $batch" "$out/memory.json" -- \
     env LD_LIBRARY_PATH=/tmp/base-bin/lib:$LD_LIBRARY_PATH /tmp/base-bin/trocr-$base_commit bench \
     -m $models/trocr-base --dtype fp16 --batch $batch --beams 4 --repeat 10 --warmup 2
