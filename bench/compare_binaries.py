@@ -4,7 +4,9 @@ per model, batch and beam count, the median over rounds of each round's median, 
 commit's time as a ratio of the base's. Prints a markdown table; exits 1 when a setting is
 slower than the base by more than --limit (default 3%).
 
-usage: compare_binaries.py RECORDS_JSON BASE_COMMIT NEW_COMMIT [--limit 0.03]
+usage: compare_binaries.py RECORDS_JSON[,RECORDS_JSON...] BASE_COMMIT NEW_COMMIT[,NEW_COMMIT...] [--limit 0.03]
+Several record files and new commits pool their rounds (commits whose code for the compared
+settings is the same).
 """
 import argparse
 import json
@@ -20,9 +22,12 @@ def main():
     parser.add_argument("--limit", type=float, default=0.03)
     args = parser.parse_args()
     times = defaultdict(list)
-    for record in json.load(open(args.records)):
-        key = (record["model"], record["beams"], record["batch"])
-        times[(record["commit"], key)].append(record["ms_per_batch"])
+    new_commits = args.new.split(",")
+    for path in args.records.split(","):
+        for record in json.load(open(path)):
+            key = (record["model"], record["beams"], record["batch"])
+            commit = args.new if record["commit"] in new_commits else record["commit"]
+            times[(commit, key)].append(record["ms_per_batch"])
     keys = sorted({key for _, key in times})
     worst = 0.0
     print(f"| model | beams | batch | {args.base} ms (rounds) | {args.new} ms (rounds) | {args.new} / {args.base} |")

@@ -82,13 +82,9 @@ void DeviceBeamSearch<T>::enqueue(const Spec& spec) {
                               self.finished_lengths_.data(), self.finished_scores_.data(), self.finished_sums_.data(),
                               self.finished_done_.data(), self.improvement_possible_.data(), self.flags_.data()};
   beam_merge(merge, stream);
-  PermuteCachesParams permute{spec.beams, self.parents_.data(), step.row_images()};
-  permute.position = step.position();
-  permute.slot_bytes = self.caches_.slot_bytes();
-  permute.position_bytes = self.caches_.position_bytes();
-  permute.stop = self.flags_.data();
-  permute_beam_caches(permute, self.caches_.table(), self.caches_.tables(), rows / spec.beams, spec.shape.max_keys,
-                      stream);
+  self.caches_.permute({spec.beams, self.parents_.data(), step.row_images(), rows / spec.beams, step.position(), 0,
+                        spec.shape.max_keys, self.flags_.data()},
+                       stream);
   advance_position(step.position(), stream);
 }
 

@@ -33,7 +33,7 @@ template <typename T>
 class CudaBackend : public Backend {
  public:
   CudaBackend(ModelDirectory& model, int device, const BackendOptions& options)
-      : config_(model.config), path_(model.path), profile_(options.profile) {
+      : config_(model.config), profile_(options.profile) {
     const CudaDevices found = query_cuda_devices();
     if (found.devices.empty()) fail("device 'cuda:{}': {}", device, found.absent_because);
     if (device >= int(found.devices.size())) {
@@ -121,7 +121,7 @@ class CudaBackend : public Backend {
     if (cuda::choose_beam_bookkeeping(options.num_beams, config_.decoder.vocab_size) == cuda::BeamBookkeeping::Device) {
       return workspace_->beams;
     }
-    host_beams_ = std::make_unique<HostBeamSearch>(workspace_->host_driven);
+    host_beams_ = std::make_unique<HostSearch>(workspace_->host_driven);
     return *host_beams_;
   }
 
@@ -175,7 +175,6 @@ class CudaBackend : public Backend {
   }
 
   const ModelConfig& config_;
-  std::string path_;
   bool profile_ = false;
   cudaEvent_t events_[3] = {};
   std::string report_;
@@ -184,7 +183,7 @@ class CudaBackend : public Backend {
   std::unique_ptr<cuda::DeviceWeights<T>> weights_;
   std::unique_ptr<cuda::Gemm> gemm_;
   std::unique_ptr<cuda::Workspace<T>> workspace_;
-  std::unique_ptr<HostBeamSearch> host_beams_;
+  std::unique_ptr<HostSearch> host_beams_;
   cuda::DeviceBuffer<float> pixels_[2];
 };
 

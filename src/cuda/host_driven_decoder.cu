@@ -4,7 +4,6 @@
 
 #include "common/check.h"
 #include "cuda/dtype_traits.h"
-#include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
 
@@ -63,11 +62,7 @@ void HostDrivenDecoder<T>::reorder(const std::vector<int>& slots, const std::vec
     parents[slots[i]] = sources[i] % beams;
   }
   parents_.assign(parents, step_.stream());
-  PermuteCachesParams params{beams, parents_.data()};
-  params.positions = position;
-  params.slot_bytes = caches_.slot_bytes();
-  params.position_bytes = caches_.position_bytes();
-  permute_beam_caches(params, caches_.table(), caches_.tables(), count / beams, position, step_.stream());
+  caches_.permute({beams, parents_.data(), nullptr, count / beams, nullptr, position, position, nullptr}, step_.stream());
 }
 
 template class HostDrivenDecoder<float>;

@@ -1,5 +1,7 @@
 #include "cuda/kv_caches.h"
 
+#include "cuda/kernels/kernels.h"
+
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -16,6 +18,17 @@ KvCaches<T>::KvCaches(const DecoderConfig& config, int slots, int positions)
   }
   table_.upload(table);
   TROCR_CUDA_CHECK(cudaDeviceSynchronize());  // the table's pageable source goes when this returns
+}
+
+template <typename T>
+void KvCaches<T>::permute(const Permutation& permutation, cudaStream_t stream) {
+  PermuteCachesParams params{permutation.beams, permutation.parents, permutation.images};
+  params.position = permutation.position;
+  params.positions = permutation.positions;
+  params.slot_bytes = int64_t(positions_) * width_ * sizeof(T);
+  params.position_bytes = int64_t(width_) * sizeof(T);
+  params.stop = permutation.stop;
+  permute_beam_caches(params, table(), 2 * layers_, permutation.image_count, permutation.max_positions, stream);
 }
 
 template class KvCaches<float>;

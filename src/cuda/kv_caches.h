@@ -18,14 +18,26 @@ class KvCaches {
   // Layer l's caches, [slots, positions, d_model] each.
   T* keys(int layer) { return caches_.data() + (2 * size_t(layer)) * layer_elements(); }
   T* values(int layer) { return caches_.data() + (2 * size_t(layer) + 1) * layer_elements(); }
-  // Every layer's key and value cache, for permute_beam_caches.
-  void* const* table() const { return table_.data(); }
-  int tables() const { return 2 * layers_; }
-  int64_t slot_bytes() const { return int64_t(positions_) * width_ * sizeof(T); }
-  int64_t position_bytes() const { return int64_t(width_) * sizeof(T); }
+  // Beam reordering of every layer's caches, in one launch: slots are image-major, `beams` per
+  // image, and slot j of the image images[i * beams] (i < image_count; null: image i) takes
+  // what its slot parents[j] had, for positions [0, *position + 1) (or [0, positions) when
+  // position is null; max_positions bounds either). Nothing moves once *stop is set (stop may
+  // be null). Device pointers, so that a captured step reads them when it replays.
+  struct Permutation {
+    int beams;
+    const int* parents;
+    const int* images;
+    int image_count;
+    const int* position;
+    int positions;
+    int max_positions;
+    const int* stop;
+  };
+  void permute(const Permutation& permutation, cudaStream_t stream);
 
  private:
   size_t layer_elements() const { return size_t(slots_) * positions_ * width_; }
+  void* const* table() const { return table_.data(); }
   int layers_, width_, slots_, positions_;
   DeviceBuffer<T> caches_;
   DeviceBuffer<void*> table_;

@@ -71,4 +71,8 @@ std::vector<std::vector<Hypothesis>> generate(StepModel& model, int sources,
   return beam_search(model, sources, options);
 }
 
+Hypotheses HostSearch::search(int sources, const SearchOptions& options) {
+  return generate(model_, sources, options);
+}
+
 }  // namespace trocr

@@ -37,8 +37,8 @@ struct Hypothesis {
 using Hypotheses = std::vector<std::vector<Hypothesis>>;
 
 // A search strategy, on any device: HF's greedy or beam search over `sources` inputs whose
-// encoder output its model already holds. The host strategies below drive any StepModel; the
-// CUDA engine's run their loops on the GPU (src/cuda/greedy_search.h, beam_search.h).
+// encoder output its model already holds. HostSearch drives any StepModel; the CUDA engine's
+// strategies run their loops on the GPU (src/cuda/greedy_search.h, beam_search.h).
 class SearchStrategy {
  public:
   virtual ~SearchStrategy() = default;
@@ -48,27 +48,16 @@ class SearchStrategy {
 Hypotheses greedy_search(StepModel& model, int sources, const SearchOptions& options);
 Hypotheses beam_search(StepModel& model, int sources, const SearchOptions& options);
 
-class HostGreedySearch : public SearchStrategy {
+// Greedy or beam search (by the options' num_beams) over any StepModel, driven by the host.
+class HostSearch : public SearchStrategy {
  public:
-  explicit HostGreedySearch(StepModel& model) : model_(model) {}
-  Hypotheses search(int sources, const SearchOptions& options) override {
-    return greedy_search(model_, sources, options);
-  }
+  explicit HostSearch(StepModel& model) : model_(model) {}
+  Hypotheses search(int sources, const SearchOptions& options) override;
 
  private:
   StepModel& model_;
 };
 
-class HostBeamSearch : public SearchStrategy {
- public:
-  explicit HostBeamSearch(StepModel& model) : model_(model) {}
-  Hypotheses search(int sources, const SearchOptions& options) override {
-    return beam_search(model_, sources, options);
-  }
-
- private:
-  StepModel& model_;
-};
 // A greedy line from its ids (start token first) and the sums over its chosen tokens:
 // score = mean log-probability, mean and minimum token probability.
 Hypothesis greedy_hypothesis(std::vector<int> ids, double sum_log_probability,

@@ -22,7 +22,7 @@ class CpuBackend : public Backend {
     const std::vector<float> hidden = encode(pixels, count);
     CpuDecoder decoder(model_.weights, model_.config);
     decoder.set_encoder_output(hidden.data(), count, model_.config.encoder.sequence_length());
-    return trocr::generate(decoder, count, options);
+    return HostSearch(decoder).search(count, options);
   }
 
   std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) override {
