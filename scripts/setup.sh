@@ -13,6 +13,7 @@ packages=(
   libdnnl-dev  # oneDNN: the CPU engine's matrix products
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev  # trocr serve
+  clang libclang-rt-14-dev  # the fuzz targets (libFuzzer), built by scripts/test.sh
   python3 python3-pil python3-numpy fonts-wqy-microhei
 )
 if [ "${1:-}" = --dev ]; then

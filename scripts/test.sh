@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Builds and runs the whole test suite: the release build (CUDA tests skip without a GPU),
-# then the same tests under AddressSanitizer and UndefinedBehaviorSanitizer. The last line
-# counts passed, failed and skipped tests apart (scripts/count_tests.py).
-# TROCR_SKIP_SANITIZERS=1 runs the release build only; TROCR_REQUIRE_GPU=1 fails on any skip.
+# then the same tests under AddressSanitizer and UndefinedBehaviorSanitizer, then the libFuzzer
+# targets of the file readers (fuzz/, Clang; each mutates for TROCR_FUZZ_SECONDS, default 30,
+# and replays its seeds and regression inputs). The last line counts passed, failed and skipped
+# tests apart (scripts/count_tests.py).
+# TROCR_SKIP_SANITIZERS=1 runs the release build only (no fuzzing either); TROCR_REQUIRE_GPU=1
+# fails on any skip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -27,5 +30,9 @@ if [ "${TROCR_SKIP_SANITIZERS:-0}" != 1 ]; then
   cmake --build build-sanitize -j"$jobs"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite sanitizers build-sanitize
+  CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROCR_FUZZ=ON \
+    -DTROCR_FUZZ_SECONDS="${TROCR_FUZZ_SECONDS:-30}"
+  cmake --build build-fuzz -j"$jobs"
+  run_suite fuzzing build-fuzz
 fi
 /usr/bin/python3 scripts/count_tests.py "${reports[@]}"

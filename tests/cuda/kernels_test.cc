@@ -150,7 +150,7 @@ TYPED_TEST(CudaKernels, SmallRowLinearOverLayerNormedInput) {
     const auto delta = rounded<T>(random_values(size_t(rows) * in, this->generator_));
     const auto w = rounded<T>(random_values(size_t(out) * in, this->generator_, 0.2f));
     const auto b = rounded<T>(random_values(out, this->generator_));
-    LayerNormWeights norm{{{in}, random_values(in, this->generator_)}, {{in}, random_values(in, this->generator_)}};
+    LayerNormWeights norm{{{in}, random_values(in, this->generator_), {}}, {{in}, random_values(in, this->generator_), {}}};
     std::vector<float> sum(residual.size()), normed(residual.size()), expected(size_t(rows) * out);
     for (size_t i = 0; i < sum.size(); ++i) sum[i] = residual[i] + delta[i];
     cpu::layer_norm(sum.data(), rows, in, norm, 1e-5f, normed.data());
@@ -181,8 +181,8 @@ TYPED_TEST(CudaKernels, ResidualLayerNorm) {
   for (auto [rows, width] : {std::pair{1, 32}, std::pair{7, 331}, std::pair{19, 1024}}) {
     const auto residual = rounded<T>(random_values(size_t(rows) * width, this->generator_, 3.0f));
     const auto delta = rounded<T>(random_values(size_t(rows) * width, this->generator_));
-    LayerNormWeights weights{{{width}, random_values(width, this->generator_)},
-                             {{width}, random_values(width, this->generator_)}};
+    LayerNormWeights weights{{{width}, random_values(width, this->generator_), {}},
+                             {{width}, random_values(width, this->generator_), {}}};
     std::vector<float> sum(residual.size()), expected(residual.size());
     for (size_t i = 0; i < sum.size(); ++i) sum[i] = residual[i] + delta[i];
     cpu::layer_norm(sum.data(), rows, width, weights, 1e-5f, expected.data());
