@@ -14,9 +14,8 @@
 #include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
-namespace {
 
-KernelOverrides parse_overrides(const std::string& spec) {
+KernelOverrides parse_kernel_overrides(const std::string& spec) {
   KernelOverrides overrides;
   std::stringstream items(spec);
   std::string item;
@@ -46,11 +45,15 @@ KernelOverrides parse_overrides(const std::string& spec) {
   return overrides;
 }
 
+namespace {
+
 std::mutex overrides_mutex;
 KernelOverrides* current_overrides = nullptr;
 
 bool is_16_bit(DType dtype) { return dtype == DType::F16 || dtype == DType::BF16; }
-bool tensor_cores() { return !kernel_overrides().portable && compute_capability() >= kTensorCoreArch; }
+bool tensor_cores(const ChoiceContext& context) {
+  return !context.forced.portable && context.capability >= kTensorCoreArch;
+}
 
 }  // namespace
 
@@ -74,21 +77,23 @@ const KernelOverrides& kernel_overrides() {
   const std::lock_guard<std::mutex> lock(overrides_mutex);
   if (current_overrides == nullptr) {
     const char* spec = std::getenv("TROCR_KERNELS");
-    current_overrides = new KernelOverrides(parse_overrides(spec == nullptr ? "" : spec));
+    current_overrides = new KernelOverrides(parse_kernel_overrides(spec == nullptr ? "" : spec));
   }
   return *current_overrides;
 }
 
 void set_kernel_overrides(const std::string& spec) {
-  KernelOverrides parsed = parse_overrides(spec);
+  KernelOverrides parsed = parse_kernel_overrides(spec);
   kernel_overrides();  // the first read of TROCR_KERNELS, so that it does not undo this
   const std::lock_guard<std::mutex> lock(overrides_mutex);
   *current_overrides = parsed;
 }
 
-EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim) {
-  const KernelOverrides& forced = kernel_overrides();
-  const bool fused_fits = is_16_bit(dtype) && head_dim == kEncoderAttentionHeadDim && tensor_cores();
+ChoiceContext current_choice_context() { return {compute_capability(), kernel_overrides()}; }
+
+EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const ChoiceContext& context) {
+  const KernelOverrides& forced = context.forced;
+  const bool fused_fits = is_16_bit(dtype) && head_dim == kEncoderAttentionHeadDim && tensor_cores(context);
   if (forced.force_encoder_attention && (fused_fits || forced.encoder_attention == EncoderAttentionKernel::Gemms)) {
     return forced.encoder_attention;
   }
@@ -97,11 +102,11 @@ EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim) {
 }
 
 CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
-                                            int cross_width) {
-  const KernelOverrides& forced = kernel_overrides();
-  const bool grouped_fits = is_16_bit(dtype) && (head_dim == 32 || head_dim == 64) && tensor_cores();
+                                            int cross_width, const ChoiceContext& context) {
+  const KernelOverrides& forced = context.forced;
+  const bool grouped_fits = is_16_bit(dtype) && (head_dim == 32 || head_dim == 64) && tensor_cores(context);
   const int heads = d_model / head_dim;
-  const bool folded_fits = greedy && is_16_bit(dtype) && tensor_cores() && heads <= kMaxFoldedHeads &&
+  const bool folded_fits = greedy && is_16_bit(dtype) && tensor_cores(context) && heads <= kMaxFoldedHeads &&
                            folded_attention_width_supported(cross_width);
   if (forced.force_cross_attention) {
     const CrossAttentionKernel wanted = forced.cross_attention;
@@ -119,8 +124,8 @@ CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows,
   return grouped_fits ? CrossAttentionKernel::GroupedTensorCore : CrossAttentionKernel::Chunked;
 }
 
-BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size) {
-  const KernelOverrides& forced = kernel_overrides();
+BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size, const ChoiceContext& context) {
+  const KernelOverrides& forced = context.forced;
   const bool device_fits = num_beams <= kMaxBeams && 2 * num_beams <= vocab_size;
   if (forced.portable) return BeamBookkeeping::Host;
   if (forced.force_beam_bookkeeping && (device_fits || forced.beam_bookkeeping == BeamBookkeeping::Host)) {
@@ -131,10 +136,12 @@ BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size) {
   return device_fits ? BeamBookkeeping::Device : BeamBookkeeping::Host;
 }
 
-bool use_tensor_core_small_linear(DType dtype) { return is_16_bit(dtype) && tensor_cores(); }
+bool use_tensor_core_small_linear(DType dtype, const ChoiceContext& context) {
+  return is_16_bit(dtype) && tensor_cores(context);
+}
 
-bool use_dependent_launch() {
-  return !kernel_overrides().portable && compute_capability() >= kDependentLaunchArch;
+bool use_dependent_launch(const ChoiceContext& context) {
+  return !context.forced.portable && context.capability >= kDependentLaunchArch;
 }
 
 const char* kernel_name(EncoderAttentionKernel kernel) {

@@ -44,16 +44,42 @@ struct KernelOverrides {
 const KernelOverrides& kernel_overrides();
 void set_kernel_overrides(const std::string& spec);  // "" restores the defaults
 
-// The op's choices. head_dim and widths are the model's; the fast kernels take 16-bit dtypes.
-EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim);
+KernelOverrides parse_kernel_overrides(const std::string& spec);
+
+// What a choice depends on besides the op's own shapes: the GPU and the forced paths.
+struct ChoiceContext {
+  int capability;  // compute capability, major * 10 + minor
+  KernelOverrides forced;
+};
+ChoiceContext current_choice_context();  // the current device's, under kernel_overrides()
+
+// The ops' choices. head_dim and widths are the model's; the fast kernels take 16-bit dtypes.
+// Each rule is a pure function of its arguments (tests/cuda/kernel_choice_test.cc); the
+// overloads without a context use the current device's.
+EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const ChoiceContext& context);
 // rows: the step's row count; greedy: one row per image (the over-encoder-states form needs it).
 // d_model and cross_width: the decoder's width and the encoder states' width.
 CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
-                                            int cross_width);
-BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size);
+                                            int cross_width, const ChoiceContext& context);
+BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size, const ChoiceContext& context);
 // small_linear's tensor-core kernel (16-bit dtypes) rather than its CUDA-core one.
-bool use_tensor_core_small_linear(DType dtype);
-bool use_dependent_launch();
+bool use_tensor_core_small_linear(DType dtype, const ChoiceContext& context);
+bool use_dependent_launch(const ChoiceContext& context);
+
+inline EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim) {
+  return choose_encoder_attention(dtype, head_dim, current_choice_context());
+}
+inline CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
+                                                   int cross_width) {
+  return choose_cross_attention(dtype, head_dim, rows, greedy, d_model, cross_width, current_choice_context());
+}
+inline BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size) {
+  return choose_beam_bookkeeping(num_beams, vocab_size, current_choice_context());
+}
+inline bool use_tensor_core_small_linear(DType dtype) {
+  return use_tensor_core_small_linear(dtype, current_choice_context());
+}
+inline bool use_dependent_launch() { return use_dependent_launch(current_choice_context()); }
 
 const char* kernel_name(EncoderAttentionKernel kernel);
 const char* kernel_name(CrossAttentionKernel kernel);
