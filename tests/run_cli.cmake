@@ -1,5 +1,5 @@
 # cmake [-DEXPECT_CODE=N] [-DEXPECT_STDOUT=REGEX] [-DEXPECT_STDERR=TEXT] [-DFORBID_STDOUT=REGEX]
-#       -P run_cli.cmake -- COMMAND ARGS...
+#       [-DSTDIN_FILE=PATH] -P run_cli.cmake -- COMMAND ARGS...
 # Runs the command and checks both its exit code (0 unless EXPECT_CODE says otherwise) and its
 # output: stdout must match EXPECT_STDOUT and not FORBID_STDOUT, stderr must contain EXPECT_STDERR.
 set(command)
@@ -19,7 +19,11 @@ if(NOT DEFINED EXPECT_CODE)
   set(EXPECT_CODE 0)
 endif()
 
-execute_process(COMMAND ${command} RESULT_VARIABLE code OUTPUT_VARIABLE stdout ERROR_VARIABLE stderr)
+set(input)
+if(DEFINED STDIN_FILE)
+  set(input INPUT_FILE "${STDIN_FILE}")  # the file becomes the command's standard input
+endif()
+execute_process(COMMAND ${command} ${input} RESULT_VARIABLE code OUTPUT_VARIABLE stdout ERROR_VARIABLE stderr)
 set(report "\nstdout: ${stdout}\nstderr: ${stderr}")
 if(NOT code STREQUAL EXPECT_CODE)
   message(FATAL_ERROR "exit code ${code}, expected ${EXPECT_CODE}${report}")

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <system_error>
 
 #include "common/check.h"
 #include "common/parallel.h"
@@ -28,19 +30,38 @@ std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inp
   }
   std::vector<std::string> images;
   for (const std::string& input : given) {
-    if (!std::filesystem::is_directory(input)) {
+    if (input == kStandardInput || !std::filesystem::is_directory(input)) {
       images.push_back(input);
       continue;
     }
-    std::vector<std::string> found;
-    for (const auto& entry : std::filesystem::directory_iterator(input)) {
-      if (entry.is_regular_file() && has_image_extension(entry.path().string())) found.push_back(entry.path().string());
+    // Every image below the folder (trocr-chinese's dataset/cust-data/*/*.jpg), in path order
+    // (folder by folder, as sorted names), symlinked folders not followed (no cycles).
+    std::vector<std::filesystem::path> found;
+    std::error_code error;
+    std::filesystem::recursive_directory_iterator entry(
+        input, std::filesystem::directory_options::skip_permission_denied, error);
+    for (; !error && entry != std::filesystem::recursive_directory_iterator(); entry.increment(error)) {
+      if (entry->is_regular_file() && has_image_extension(entry->path().string())) found.push_back(entry->path());
     }
+    if (error) fail("{}: cannot read the folder: {}", input, error.message());
     std::sort(found.begin(), found.end());
-    images.insert(images.end(), found.begin(), found.end());
+    for (const auto& path : found) images.push_back(path.string());
+  }
+  if (std::count(images.begin(), images.end(), kStandardInput) > 1) {
+    fail("'{}' (an image from standard input) can be given once", kStandardInput);
   }
   if (images.empty()) fail("no images given (pass files, directories or -l LIST)");
   return images;
+}
+
+RgbImage read_standard_input_image() {
+  std::vector<uint8_t> bytes;
+  char buffer[1 << 16];
+  while (std::cin.read(buffer, sizeof(buffer)) || std::cin.gcount() > 0) {
+    bytes.insert(bytes.end(), buffer, buffer + std::cin.gcount());
+  }
+  if (bytes.empty()) fail("{}: standard input is empty (pipe an image into it)", kStandardInput);
+  return decode_image(bytes.data(), bytes.size(), "standard input");
 }
 
 DecodedImages decode_image_files(const std::vector<std::string>& paths) {
@@ -50,7 +71,7 @@ DecodedImages decode_image_files(const std::vector<std::string>& paths) {
   decoded.errors.resize(paths.size());
   parallel_for(paths.size(), [&](size_t i) {
     try {
-      decoded.images[i] = read_image_file(paths[i]);
+      decoded.images[i] = paths[i] == kStandardInput ? read_standard_input_image() : read_image_file(paths[i]);
     } catch (const Error& error) {
       decoded.errors[i] = error.what();
     }

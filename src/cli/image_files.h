@@ -8,8 +8,13 @@
 
 namespace trocr::cli {
 
-// Files as given, folders expanded to their images (sorted), list files read line by line
-// (a `path<TAB>label` line contributes its path; relative paths are from the list's folder).
+// "-": one image read from standard input.
+inline constexpr const char* kStandardInput = "-";
+
+// Files as given, folders expanded to every image below them (recursively, in path order), list
+// files read line by line (a `path<TAB>label` line contributes its path; relative paths are from
+// the list's folder). "-" stays, and may be given once.
+
 std::vector<std::string> expand_image_inputs(const std::vector<std::string>& inputs,
                                              const std::string& list_file);
 
@@ -23,6 +28,7 @@ struct DecodedImages {
   std::vector<RgbImage> take_readable(std::vector<size_t>& positions);
 };
 DecodedImages decode_image_files(const std::vector<std::string>& paths);
+RgbImage read_standard_input_image();
 
 // Batches of decoded files in order; the next batch is decoded on other threads while the
 // caller runs the model on the current one.

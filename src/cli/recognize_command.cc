@@ -75,7 +75,7 @@ Action add_recognize_command(CLI::App& app) {
   auto* command = app.add_subcommand("recognize", "Read the text of text-line images");
   auto arguments = std::make_shared<RecognizeArguments>();
   add_engine_flags(*command, arguments->engine);
-  command->add_option("IMAGES", arguments->inputs, "Image files or directories of images");
+  command->add_option("IMAGES", arguments->inputs, "Image files, folders (read recursively) or - (an image from standard input)");
   command->add_option("-l,--list", arguments->list_file, "A file with one image path per line (relative paths from its folder, as in trocr eval)");
   add_generation_flags(*command, arguments->generation);
   command->add_flag("--json", arguments->json, "One JSON object per line");
