@@ -20,11 +20,11 @@ struct ImageLimits {
   int max_side = 65535;
 };
 
-// Decodes PNG or JPEG from memory; `name` (usually the path) is used in errors.
+// Decodes PNG, JPEG or WebP (by content) from memory; `name` (usually the path) is used in errors.
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
                       const ImageLimits& limits = {});
 RgbImage read_image_file(const std::string& path, const ImageLimits& limits = {});
-// Whether a file name ends in .png, .jpg or .jpeg (any case): what folders are scanned for.
+// Whether a file name ends in .png, .jpg, .jpeg or .webp (any case): what folders are scanned for.
 bool has_image_extension(const std::string& path);
 
 // PIL's Image.resize(size, BILINEAR) on 8-bit RGB, bit-exact (its antialiased resampling).

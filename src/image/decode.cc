@@ -19,7 +19,7 @@ void check_image_size(const std::string& name, int64_t width, int64_t height,
 
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
                       const ImageLimits& limits) {
-  if (size == 0) fail("{}: empty file, expected a PNG or JPEG image", name);
+  if (size == 0) fail("{}: empty file, expected a PNG, JPEG or WebP image", name);
   static const uint8_t kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   if (size >= sizeof kPng && std::memcmp(data, kPng, sizeof kPng) == 0) {
     return decode_png(data, size, name, limits);
@@ -27,7 +27,10 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
   if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF) {
     return decode_jpeg(data, size, name, limits);
   }
-  fail("{}: not a PNG or JPEG image (unrecognised signature)", name);
+  if (size >= 12 && std::memcmp(data, "RIFF", 4) == 0 && std::memcmp(data + 8, "WEBP", 4) == 0) {
+    return decode_webp(data, size, name, limits);
+  }
+  fail("{}: not a PNG, JPEG or WebP image (unrecognised signature)", name);
 }
 
 RgbImage read_image_file(const std::string& path, const ImageLimits& limits) {
@@ -38,7 +41,7 @@ RgbImage read_image_file(const std::string& path, const ImageLimits& limits) {
 bool has_image_extension(const std::string& path) {
   std::string extension = std::filesystem::path(path).extension().string();
   std::transform(extension.begin(), extension.end(), extension.begin(), ::tolower);
-  return extension == ".png" || extension == ".jpg" || extension == ".jpeg";
+  return extension == ".png" || extension == ".jpg" || extension == ".jpeg" || extension == ".webp";
 }
 
 }  // namespace trocr

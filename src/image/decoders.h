@@ -8,6 +8,8 @@ RgbImage decode_png(const uint8_t* data, size_t size, const std::string& name,
                     const ImageLimits& limits);
 RgbImage decode_jpeg(const uint8_t* data, size_t size, const std::string& name,
                      const ImageLimits& limits);
+RgbImage decode_webp(const uint8_t* data, size_t size, const std::string& name,
+                     const ImageLimits& limits);
 
 // Refuses dimensions before allocating; shared by the decoders.
 void check_image_size(const std::string& name, int64_t width, int64_t height,

@@ -48,8 +48,8 @@ TEST(BadImages, ClearErrors) {
   };
   const std::vector<Case> cases = {
       {"empty.png", "", "empty file"},
-      {"text.png", "hello, not an image", "not a PNG or JPEG"},
-      {"gif.png", "GIF89a\x01\x00\x01\x00", "not a PNG or JPEG"},
+      {"text.png", "hello, not an image", "not a PNG, JPEG or WebP"},
+      {"gif.png", "GIF89a\x01\x00\x01\x00", "not a PNG, JPEG or WebP"},
       {"truncated.png", png.substr(0, png.size() / 2), "truncated"},
       {"header_only.png", png.substr(0, 40), "PNG"},
       {"bad_crc.png", bad_crc, "PNG"},

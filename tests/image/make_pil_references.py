@@ -1,8 +1,8 @@
 #!/usr/bin/python3
-"""Writes images of every PNG/JPEG flavour and what Pillow makes of them.
+"""Writes images of every PNG/JPEG/WebP flavour and what Pillow makes of them.
 
 Run by ctest with Debian's python3-pil (the oracle) into the build tree. For each case:
-CASE.png/.jpg, CASE.rgb (Image.convert("RGB") bytes) and, for each target size,
+CASE.png/.jpg/.webp, CASE.rgb (Image.convert("RGB") bytes) and, for each target size,
 CASE.WxH.rgb (resize with BILINEAR) and CASE.WxH.f32 (HF ViTImageProcessor's rescale and
 normalize, CHW float32, computed with numpy as transformers does). manifest.json lists them.
 """
@@ -135,6 +135,13 @@ def main(out):
                                subsampling=2), [(40, 40), (384, 384)])
     add("gray.jpg", encoded(photo.convert("L"), "JPEG", quality=85), [(40, 40)])
     add("cmyk.jpg", encoded(photo.convert("CMYK"), "JPEG", quality=90), [(40, 40)])
+    # WebP: lossy and lossless, with and without alpha (semi-transparent pixels included).
+    translucent = noise_image(rng, "RGBA", (37, 19))
+    add("lossy.webp", encoded(photo, "WEBP", quality=80), [(40, 40)])
+    add("lossless.webp", encoded(photo, "WEBP", lossless=True), [(40, 40)])
+    add("lossy_alpha.webp", encoded(translucent, "WEBP", quality=70), [(40, 40)])
+    add("lossless_alpha.webp", encoded(translucent, "WEBP", lossless=True, exact=True), [(40, 40)])
+    add("gray.webp", encoded(photo.convert("L"), "WEBP", quality=90), [(40, 40)])
     with open(os.path.join(out, "manifest.json"), "w") as f:
         json.dump({"pillow": Image.__version__, "mean": MEAN, "std": STD, "cases": cases}, f)
     print(f"{len(cases)} cases written by Pillow {Image.__version__}")

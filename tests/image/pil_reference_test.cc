@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "support/test_support.h"
@@ -12,9 +13,12 @@ namespace trocr::test {
 namespace {
 
 // Pillow itself is the oracle: Debian's python3-pil writes the cases (once per build tree).
+// Written once per build tree, and again whenever the script changed since.
 std::string reference_dir() {
   const std::string dir = TROCR_PIL_REFERENCE_DIR;
-  if (!std::ifstream(dir + "/manifest.json").good()) {
+  const std::filesystem::path manifest = dir + "/manifest.json", script = TROCR_PIL_REFERENCE_SCRIPT;
+  if (!std::filesystem::exists(manifest) ||
+      std::filesystem::last_write_time(script) > std::filesystem::last_write_time(manifest)) {
     const std::string command = std::string("/usr/bin/python3 ") + TROCR_PIL_REFERENCE_SCRIPT + " " + dir;
     if (std::system(command.c_str()) != 0) ADD_FAILURE() << "failed: " << command;
   }
