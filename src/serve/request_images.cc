@@ -40,11 +40,12 @@ RequestImages read_request_images(const httplib::Request& request, size_t max_im
     for (const auto& [field, part] : request.files) {
       payloads.push_back({part.filename.empty() ? field : part.filename, &part.content});
     }
-  } else if (type == "image/png" || type == "image/jpeg" || type == "image/jpg" || type == "application/octet-stream") {
+  } else if (type == "image/png" || type == "image/jpeg" || type == "image/jpg" || type == "image/webp" ||
+             type == "application/octet-stream") {
     payloads.push_back({"body", &request.body});
   } else {
     return refuse(415, fmt::format("Content-Type '{}' is not accepted: send multipart/form-data with one part per "
-                                   "image, or one image as image/png, image/jpeg or application/octet-stream",
+                                   "image, or one image as image/png, image/jpeg, image/webp or application/octet-stream",
                                    type.empty() ? "(none)" : type));
   }
   if (payloads.empty()) return refuse(400, "the request holds no images");
