@@ -6,10 +6,11 @@ includes the CUDA context).
 
 usage: measure_memory.py LABEL JSON_OUT -- COMMAND...
 Appends {"label", "peak_rss_mib", "median_rss_mib", "peak_gpu_mib", "exit_status", "command"} to the
-JSON list in JSON_OUT.
+JSON list in JSON_OUT, and exits with the command's exit status.
 """
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import time
 
 
 def gpu_memory_mib(pid):
+    if shutil.which("nvidia-smi") is None:  # a machine without NVIDIA's driver: no GPU memory
+        return 0
     query = ["nvidia-smi", "--query-compute-apps=pid,used_memory", "--format=csv,noheader,nounits"]
     for line in subprocess.run(query, capture_output=True, text=True).stdout.splitlines():
         fields = [field.strip() for field in line.split(",")]
@@ -66,7 +69,8 @@ def main():
     json.dump(records, open(target, "w"), indent=1)
     print(f"{label}: peak RSS {record['peak_rss_mib']} MiB, median RSS {record['median_rss_mib']} MiB, "
           f"peak GPU {peak_gpu} MiB, exit {record['exit_status']}")
+    return record["exit_status"]
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -20,13 +20,11 @@ for model in demo trocr-small; do
   python3 python/bench_hf.py --model-dir $dir --name $model --device cpu --dtypes fp32 --batches 1,8 --beams 1,4 \
     --repeat 5 --warmup 2 --json /tmp/cpu-hf-$model.json 2>&1 | grep -v -i warn | tee -a "$log"
 done
-# Peak resident memory of the CPU engine with trocr-base (batch 8, beam 4).
-python3 - "$models/trocr-base" <<'PY' 2>&1 | tee -a "$log"
-import resource, subprocess, sys
-subprocess.run([".device-bin/trocr", "bench", "-m", sys.argv[1], "--device", "cpu", "--dtype", "fp32", "--batch", "8", "--beams", "4",
-                "--repeat", "1", "--warmup", "0"], check=True, stdout=subprocess.DEVNULL)
-print(f"trocr-base on the CPU, batch 8, beam 4: peak RSS {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024:.0f} MiB")
-PY
+# Peak resident memory of the CPU engine with trocr-base (batch 8, beam 4); the record goes to
+# $out/memory.json.
+python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
+  .device-bin/trocr bench -m "$models/trocr-base" --device cpu --dtype fp32 --batch 8 --beams 4 --repeat 1 \
+  --warmup 0 2>&1 | tee -a "$log"
 python3 - "$out" "$commit" <<'PY'
 import glob, json, os, sys
 out, commit = sys.argv[1:3]

@@ -48,7 +48,8 @@ CrossAttentionKernel DecoderStep<T>::choose_cross_attention(int rows, bool greed
   const DecoderConfig& d = config_.decoder;
   const CrossAttentionKernel kernel = cuda::choose_cross_attention(
       DataType<T>::dtype, d.d_model / d.num_heads, rows, greedy, d.d_model, weights_.cross_key_values.in);
-  // Planned without its buffers (a smaller plan): the per-layer K/V form serves.
+  // The constructor allocates this form's buffers when the plan's batch takes it, so only forced
+  // choices changed after the workspace was made can land here: the per-layer K/V form serves.
   if (kernel == CrossAttentionKernel::OverEncoderStates && folded_queries_.empty()) {
     return cuda::choose_cross_attention(DataType<T>::dtype, d.d_model / d.num_heads, rows, false, d.d_model,
                                         weights_.cross_key_values.in);
