@@ -9,22 +9,6 @@
 #include "cuda/search_rows.h"
 
 namespace trocr::cuda {
-namespace {
-
-// Two events that mark the end of the last two steps.
-struct StepEvents {
-  cudaEvent_t events[2] = {};
-  StepEvents() {
-    for (auto& event : events) TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
-  }
-  ~StepEvents() {
-    for (auto& event : events) cudaEventDestroy(event);
-  }
-  cudaEvent_t operator[](int step) const { return events[step % 2]; }
-};
-
-}  // namespace
-
 // Everything a captured beam step depends on (step_graphs.h). The length penalty travels as
 // its bits: specs hold integers only.
 template <typename T>
@@ -40,7 +24,7 @@ DeviceBeamSearch<T>::DeviceBeamSearch(DecoderStep<T>& step, EncoderStates<T>& st
                                       StepGraphs& graphs, const ModelConfig& config, int max_images, int max_beams,
                                       int max_length)
     : step_(step), states_(states), caches_(caches), graphs_(graphs), config_(config), max_images_(max_images),
-      max_beams_(max_beams), max_length_(max_length) {
+      max_beams_(max_beams), max_length_(max_length), seen_flags_(2 * (1 + size_t(max_images))) {
   const size_t slots = size_t(max_images) * max_beams, sequences = slots * max_length;
   for (auto* buffer : {&history_, &history_scratch_, &finished_ids_, &finished_ids_scratch_}) buffer->resize(sequences);
   for (auto* buffer : {&finished_lengths_, &finished_done_, &parents_}) buffer->resize(slots);
@@ -50,6 +34,12 @@ DeviceBeamSearch<T>::DeviceBeamSearch(DecoderStep<T>& step, EncoderStates<T>& st
   length_denominators_.resize(max_length + 1);
   candidate_values_.resize(slots * 2 * max_beams);
   candidate_tokens_.resize(slots * 2 * max_beams);
+  for (auto& event : step_done_) TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+}
+
+template <typename T>
+DeviceBeamSearch<T>::~DeviceBeamSearch() {
+  for (auto& event : step_done_) cudaEventDestroy(event);
 }
 
 template <typename T>
@@ -134,16 +124,16 @@ Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options)
 
   // Each step's flags land in pinned memory; the host reads step n-1's while step n runs.
   const int flag_count = 1 + images;
-  PinnedBuffer<int> flags(2 * size_t(flag_count));
-  const StepEvents step_done;
+  int* const flags = seen_flags_.data();
+  const auto step_done = [&](int step) { return step_done_[step % 2]; };
   for (int step = 0; step + 1 < max_length; ++step) {
     graphs_.replay(spec, &DeviceBeamSearch<T>::enqueue);
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(flags.data() + (step % 2) * flag_count, flags_.data(), flag_count * sizeof(int),
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(flags + (step % 2) * flag_count, flags_.data(), flag_count * sizeof(int),
                                      cudaMemcpyDeviceToHost, stream));
-    TROCR_CUDA_CHECK(cudaEventRecord(step_done[step], stream));
+    TROCR_CUDA_CHECK(cudaEventRecord(step_done(step), stream));
     if (step == 0) continue;
-    TROCR_CUDA_CHECK(cudaEventSynchronize(step_done[step - 1]));
-    const int* seen = flags.data() + ((step - 1) % 2) * flag_count;
+    TROCR_CUDA_CHECK(cudaEventSynchronize(step_done(step - 1)));
+    const int* seen = flags + ((step - 1) % 2) * flag_count;
     if (seen[0] != 0) break;  // the step already queued changes nothing
     std::vector<int> searching = unfinished_images(active, seen + 1);  // not frozen
     if (searching.empty()) break;

@@ -16,6 +16,9 @@ class DeviceBeamSearch : public SearchStrategy {
  public:
   DeviceBeamSearch(DecoderStep<T>& step, EncoderStates<T>& states, KvCaches<T>& caches, StepGraphs& graphs,
                    const ModelConfig& config, int max_images, int max_beams, int max_length);
+  ~DeviceBeamSearch() override;
+  DeviceBeamSearch(const DeviceBeamSearch&) = delete;
+  DeviceBeamSearch& operator=(const DeviceBeamSearch&) = delete;
   // After the encoder has written `images` outputs into the EncoderStates. num_beams: 2 to
   // kMaxBeams (choose_beam_bookkeeping says when).
   Hypotheses search(int images, const SearchOptions& options) override;
@@ -34,6 +37,11 @@ class DeviceBeamSearch : public SearchStrategy {
   DeviceBuffer<int> history_, history_scratch_, finished_ids_, finished_ids_scratch_, finished_lengths_,
       finished_done_, improvement_possible_, flags_, parents_, candidate_tokens_;
   DeviceBuffer<float> running_, finished_scores_, finished_sums_, length_denominators_, candidate_values_;
+  // The last two steps' flags, as the host reads them, and the events that mark those steps'
+  // ends: made once with the plan, not per search (cudaMallocHost and cudaFreeHost are slow
+  // calls, and the release waits for the device).
+  PinnedBuffer<int> seen_flags_;
+  cudaEvent_t step_done_[2] = {};
 };
 
 }  // namespace trocr::cuda
