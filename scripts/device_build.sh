@@ -18,7 +18,15 @@ mkdir -p .device-bin/lib
 for library in $(ldd .device-bin/trocr | awk '/libcpp-httplib|libbrotli|libssl|libcrypto|libdnnl|libgomp|libOpenCL/ {print $3}'); do
   cp -L "$library" .device-bin/lib/
 done
+# The Python module is compiled there, for that machine's Python (scripts/device_python.sh),
+# against this library (PIC) and Debian's shared image libraries (their static archives are
+# not PIC).
+mkdir -p .device-bin/python-kit
+cp build-device/src/libtrocr.a .device-bin/python-kit/
+for library in libpng16.so.16 libjpeg.so.62 libwebpdemux.so.2 libwebp.so.7; do
+  cp -L /usr/lib/x86_64-linux-gnu/$library .device-bin/python-kit/
+done
 # Compressed, the binaries and libraries fit the device tool's 64 MiB.
-tar -C .device-bin -cJf .device-bin/bin.tar.xz trocr cuda_test engine_test lib
-rm -r .device-bin/trocr .device-bin/cuda_test .device-bin/engine_test .device-bin/lib
+tar -C .device-bin -cJf .device-bin/bin.tar.xz trocr cuda_test engine_test lib python-kit
+rm -r .device-bin/trocr .device-bin/cuda_test .device-bin/engine_test .device-bin/lib .device-bin/python-kit
 du -sh .device-bin

@@ -15,6 +15,7 @@ packages=(
   libcpp-httplib-dev  # trocr serve
   clang libclang-rt-14-dev  # the fuzz targets (libFuzzer), built by scripts/test.sh
   python3 python3-pil python3-numpy fonts-wqy-microhei
+  pybind11-dev python3-dev python3-venv python3-setuptools python3-wheel python3-pytest  # trocr_rt
 )
 if [ "${1:-}" = --dev ]; then
   packages+=(fonts-wqy-zenhei fonts-arphic-ukai fonts-arphic-uming python3-fonttools python3-matplotlib)
@@ -33,3 +34,5 @@ fi
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$(nproc)"
 echo "setup: built build/src/cli/trocr"
+bash scripts/install_python.sh build
+echo "setup: installed trocr_rt into .venv (.venv/bin/python -c 'import trocr_rt')"

@@ -23,6 +23,12 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 run_suite release build
 
+# The Python package as pip installs it (scripts/setup.sh's .venv), against HF's goldens and the CLI.
+bash scripts/install_python.sh build
+TROCR_CLI=build/src/cli/trocr .venv/bin/python -m pytest -q -rs -p no:cacheprovider tests/python \
+  --junitxml=build/python-tests.xml || true
+reports+=("python=build/python-tests.xml")
+
 if [ "${TROCR_SKIP_SANITIZERS:-0}" != 1 ]; then
   # CUDA's runtime and the sanitizers do not mix; the CUDA code is covered by the build above.
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROCR_SANITIZE=ON \

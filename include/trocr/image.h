@@ -1,6 +1,7 @@
 #pragma once
 // Images as HF's TrOCR pipeline sees them: decoded and converted to RGB exactly as PIL's
 // Image.convert("RGB") does, resized with PIL's BILINEAR filter, rescaled and normalized.
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,6 +27,22 @@ RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
 RgbImage read_image_file(const std::string& path, const ImageLimits& limits = {});
 // Whether a file name ends in .png, .jpg, .jpeg or .webp (any case): what folders are scanned for.
 bool has_image_extension(const std::string& path);
+
+// A corner of a text box on a page, in pixels (x to the right, y down).
+struct Point {
+  double x = 0;
+  double y = 0;
+};
+// A text line's box as detectors give it (PaddleOCR, docTR): four corners, clockwise from the
+// line's top-left.
+using Quadrilateral = std::array<Point, 4>;
+
+// The line inside `quad` warped to an upright rectangle as PaddleOCR's get_rotate_crop_image
+// does (max(top, bottom) x max(left, right) pixels, bilinear, the page's edges replicated), and
+// turned 90 degrees counter-clockwise when 1.5 times taller than wide (vertical text).
+// `name` (the page's path and box number) is used in errors.
+RgbImage crop_quadrilateral(const RgbImage& page, const Quadrilateral& quad, const std::string& name,
+                            const ImageLimits& limits = {});
 
 // PIL's Image.resize(size, BILINEAR) on 8-bit RGB, bit-exact (its antialiased resampling).
 RgbImage resize_bilinear(const RgbImage& image, int width, int height);

@@ -90,8 +90,8 @@ std::vector<RgbImage> DecodedImages::take_readable(std::vector<size_t>& position
   return readable;
 }
 
-PrefetchingImageReader::PrefetchingImageReader(std::vector<std::string> paths, size_t batch_size)
-    : paths_(std::move(paths)), batch_size_(std::max<size_t>(1, batch_size)) {
+PrefetchingImageReader::PrefetchingImageReader(std::vector<std::string> paths, size_t engine_batch)
+    : paths_(std::move(paths)), read_size_(kEngineBatchesPerRead * std::max<size_t>(1, engine_batch)) {
   start_decoding();
 }
 
@@ -100,7 +100,7 @@ PrefetchingImageReader::~PrefetchingImageReader() {
 }
 
 std::vector<std::string> PrefetchingImageReader::next_paths() const {
-  const size_t end = std::min(paths_.size(), first_ + batch_size_);
+  const size_t end = std::min(paths_.size(), first_ + read_size_);
   return {paths_.begin() + first_, paths_.begin() + end};
 }
 

@@ -30,11 +30,14 @@ struct DecodedImages {
 DecodedImages decode_image_files(const std::vector<std::string>& paths);
 RgbImage read_standard_input_image();
 
-// Batches of decoded files in order; the next batch is decoded on other threads while the
-// caller runs the model on the current one.
+// Decoded files in order, kEngineBatchesPerRead engine batches at a time; the next ones are
+// decoded on other threads while the caller runs the model on the current ones. Several engine
+// batches per Recognizer::recognize call let it resize the next batch while the model reads
+// this one (with one batch per call, the GPU waited for every resize).
 class PrefetchingImageReader {
  public:
-  PrefetchingImageReader(std::vector<std::string> paths, size_t batch_size);
+  static constexpr size_t kEngineBatchesPerRead = 4;
+  PrefetchingImageReader(std::vector<std::string> paths, size_t engine_batch);
   ~PrefetchingImageReader();
   bool done() const { return first_ >= paths_.size(); }
   DecodedImages next();
@@ -43,7 +46,7 @@ class PrefetchingImageReader {
   void start_decoding();
   std::vector<std::string> next_paths() const;
   std::vector<std::string> paths_;
-  size_t batch_size_;
+  size_t read_size_;
   size_t first_ = 0;
   std::future<DecodedImages> pending_;
 };
