@@ -260,6 +260,7 @@ class Engine {
     return generation_dict(with_overrides(recognizer_->default_generation(), overrides));
   }
   py::dict model() const { return model_dict(recognizer_->model_config()); }
+  size_t images_per_call() const { return recognizer_->images_per_call(); }
 
  private:
   std::unique_ptr<Recognizer> recognizer_;
@@ -296,7 +297,8 @@ PYBIND11_MODULE(_core, module) {
       .def("preprocess", &trocr::Engine::preprocess, py::arg("image"))
       .def("generation", &trocr::Engine::generation)
       .def("generation_with", &trocr::Engine::generation_with, py::arg("overrides"))
-      .def("model", &trocr::Engine::model);
+      .def("model", &trocr::Engine::model)
+      .def("images_per_call", &trocr::Engine::images_per_call);
   module.def("has_image_extension", &trocr::has_image_extension, py::arg("path"));
 #ifdef TROCR_VERSION
   module.attr("__version__") = TROCR_VERSION;

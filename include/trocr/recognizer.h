@@ -47,6 +47,11 @@ class Recognizer {
   const PreprocessConfig& preprocess_config() const;
   const ModelConfig& model_config() const;
 
+  // How many images to pass per recognize() call when streaming many: several batches, so that
+  // the next batch is resized while the model reads this one, and enough images that per-call
+  // costs vanish at batch 1 (the CLI and the Python package read files in pieces of this size).
+  size_t images_per_call() const;
+
   std::vector<Recognition> recognize(const std::vector<RgbImage>& images) const;
   std::vector<Recognition> recognize(const std::vector<RgbImage>& images,
                                      const GenerationConfig& generation) const;

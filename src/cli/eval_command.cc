@@ -45,7 +45,7 @@ int run(const EvalArguments& arguments) {
   std::vector<Mistake> mistakes;
   size_t unreadable = 0, done = 0;
   ProgressBar progress(dataset.size());
-  PrefetchingImageReader reader(paths, arguments.engine.batch);
+  PrefetchingImageReader reader(paths, recognizer.images_per_call());
   while (!reader.done()) {
     DecodedImages batch = reader.next();
     for (size_t i = 0; i < batch.paths.size(); ++i) {

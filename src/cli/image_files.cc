@@ -90,8 +90,8 @@ std::vector<RgbImage> DecodedImages::take_readable(std::vector<size_t>& position
   return readable;
 }
 
-PrefetchingImageReader::PrefetchingImageReader(std::vector<std::string> paths, size_t engine_batch)
-    : paths_(std::move(paths)), read_size_(kEngineBatchesPerRead * std::max<size_t>(1, engine_batch)) {
+PrefetchingImageReader::PrefetchingImageReader(std::vector<std::string> paths, size_t read_size)
+    : paths_(std::move(paths)), read_size_(std::max<size_t>(1, read_size)) {
   start_decoding();
 }
 

@@ -30,14 +30,11 @@ struct DecodedImages {
 DecodedImages decode_image_files(const std::vector<std::string>& paths);
 RgbImage read_standard_input_image();
 
-// Decoded files in order, kEngineBatchesPerRead engine batches at a time; the next ones are
-// decoded on other threads while the caller runs the model on the current ones. Several engine
-// batches per Recognizer::recognize call let it resize the next batch while the model reads
-// this one (with one batch per call, the GPU waited for every resize).
+// Decoded files in order, `read_size` at a time (Recognizer::images_per_call); the next ones
+// are decoded on other threads while the caller runs the model on the current ones.
 class PrefetchingImageReader {
  public:
-  static constexpr size_t kEngineBatchesPerRead = 4;
-  PrefetchingImageReader(std::vector<std::string> paths, size_t engine_batch);
+  PrefetchingImageReader(std::vector<std::string> paths, size_t read_size);
   ~PrefetchingImageReader();
   bool done() const { return first_ >= paths_.size(); }
   DecodedImages next();

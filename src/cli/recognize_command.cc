@@ -76,7 +76,7 @@ int run(const RecognizeArguments& arguments) {
   const GenerationConfig generation = arguments.generation.apply_to(recognizer.default_generation());
   if (!arguments.boxes_file.empty()) return run_boxes(arguments, recognizer, generation);
   const std::vector<std::string> paths = expand_image_inputs(arguments.inputs, arguments.list_file);
-  PrefetchingImageReader reader(paths, arguments.engine.batch);
+  PrefetchingImageReader reader(paths, recognizer.images_per_call());
   int failures = 0;
   while (!reader.done()) {
     DecodedImages decoded = reader.next();

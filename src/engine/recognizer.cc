@@ -43,6 +43,11 @@ const GenerationConfig& Recognizer::default_generation() const { return impl_->m
 const PreprocessConfig& Recognizer::preprocess_config() const { return impl_->model.preprocess; }
 const ModelConfig& Recognizer::model_config() const { return impl_->model.config; }
 
+size_t Recognizer::images_per_call() const {
+  constexpr size_t kBatchesPerCall = 4, kMinimumImagesPerCall = 64;
+  return std::max(kBatchesPerCall * static_cast<size_t>(impl_->options.batch_size), kMinimumImagesPerCall);
+}
+
 std::vector<float> Recognizer::encode(const std::vector<float>& pixels, int count) const {
   if (pixels.size() != impl_->image_values() * count) {
     fail("encode: {} pixel values for {} images of {} values", pixels.size(), count,

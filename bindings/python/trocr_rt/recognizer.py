@@ -107,10 +107,10 @@ class Recognizer:
 
     def recognize_files(self, paths, batch_size=None, **overrides) -> Iterator[Result]:
         """Streams results for many files, in order, batch_size paths per engine call (by
-        default 4x the Recognizer's batch); the next batch is decoded while the engine reads
-        this one. paths: file paths, or folders, read recursively in sorted path order for the
+        default what the CLI reads per call: 4 batches, at least 64 images); the next ones are
+        decoded while the engine reads these. paths: file paths, or folders, read recursively in sorted path order for the
         image extensions the CLI reads. Each Result carries its path as `source`."""
-        chunk = int(batch_size or 4 * self.batch_size)
+        chunk = int(batch_size or self._engine.images_per_call())
         if chunk < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         overrides = _checked(overrides)
