@@ -12,10 +12,10 @@ cp build-device/src/cli/trocr build-device/tests/cuda_test build-device/tests/en
 strip .device-bin/*
 ldd .device-bin/trocr | grep -v -E "linux-vdso|ld-linux|libc.so|libm.so|libstdc|libgcc_s|libcublas|libpthread|libdl|librt|libdnnl|libgomp|libOpenCL" || true
 # Debian ships cpp-httplib (trocr serve) and oneDNN with its OpenMP runtime (the CPU engine) as
-# shared libraries only: they travel with their dependencies in lib/ (the device scripts put that
-# on LD_LIBRARY_PATH).
+# shared libraries only, and libtiff is linked shared (its codecs pull in a dozen libraries):
+# they travel with their dependencies in lib/ (the device scripts put that on LD_LIBRARY_PATH).
 mkdir -p .device-bin/lib
-for library in $(ldd .device-bin/trocr | awk '/libcpp-httplib|libbrotli|libssl|libcrypto|libdnnl|libgomp|libOpenCL/ {print $3}'); do
+for library in $(ldd .device-bin/trocr | awk '/libcpp-httplib|libbrotli|libssl|libcrypto|libdnnl|libgomp|libOpenCL|libtiff|libjbig|libLerc|libdeflate|libzstd|liblzma|libwebp|libsharpyuv|libjpeg/ {print $3}'); do
   cp -L "$library" .device-bin/lib/
 done
 # The Python module is compiled there, for that machine's Python (scripts/device_python.sh),
@@ -23,7 +23,7 @@ done
 # not PIC).
 mkdir -p .device-bin/python-kit
 cp build-device/src/libtrocr.a .device-bin/python-kit/
-for library in libpng16.so.16 libjpeg.so.62 libwebpdemux.so.2 libwebp.so.7; do
+for library in libpng16.so.16 libjpeg.so.62 libwebpdemux.so.2 libwebp.so.7 libgif.so.7; do
   cp -L /usr/lib/x86_64-linux-gnu/$library .device-bin/python-kit/
 done
 # Compressed, the binaries and libraries fit the device tool's 64 MiB.

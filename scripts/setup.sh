@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 packages=(
   build-essential cmake ninja-build pkg-config
   nlohmann-json3-dev libcli11-dev libfmt-dev
-  libpng-dev libjpeg62-turbo-dev zlib1g-dev libwebp-dev
+  libpng-dev libjpeg62-turbo-dev zlib1g-dev libwebp-dev libgif-dev libtiff-dev
   libdnnl-dev  # oneDNN: the CPU engine's matrix products
   libgtest-dev libgmock-dev libbenchmark-dev
   libcpp-httplib-dev  # trocr serve

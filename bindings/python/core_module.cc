@@ -113,15 +113,6 @@ DecodedImages crop_boxes(const py::object& page_item, const std::vector<std::arr
   return lines;
 }
 
-const char* early_stopping_name(EarlyStopping value) {
-  switch (value) {
-    case EarlyStopping::False: return "false";
-    case EarlyStopping::True: return "true";
-    case EarlyStopping::Never: return "never";
-  }
-  return "?";
-}
-
 // HF's generate() keyword arguments on top of the checkpoint's settings, as HF applies them.
 GenerationConfig with_overrides(GenerationConfig config, const py::dict& overrides) {
   for (const auto& [key, value] : overrides) {

@@ -70,6 +70,8 @@ struct ModelConfig {
 
 // Three-way early_stopping of HF's beam search.
 enum class EarlyStopping { False, True, Never };
+// "false", "true" or "never", as generation_config.json writes it.
+const char* early_stopping_name(EarlyStopping value);
 
 struct GenerationConfig {
   std::optional<int> max_length;      // total length, start token included

@@ -21,11 +21,13 @@ struct ImageLimits {
   int max_side = 65535;
 };
 
-// Decodes PNG, JPEG or WebP (by content) from memory; `name` (usually the path) is used in errors.
+// Decodes PNG, JPEG, WebP, GIF (the first frame), BMP or TIFF (the first page) (by content) from memory, converted to
+// RGB as Pillow converts each; `name` (usually the path) is used in errors.
 RgbImage decode_image(const uint8_t* data, size_t size, const std::string& name,
                       const ImageLimits& limits = {});
 RgbImage read_image_file(const std::string& path, const ImageLimits& limits = {});
-// Whether a file name ends in .png, .jpg, .jpeg or .webp (any case): what folders are scanned for.
+// Whether a file name ends in .png, .jpg, .jpeg, .webp, .gif, .bmp, .tif or .tiff (any case): what folders are
+// scanned for.
 bool has_image_extension(const std::string& path);
 
 // A corner of a text box on a page, in pixels (x to the right, y down).

@@ -9,15 +9,6 @@
 namespace trocr::cli {
 namespace {
 
-const char* early_stopping_name(EarlyStopping value) {
-  switch (value) {
-    case EarlyStopping::False: return "false";
-    case EarlyStopping::True: return "true";
-    case EarlyStopping::Never: return "never";
-  }
-  return "?";
-}
-
 // Floats as the config wrote them (0.485, not 0.48500001430511475).
 std::vector<double> rounded(const std::vector<float>& values) {
   std::vector<double> result;

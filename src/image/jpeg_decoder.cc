@@ -41,20 +41,11 @@ struct JpegReader {
   }
 };
 
-inline uint8_t clip8(int value) { return static_cast<uint8_t>(value < 0 ? 0 : value > 255 ? 255 : value); }
-
-// Pillow's MULDIV255: a * b / 255 with its rounding.
-inline int muldiv255(int a, int b) {
-  const int t = a * b + 128;
-  return ((t >> 8) + t) >> 8;
-}
-
 void cmyk_to_rgb(const uint8_t* in, uint8_t* out, int width) {
   for (int x = 0; x < width; ++x, in += 4, out += 3) {
     // Adobe files store inverted ink (Pillow's CMYK;I raw mode).
-    const int k = 255 - in[3];
-    const int remaining = 255 - k;
-    for (int c = 0; c < 3; ++c) out[c] = clip8(remaining - muldiv255(255 - in[c], remaining));
+    const uint8_t ink[4] = {uint8_t(255 - in[0]), uint8_t(255 - in[1]), uint8_t(255 - in[2]), uint8_t(255 - in[3])};
+    cmyk_to_rgb_as_pillow(ink, out);
   }
 }
 

@@ -8,6 +8,15 @@
 #include "trocr/config.h"
 
 namespace trocr {
+
+const char* early_stopping_name(EarlyStopping value) {
+  switch (value) {
+    case EarlyStopping::False: return "false";
+    case EarlyStopping::True: return "true";
+    case EarlyStopping::Never: return "never";
+  }
+  return "?";
+}
 namespace {
 
 bool file_exists(const std::string& path) {

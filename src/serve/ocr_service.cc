@@ -52,6 +52,7 @@ void OcrService::add_routes() {
     if (parsed.status != 200) return answer_error(response, parsed.status, parsed.error);
     const double decode_ms = milliseconds_since(start);
     const size_t count = parsed.images.size();
+    const std::vector<Quadrilateral> boxes = std::move(parsed.boxes);
     auto futures = batcher_->submit(std::move(parsed.images));
     if (!futures) {
       if (!ready_) return answer_error(response, 503, "the service is shutting down");
@@ -71,6 +72,9 @@ void OcrService::add_routes() {
                          {"score", best.score},
                          {"batch_size", result.batch_size},
                          {"timings_ms", {{"queue", result.queue_ms}, {"inference", result.inference_ms}}}});
+      if (!boxes.empty()) {
+        for (const Point& corner : boxes[i]) results.back()["box"].push_back({corner.x, corner.y});
+      }
     }
     metrics_.count_images(count);
     const double total_ms = milliseconds_since(start);

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "common/parallel.h"
+#include "image/box_list.h"
 #include "trocr/error.h"
 
 namespace trocr {
@@ -35,22 +36,44 @@ std::string media_type(const httplib::Request& request) {
 
 RequestImages read_request_images(const httplib::Request& request, size_t max_images, const ImageLimits& limits) {
   std::vector<Payload> payloads;
+  const std::string* boxes_json = nullptr;
   const std::string type = media_type(request);
   if (type == "multipart/form-data") {
     for (const auto& [field, part] : request.files) {
-      payloads.push_back({part.filename.empty() ? field : part.filename, &part.content});
+      if (field == "boxes" && part.filename.empty()) {
+        boxes_json = &part.content;
+      } else {
+        payloads.push_back({part.filename.empty() ? field : part.filename, &part.content});
+      }
     }
   } else if (type == "image/png" || type == "image/jpeg" || type == "image/jpg" || type == "image/webp" ||
+             type == "image/gif" || type == "image/bmp" || type == "image/tiff" ||
              type == "application/octet-stream") {
     payloads.push_back({"body", &request.body});
   } else {
     return refuse(415, fmt::format("Content-Type '{}' is not accepted: send multipart/form-data with one part per "
-                                   "image, or one image as image/png, image/jpeg, image/webp or application/octet-stream",
+                                   "image, or one image as image/png, image/jpeg, image/webp, image/gif, image/bmp, "
+                                   "image/tiff or application/octet-stream",
                                    type.empty() ? "(none)" : type));
   }
   if (payloads.empty()) return refuse(400, "the request holds no images");
   if (payloads.size() > max_images) {
     return refuse(413, fmt::format("{} images in one request; at most {} are accepted", payloads.size(), max_images));
+  }
+  std::vector<Quadrilateral> boxes;
+  if (boxes_json != nullptr) {
+    if (payloads.size() != 1) return refuse(400, "the boxes field goes with exactly one page image");
+    try {
+      boxes = parse_box_list(nlohmann::json::parse(*boxes_json), "the boxes field");
+    } catch (const nlohmann::json::exception& error) {
+      return refuse(400, fmt::format("the boxes field is not JSON: {}", error.what()));
+    } catch (const Error& error) {
+      return refuse(400, error.what());
+    }
+    if (boxes.empty()) return refuse(400, "the boxes field holds no boxes");
+    if (boxes.size() > max_images) {
+      return refuse(413, fmt::format("{} boxes in one request; at most {} are accepted", boxes.size(), max_images));
+    }
   }
 
   RequestImages result;
@@ -73,7 +96,20 @@ RequestImages read_request_images(const httplib::Request& request, size_t max_im
     if (!errors[i].empty()) return refuse(400, fmt::format("image {}: {}", i, errors[i]));
     result.names.push_back(payloads[i].name);
   }
-  return result;
+  if (boxes.empty()) return result;
+  // The page's lines take its place, one image per box.
+  RequestImages lines;
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    const std::string name = fmt::format("{}#box{}", result.names.front(), i);
+    try {
+      lines.images.push_back(crop_quadrilateral(result.images.front(), boxes[i], name, limits));
+    } catch (const Error& error) {
+      return refuse(400, error.what());
+    }
+    lines.names.push_back(name);
+  }
+  lines.boxes = std::move(boxes);
+  return lines;
 }
 
 }  // namespace trocr

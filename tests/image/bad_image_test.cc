@@ -48,8 +48,10 @@ TEST(BadImages, ClearErrors) {
   };
   const std::vector<Case> cases = {
       {"empty.png", "", "empty file"},
-      {"text.png", "hello, not an image", "not a PNG, JPEG or WebP"},
-      {"gif.png", "GIF89a\x01\x00\x01\x00", "not a PNG, JPEG or WebP"},
+      {"text.png", "hello, not an image", "not a PNG, JPEG, WebP, GIF, BMP or TIFF"},
+      {"gif.png", "GIF89a\x01\x00\x01\x00", "not a valid GIF"},
+      {"bitmap.bmp", "BM\x10\x00\x00\x00", "BMP file is truncated"},
+      {"header.tif", std::string("II*\0\x08\0\0\0", 8), "not a valid TIFF"},
       {"truncated.png", png.substr(0, png.size() / 2), "truncated"},
       {"header_only.png", png.substr(0, 40), "PNG"},
       {"bad_crc.png", bad_crc, "PNG"},

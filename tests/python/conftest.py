@@ -1,8 +1,13 @@
 """Fixtures of the trocr_rt tests: the committed golden model (HF's outputs made on the GPU
 machine by python/make_goldens.py), its images, and the CLI built beside the package."""
+import contextlib
 import json
 import os
+import socket
 import struct
+import subprocess
+import time
+import urllib.request
 
 import numpy
 import pytest
@@ -55,3 +60,27 @@ def cli():
 
 def image_path(name):
     return os.path.join(IMAGES, name)
+
+
+@contextlib.contextmanager
+def running_server(cli, model, threads=1):
+    """`trocr serve` on a free port for the duration; yields its base URL."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([cli, "serve", "-m", model, "--port", str(port), "--threads", str(threads)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except OSError:
+                if time.time() > deadline or server.poll() is not None:
+                    raise AssertionError("trocr serve did not come up")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

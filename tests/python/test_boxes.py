@@ -4,13 +4,14 @@ import glob
 import json
 import os
 import subprocess
+import urllib.request
 
 import numpy
 import pytest
 from PIL import Image
 
 import trocr_rt
-from conftest import ROOT
+from conftest import ROOT, running_server
 
 DEMO = os.path.join(ROOT, "models", "demo")
 SAMPLES = sorted(glob.glob(os.path.join(ROOT, "data", "samples", "*.jpg")))
@@ -113,3 +114,47 @@ def test_cli_boxes_give_the_python_answers(demo, cli, tmp_path):
     bad = subprocess.run([cli, "recognize", "-m", DEMO, "--boxes", str(boxes_path), str(page_path)],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and f"{boxes_path}: box 1: expected four [x, y] corners" in bad.stderr
+
+
+def post_multipart(url, fields):
+    """fields: (name, filename or None, bytes); returns (status, parsed JSON)."""
+    import urllib.error
+    boundary = "trocr-test-boundary"
+    body = b""
+    for name, filename, content in fields:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+        body += f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + content + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as reply:
+            return reply.status, json.load(reply)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def test_serve_reads_the_lines_of_a_page_from_a_boxes_field(cli, tmp_path):
+    page = Image.new("RGB", (1400, 700), (255, 255, 255))
+    boxes = []
+    for i, path in enumerate(SAMPLES):
+        line = Image.open(path).convert("RGB")
+        turned = line.rotate(6, resample=Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+        page.paste(turned, (60, 25 + 220 * i))
+        center = (60 + turned.width / 2, 25 + 220 * i + turned.height / 2)
+        boxes.append(rotated_corners(line.width, line.height, 6, center).tolist())
+    page.save(tmp_path / "page.png")
+    page_bytes = (tmp_path / "page.png").read_bytes()
+    with running_server(cli, DEMO, threads=2) as base:
+        url = base + "/v1/recognize"
+        status, reply = post_multipart(url, [("page", "page.png", page_bytes), ("boxes", None, json.dumps(boxes).encode())])
+        assert status == 200, reply
+        expected = trocr_rt.Recognizer(DEMO, threads=2).recognize(page, boxes=boxes)
+        assert [item["text"] for item in reply["results"]] == [result.text for result in expected]
+        assert [item["name"] for item in reply["results"]] == [f"page.png#box{i}" for i in range(len(boxes))]
+        assert numpy.allclose([item["box"] for item in reply["results"]], boxes)
+        status, reply = post_multipart(url, [("page", "page.png", page_bytes), ("boxes", None, b"[[1, 2, 3]]")])
+        assert status == 400 and "the boxes field: box 0: expected four" in reply["error"]
+        status, reply = post_multipart(url, [("a", "a.png", page_bytes), ("b", "b.png", page_bytes),
+                                             ("boxes", None, json.dumps(boxes).encode())])
+        assert status == 400 and "exactly one page image" in reply["error"]

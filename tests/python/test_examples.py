@@ -1,13 +1,10 @@
 """The examples in examples/python run and say what the API says."""
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 
-from conftest import IMAGES, MODEL, ROOT, image_path
+from conftest import IMAGES, MODEL, ROOT, image_path, running_server
 
 EXAMPLES = os.path.join(ROOT, "examples", "python")
 
@@ -35,30 +32,31 @@ def test_pil_and_numpy(recognizer):
         assert f"{candidate.score:9.4f}  {candidate.text}" in output
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def test_page_boxes(tmp_path):
+    from test_boxes import DEMO, SAMPLES, rotated_corners
+    import trocr_rt
+    from PIL import Image
+    page = Image.new("RGB", (1400, 700), (255, 255, 255))
+    boxes = []
+    for i, path in enumerate(SAMPLES):
+        line = Image.open(path).convert("RGB")
+        turned = line.rotate(-3, resample=Image.BICUBIC, expand=True, fillcolor=(255, 255, 255))
+        page.paste(turned, (50, 20 + 220 * i))
+        center = (50 + turned.width / 2, 20 + 220 * i + turned.height / 2)
+        boxes.append({"points": rotated_corners(line.width, line.height, -3, center).tolist()})
+    page.save(tmp_path / "page.png")
+    (tmp_path / "boxes.json").write_text(json.dumps(boxes))
+    output = run_example("page_boxes.py", DEMO, str(tmp_path / "page.png"), str(tmp_path / "boxes.json"),
+                         "--save-lines", str(tmp_path / "lines"))
+    lines = [json.loads(line) for line in output.splitlines()]
+    expected = trocr_rt.Recognizer(DEMO, threads=2).recognize(page, boxes=[box["points"] for box in boxes])
+    assert [line["text"] for line in lines] == [result.text for result in expected]
+    assert sorted(os.listdir(tmp_path / "lines")) == [f"line-{i}.png" for i in range(len(boxes))]
 
 
 def test_serve_client(recognizer, cli):
-    port = free_port()
-    server = subprocess.Popen([cli, "serve", "-m", MODEL, "--port", str(port), "--threads", "1"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
-                break
-            except OSError:
-                if time.time() > deadline or server.poll() is not None:
-                    raise AssertionError("trocr serve did not come up")
-                time.sleep(0.1)
+    with running_server(cli, MODEL) as url:
         paths = [image_path(name) for name in ["wide.jpg", "tiny.png", "line_gray.png"]]
-        output = run_example("serve_client.py", f"http://127.0.0.1:{port}", *paths)
-        texts = [line.split("\t")[1] for line in output.splitlines()]
-        assert texts == [result.text for result in recognizer.recognize(paths)]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+        output = run_example("serve_client.py", url, *paths)
+    texts = [line.split("\t")[1] for line in output.splitlines()]
+    assert texts == [result.text for result in recognizer.recognize(paths)]

@@ -63,7 +63,7 @@ def test_paths_bytes_and_path_objects_agree(recognizer):
 
 def test_encoded_formats_pillow_writes_read_like_pillow_reads_them(recognizer):
     image = line_image()
-    for format_name in ["PNG", "JPEG", "WEBP"]:
+    for format_name in ["PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF"]:
         buffer = io.BytesIO()
         image.save(buffer, format=format_name, **({"lossless": True} if format_name == "WEBP" else {}))
         decoded = Image.open(io.BytesIO(buffer.getvalue()))
@@ -81,7 +81,7 @@ def test_one_image_gives_one_result_and_a_list_gives_a_list(recognizer):
 def test_bad_inputs_raise_clear_python_errors(recognizer):
     with pytest.raises(FileNotFoundError, match="missing.png"):
         recognizer.recognize("/nonexistent/missing.png")
-    with pytest.raises(trocr_rt.Error, match="not a PNG, JPEG or WebP"):
+    with pytest.raises(trocr_rt.Error, match="not a PNG, JPEG, WebP, GIF, BMP or TIFF"):
         recognizer.recognize(b"this is no image")
     with pytest.raises(ValueError, match="image 1"):  # trocr_rt.Error is a ValueError
         recognizer.recognize([image_path("tiny.png"), b"\x89PNG\r\n\x1a\n broken"])

@@ -85,7 +85,7 @@ class Recognizer:
 
     def recognize(self, images, boxes=None, **overrides):
         """Text for each image. images: one image or a list of them; each a path, encoded bytes
-        (PNG, JPEG, WebP, ...), a PIL.Image in any mode, or a numpy uint8 array HxW, HxWx3 or
+        (PNG, JPEG, WebP, GIF, BMP, TIFF), a PIL.Image in any mode, or a numpy uint8 array HxW, HxWx3 or
         HxWx4. overrides: HF generate() names (GENERATION_NAMES). Returns a list of Result, or
         one Result when one image was passed.
 
