@@ -22,3 +22,12 @@ fi
 echo
 echo "== $trocr eval -m $model data/synth-eval      (400 held-out synthetic lines)"
 $trocr eval -m "$model" data/synth-eval
+echo
+echo "== the same from Python (trocr_rt, installed into .venv by scripts/setup.sh)"
+.venv/bin/python - "$model" data/samples/date.jpg <<'PY'
+import sys
+import trocr_rt
+recognizer = trocr_rt.Recognizer(sys.argv[1])
+result = recognizer.recognize(sys.argv[2])
+print(f"trocr_rt {trocr_rt.__version__}: {sys.argv[2]}\t{result.text}\t{result.confidence:.4f}")
+PY
