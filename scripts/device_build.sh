@@ -21,8 +21,9 @@ done
 # The Python module is compiled there, for that machine's Python (scripts/device_python.sh),
 # against this library (PIC) and Debian's shared image libraries (their static archives are
 # not PIC).
-mkdir -p .device-bin/python-kit
+mkdir -p .device-bin/python-kit/include
 cp build-device/src/libtrocr.a .device-bin/python-kit/
+cp -r /usr/include/nlohmann .device-bin/python-kit/include/  # the box reader's JSON, header-only
 for library in libpng16.so.16 libjpeg.so.62 libwebpdemux.so.2 libwebp.so.7 libgif.so.7; do
   cp -L /usr/lib/x86_64-linux-gnu/$library .device-bin/python-kit/
 done

@@ -11,7 +11,7 @@ kit=.device-bin/python-kit
 package=/tmp/trocr-python/trocr_rt
 mkdir -p $package && cp bindings/python/trocr_rt/*.py $package/
 version=$(sed -n 's/^project(trocr-rt VERSION \([^ ]*\) .*/\1/p' CMakeLists.txt)
-g++ -O3 -fPIC -shared -std=c++17 $(python3 -m pybind11 --includes) -Iinclude -DTROCR_VERSION="\"$version\"" \
+g++ -O3 -fPIC -shared -std=c++17 $(python3 -m pybind11 --includes) -Iinclude -Isrc -I$kit/include -DTROCR_VERSION="\"$version\"" \
   bindings/python/core_module.cc -o $package/_core$(python3 -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))') \
   $kit/libtrocr.a -L$kit -l:libpng16.so.16 -l:libjpeg.so.62 -l:libwebpdemux.so.2 -l:libwebp.so.7 -l:libgif.so.7 -lz \
   -L.device-bin/lib -l:libtiff.so.6 -l:libdnnl.so.2 -l:libgomp.so.1 -L/usr/local/cuda/lib64 -lcudart_static -lcublasLt -lcudadevrt \

@@ -11,13 +11,14 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <array>
+#include <utility>
 #include <filesystem>
 #include <mutex>
 #include <string>
 #include <variant>
 #include <vector>
 
+#include "image/box_list.h"
 #include "trocr/error.h"
 #include "trocr/image.h"
 #include "trocr/recognizer.h"
@@ -38,37 +39,52 @@ struct FilePath {
 };
 using ImageInput = std::variant<FilePath, EncodedImage, RgbImage>;
 
-[[noreturn]] void raise_file_not_found(const std::string& path) {
-  PyErr_SetString(PyExc_FileNotFoundError, (path + ": no such file").c_str());
+[[noreturn]] void raise_file_not_found(const std::string& message) {
+  PyErr_SetString(PyExc_FileNotFoundError, message.c_str());
   throw py::error_already_set();
 }
 
-// Takes the objects trocr_rt/images.py hands over: str (a path), bytes (an encoded image) or a
-// C-contiguous uint8 array of shape HxWx3.
-std::vector<ImageInput> take_inputs(const py::list& items) {
-  std::vector<ImageInput> inputs;
-  inputs.reserve(items.size());
-  for (size_t i = 0; i < items.size(); ++i) {
-    const py::handle item = items[i];
-    if (py::isinstance<py::str>(item)) {
-      const std::string path = item.cast<std::string>();
-      if (!std::filesystem::exists(path)) raise_file_not_found(path);
-      inputs.emplace_back(FilePath{path});
-    } else if (py::isinstance<py::bytes>(item)) {
-      inputs.emplace_back(EncodedImage{"image " + std::to_string(i) + " (bytes)", item.cast<std::string>()});
-    } else {
-      const auto array = py::array_t<uint8_t, py::array::c_style>::ensure(item);
-      if (!array || array.ndim() != 3 || array.shape(2) != 3) {
-        throw py::value_error("image " + std::to_string(i) + ": expected a path, bytes or an HxWx3 uint8 array");
-      }
-      RgbImage image;
-      image.height = static_cast<int>(array.shape(0));
-      image.width = static_cast<int>(array.shape(1));
-      image.pixels.assign(array.data(), array.data() + array.size());
-      inputs.emplace_back(std::move(image));
-    }
+// One of the objects trocr_rt/images.py hands over: str (a path), bytes (an encoded image) or a
+// C-contiguous uint8 array of shape HxWx3. `index` names it in errors.
+ImageInput take_input(const py::handle& item, size_t index) {
+  if (py::isinstance<py::str>(item)) {
+    const std::string path = item.cast<std::string>();
+    if (!std::filesystem::exists(path)) raise_file_not_found(path + ": no such file");
+    return FilePath{path};
   }
-  return inputs;
+  if (py::isinstance<py::bytes>(item)) {
+    return EncodedImage{"image " + std::to_string(index) + " (bytes)", item.cast<std::string>()};
+  }
+  const auto array = py::array_t<uint8_t, py::array::c_style>::ensure(item);
+  if (!array || array.ndim() != 3 || array.shape(2) != 3) {
+    throw py::value_error("image " + std::to_string(index) + ": expected a path, bytes or an HxWx3 uint8 array");
+  }
+  RgbImage image;
+  image.height = static_cast<int>(array.shape(0));
+  image.width = static_cast<int>(array.shape(1));
+  image.pixels.assign(array.data(), array.data() + array.size());
+  return image;
+}
+
+// Python values as JSON (lists, tuples, numpy arrays and scalars, dicts, numbers, strings), for
+// the readers that take JSON: boxes come in as the CLI and the server read them.
+nlohmann::json to_json(const py::handle& value) {
+  if (py::isinstance<py::str>(value)) return value.cast<std::string>();
+  if (py::hasattr(value, "tolist")) return to_json(value.attr("tolist")());  // numpy
+  if (py::isinstance<py::bool_>(value)) return value.cast<bool>();
+  if (py::isinstance<py::int_>(value)) return value.cast<int64_t>();
+  if (py::isinstance<py::float_>(value)) return value.cast<double>();
+  if (py::isinstance<py::dict>(value)) {
+    nlohmann::json object = nlohmann::json::object();
+    for (const auto& [key, item] : value.cast<py::dict>()) object[py::str(key).cast<std::string>()] = to_json(item);
+    return object;
+  }
+  if (py::isinstance<py::list>(value) || py::isinstance<py::tuple>(value)) {
+    nlohmann::json array = nlohmann::json::array();
+    for (const py::handle item : value) array.push_back(to_json(item));
+    return array;
+  }
+  throw py::type_error("expected numbers, lists or dicts, got " + py::str(value.get_type()).cast<std::string>());
 }
 
 RgbImage decode(ImageInput& input) {
@@ -87,7 +103,9 @@ struct DecodedImages {
 };
 
 DecodedImages decode_all(const py::list& items) {
-  std::vector<ImageInput> inputs = take_inputs(items);
+  std::vector<ImageInput> inputs;
+  inputs.reserve(items.size());
+  for (size_t i = 0; i < items.size(); ++i) inputs.push_back(take_input(items[i], i));
   DecodedImages decoded;
   const py::gil_scoped_release unlocked;
   decoded.images.reserve(inputs.size());
@@ -95,22 +113,17 @@ DecodedImages decode_all(const py::list& items) {
   return decoded;
 }
 
-// The lines inside `boxes` (each four (x, y) corners, clockwise from the top-left) of one page.
-DecodedImages crop_boxes(const py::object& page_item, const std::vector<std::array<std::array<double, 2>, 4>>& boxes) {
-  py::list items;
-  items.append(page_item);
-  std::vector<ImageInput> inputs = take_inputs(items);
+// The lines of one page cut out by `boxes` (any layout image/box_list.h reads), and each box's
+// four corners.
+std::pair<DecodedImages, std::vector<Quadrilateral>> crop_boxes(const py::object& page_item, const py::object& boxes) {
+  ImageInput page_input = take_input(page_item, 0);
+  const std::vector<Quadrilateral> quads = parse_box_list(to_json(boxes), "boxes");
+  const std::string name = std::holds_alternative<FilePath>(page_input) ? std::get<FilePath>(page_input).path
+                                                                         : std::string("the page");
   DecodedImages lines;
   const py::gil_scoped_release unlocked;
-  const RgbImage page = decode(inputs.front());
-  const std::string name = std::holds_alternative<FilePath>(inputs.front()) ? std::get<FilePath>(inputs.front()).path
-                                                                              : std::string("the page");
-  for (size_t i = 0; i < boxes.size(); ++i) {
-    Quadrilateral quad;
-    for (int corner = 0; corner < 4; ++corner) quad[corner] = {boxes[i][corner][0], boxes[i][corner][1]};
-    lines.images.push_back(crop_quadrilateral(page, quad, name + ", box " + std::to_string(i)));
-  }
-  return lines;
+  lines.images = crop_lines(decode(page_input), quads, name);
+  return {std::move(lines), quads};
 }
 
 // HF's generate() keyword arguments on top of the checkpoint's settings, as HF applies them.
@@ -192,8 +205,7 @@ class Engine {
   Engine(const std::string& model_dir, const std::string& device, const std::string& dtype, int batch_size,
          int threads) {
     if (!std::filesystem::is_directory(model_dir)) {
-      PyErr_SetString(PyExc_FileNotFoundError, (model_dir + ": no such model directory").c_str());
-      throw py::error_already_set();
+      raise_file_not_found(model_dir + ": no such model directory");
     }
     EngineOptions options;
     options.device = device;
@@ -227,14 +239,12 @@ class Engine {
 
   // The pixels the model reads for one image: float32 [3, height, width].
   py::array_t<float> preprocess(const py::object& item) {
-    py::list items;
-    items.append(item);
-    std::vector<ImageInput> inputs = take_inputs(items);
+    ImageInput input = take_input(item, 0);
     std::vector<float> pixels;
     size_t image_width = 0;
     {
       const py::gil_scoped_release unlocked;
-      const RgbImage image = decode(inputs.front());
+      const RgbImage image = decode(input);
       image_width = image.width;
       pixels = preprocess_image(image, recognizer_->preprocess_config());
     }
@@ -277,7 +287,17 @@ PYBIND11_MODULE(_core, module) {
         return arrays;
       });
   module.def("decode", &trocr::decode_all, py::arg("images"));
-  module.def("crop_boxes", &trocr::crop_boxes, py::arg("page"), py::arg("boxes"));
+  // Returns (lines, corners): the corners as [(x, y)] * 4 per box.
+  module.def("crop_boxes", [](const py::object& page, const py::object& boxes) {
+    auto [lines, quads] = trocr::crop_boxes(page, boxes);
+    py::list corners;
+    for (const trocr::Quadrilateral& quad : quads) {
+      py::list box;
+      for (const trocr::Point& corner : quad) box.append(py::make_tuple(corner.x, corner.y));
+      corners.append(box);
+    }
+    return py::make_tuple(std::move(lines), corners);
+  }, py::arg("page"), py::arg("boxes"));
   py::class_<trocr::Engine>(module, "Engine")
       .def(py::init<const std::string&, const std::string&, const std::string&, int, int>(), py::arg("model_dir"),
            py::arg("device"), py::arg("dtype"), py::arg("batch_size"), py::arg("threads"))

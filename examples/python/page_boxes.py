@@ -23,8 +23,7 @@ parser.add_argument("boxes")
 parser.add_argument("--save-lines", metavar="DIR", help="also write each cut line as DIR/line-N.png")
 arguments = parser.parse_args()
 
-boxes = json.load(open(arguments.boxes))
-boxes = [box["points"] if isinstance(box, dict) else box for box in boxes]
+boxes = json.load(open(arguments.boxes))  # read as trocr recognize --boxes reads it
 recognizer = trocr_rt.Recognizer(arguments.model_dir)
 for index, result in enumerate(recognizer.recognize(arguments.page, boxes=boxes)):
     line = {"box": [[round(x, 1), round(y, 1)] for x, y in result.box], "text": result.text,

@@ -45,6 +45,9 @@ using Quadrilateral = std::array<Point, 4>;
 // `name` (the page's path and box number) is used in errors.
 RgbImage crop_quadrilateral(const RgbImage& page, const Quadrilateral& quad, const std::string& name,
                             const ImageLimits& limits = {});
+// Every box's line, in order; errors name the page and the box ("PAGE, box N").
+std::vector<RgbImage> crop_lines(const RgbImage& page, const std::vector<Quadrilateral>& boxes,
+                                 const std::string& page_name, const ImageLimits& limits = {});
 
 // PIL's Image.resize(size, BILINEAR) on 8-bit RGB, bit-exact (its antialiased resampling).
 RgbImage resize_bilinear(const RgbImage& image, int width, int height);

@@ -44,7 +44,7 @@ void print_result(const std::string& path, const Recognition& recognition, bool 
                          {"ids", best.ids}};
   if (box != nullptr) {
     line["box_index"] = box_index;
-    for (const Point& corner : *box) line["box"].push_back({corner.x, corner.y});
+    line["box"] = box_json(*box);
   }
   if (recognition.candidates.size() > 1) {
     for (const auto& candidate : recognition.candidates) {
@@ -62,11 +62,7 @@ int run_boxes(const RecognizeArguments& arguments, const Recognizer& recognizer,
   const std::string& page_path = arguments.inputs.front();
   const std::vector<Quadrilateral> boxes = parse_box_list(read_json_file(arguments.boxes_file), arguments.boxes_file);
   const RgbImage page = page_path == kStandardInput ? read_standard_input_image() : read_image_file(page_path);
-  std::vector<RgbImage> lines;
-  for (size_t i = 0; i < boxes.size(); ++i) {
-    lines.push_back(crop_quadrilateral(page, boxes[i], fmt::format("{}, box {}", page_path, i)));
-  }
-  const auto results = recognizer.recognize(lines, generation);
+  const auto results = recognizer.recognize(crop_lines(page, boxes, page_path), generation);
   for (size_t i = 0; i < results.size(); ++i) print_result(page_path, results[i], arguments.json, &boxes[i], i);
   return 0;
 }

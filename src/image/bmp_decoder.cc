@@ -96,8 +96,7 @@ RgbImage decode_bmp(const uint8_t* data, size_t size, const std::string& name, c
     }
   }
 
-  std::array<std::array<uint8_t, 3>, 256> palette;
-  for (int i = 0; i < 256; ++i) palette[i] = {uint8_t(i), uint8_t(i), uint8_t(i)};
+  Palette palette = gray_ramp_palette();
   if (bits <= 8) {
     if (colors == 0 || colors > 65536) fail("{}: unsupported BMP palette size {}", name, colors);
     const size_t palette_start = 14 + header_size + (compression == kBitfields && header_size < 56 ? 12 : 0);
@@ -119,9 +118,7 @@ RgbImage decode_bmp(const uint8_t* data, size_t size, const std::string& name, c
     uint8_t* out = &image.pixels[size_t(top_down ? row : height - 1 - row) * width * 3];
     for (int64_t x = 0; x < width; ++x, out += 3) {
       if (bits <= 8) {
-        const int shift = 8 - bits - int((x * bits) % 8);
-        const int index = (in[x * bits / 8] >> shift) & ((1 << bits) - 1);
-        std::memcpy(out, palette[index].data(), 3);
+        std::memcpy(out, palette[packed_sample(in, size_t(x), bits)].data(), 3);
       } else if (bits == 16) {
         const int pixel = u16(in + 2 * x);
         const int green = six_bit_green ? (pixel >> 5) & 63 : (pixel >> 5) & 31;

@@ -46,4 +46,10 @@ std::vector<Quadrilateral> parse_box_list(const nlohmann::json& document, const 
   return quads;
 }
 
+nlohmann::json box_json(const Quadrilateral& box) {
+  nlohmann::json corners = nlohmann::json::array();
+  for (const Point& corner : box) corners.push_back({corner.x, corner.y});
+  return corners;
+}
+
 }  // namespace trocr

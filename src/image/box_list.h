@@ -13,5 +13,7 @@ namespace trocr {
 
 // `name` (usually the file's path) is used in errors, with the box's index.
 std::vector<Quadrilateral> parse_box_list(const nlohmann::json& document, const std::string& name);
+// A box as results carry it: its four [x, y] corners.
+nlohmann::json box_json(const Quadrilateral& box);
 
 }  // namespace trocr

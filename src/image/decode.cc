@@ -17,6 +17,12 @@ void check_image_size(const std::string& name, int64_t width, int64_t height,
   }
 }
 
+Palette gray_ramp_palette() {
+  Palette palette;
+  for (int i = 0; i < 256; ++i) palette[i] = {uint8_t(i), uint8_t(i), uint8_t(i)};
+  return palette;
+}
+
 void cmyk_to_rgb_as_pillow(const uint8_t* cmyk, uint8_t* rgb) {
   const int remaining = 255 - cmyk[3];
   for (int c = 0; c < 3; ++c) {

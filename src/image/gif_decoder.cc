@@ -6,7 +6,6 @@
 // mode do. Transparency itself is dropped, as convert("RGB") drops it.
 #include <gif_lib.h>
 
-#include <array>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -83,8 +82,7 @@ RgbImage decode_gif(const uint8_t* data, size_t size, const std::string& name, c
     const int64_t right = int64_t(frame.Left) + frame.Width, bottom = int64_t(frame.Top) + frame.Height;
     const int64_t width = std::max<int64_t>(gif->SWidth, right), height = std::max<int64_t>(gif->SHeight, bottom);
     check_image_size(name, width, height, limits);
-    std::array<std::array<uint8_t, 3>, 256> colors;
-    for (int i = 0; i < 256; ++i) colors[i] = {uint8_t(i), uint8_t(i), uint8_t(i)};
+    Palette colors = gray_ramp_palette();
     const ColorMapObject* palette = frame.ColorMap != nullptr ? frame.ColorMap : gif->SColorMap;
     if (palette != nullptr) {
       for (int i = 0; i < std::min(palette->ColorCount, 256); ++i) {

@@ -106,4 +106,14 @@ RgbImage crop_quadrilateral(const RgbImage& page, const Quadrilateral& quad, con
   return line.height >= 1.5 * line.width ? turned_counter_clockwise(line) : line;
 }
 
+std::vector<RgbImage> crop_lines(const RgbImage& page, const std::vector<Quadrilateral>& boxes,
+                                 const std::string& page_name, const ImageLimits& limits) {
+  std::vector<RgbImage> lines;
+  lines.reserve(boxes.size());
+  for (size_t i = 0; i < boxes.size(); ++i) {
+    lines.push_back(crop_quadrilateral(page, boxes[i], fmt::format("{}, box {}", page_name, i), limits));
+  }
+  return lines;
+}
+
 }  // namespace trocr

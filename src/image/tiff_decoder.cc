@@ -7,7 +7,6 @@
 // orders, floats) are refused by name.
 #include <tiffio.h>
 
-#include <array>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -100,6 +99,7 @@ RgbImage decode_tiff(const uint8_t* data, size_t size, const std::string& name, 
       !(samples == 1 && (bits == 1 || bits == 2 || bits == 4 || bits == 8 || (gray && bits == 16)))) {
     refuse("this gray or palette layout");
   }
+  if (photometric == PHOTOMETRIC_MINISWHITE && bits == 16) refuse("16-bit MinIsWhite");
   if (rgb && !(bits == 8 && (samples == 3 || samples == 4))) refuse("this RGB layout");
   if (cmyk && !(bits == 8 && samples == 4 && field<uint16_t>(tiff.get(), TIFFTAG_INKSET) == INKSET_CMYK)) {
     refuse("this ink layout");
@@ -112,8 +112,7 @@ RgbImage decode_tiff(const uint8_t* data, size_t size, const std::string& name, 
   // Pillow reads gray with alpha only when the alpha is declared unassociated.
   if (gray_alpha && !(has_extra && extra_kinds[0] == EXTRASAMPLE_UNASSALPHA)) refuse("this gray and alpha layout");
 
-  std::array<std::array<uint8_t, 3>, 256> colors;
-  for (int i = 0; i < 256; ++i) colors[i] = {uint8_t(i), uint8_t(i), uint8_t(i)};
+  Palette colors = gray_ramp_palette();
   if (palette) {
     uint16_t *red = nullptr, *green = nullptr, *blue = nullptr;
     if (!TIFFGetField(tiff.get(), TIFFTAG_COLORMAP, &red, &green, &blue)) fail("{}: TIFF palette without a colormap", name);
@@ -142,12 +141,10 @@ RgbImage decode_tiff(const uint8_t* data, size_t size, const std::string& name, 
       if (gray_alpha) {
         out[0] = out[1] = out[2] = row[2 * size_t(x)];
       } else if ((gray || palette) && bits <= 8) {
-        const int shift = 8 - bits - int((size_t(x) * bits) % 8);
-        std::memcpy(out, colors[(row[size_t(x) * bits / 8] >> shift) & ((1 << bits) - 1)].data(), 3);
+        std::memcpy(out, colors[packed_sample(row.data(), x, bits)].data(), 3);
       } else if (gray) {  // 16 bits, host order from libtiff; Pillow clips to 255
         uint16_t value;
         std::memcpy(&value, &row[2 * size_t(x)], 2);
-        if (photometric == PHOTOMETRIC_MINISWHITE) refuse("16-bit MinIsWhite");
         out[0] = out[1] = out[2] = static_cast<uint8_t>(std::min<int>(value, 255));
       } else if (rgb) {
         const uint8_t* pixel = &row[size_t(x) * samples];

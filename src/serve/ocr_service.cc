@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/check.h"
+#include "image/box_list.h"
 #include "serve/request_images.h"
 
 namespace trocr {
@@ -72,9 +73,7 @@ void OcrService::add_routes() {
                          {"score", best.score},
                          {"batch_size", result.batch_size},
                          {"timings_ms", {{"queue", result.queue_ms}, {"inference", result.inference_ms}}}});
-      if (!boxes.empty()) {
-        for (const Point& corner : boxes[i]) results.back()["box"].push_back({corner.x, corner.y});
-      }
+      if (!boxes.empty()) results.back()["box"] = box_json(boxes[i]);
     }
     metrics_.count_images(count);
     const double total_ms = milliseconds_since(start);

@@ -99,15 +99,12 @@ RequestImages read_request_images(const httplib::Request& request, size_t max_im
   if (boxes.empty()) return result;
   // The page's lines take its place, one image per box.
   RequestImages lines;
-  for (size_t i = 0; i < boxes.size(); ++i) {
-    const std::string name = fmt::format("{}#box{}", result.names.front(), i);
-    try {
-      lines.images.push_back(crop_quadrilateral(result.images.front(), boxes[i], name, limits));
-    } catch (const Error& error) {
-      return refuse(400, error.what());
-    }
-    lines.names.push_back(name);
+  try {
+    lines.images = crop_lines(result.images.front(), boxes, result.names.front(), limits);
+  } catch (const Error& error) {
+    return refuse(400, error.what());
   }
+  for (size_t i = 0; i < boxes.size(); ++i) lines.names.push_back(fmt::format("{}#box{}", result.names.front(), i));
   lines.boxes = std::move(boxes);
   return lines;
 }

@@ -4,8 +4,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, List, Optional, Tuple
 
-import numpy
-
 from trocr_rt import _core
 from trocr_rt.images import engine_input
 
@@ -43,6 +41,8 @@ class Result:
 
 
 def _result(candidates, source=None, box=None):
+    """A Result from the engine's candidate tuples (text, ids, score, mean, min), best first."""
+    candidates = [Candidate(*candidate) for candidate in candidates]
     best = candidates[0]
     return Result(best.text, best.mean_token_probability, best.score, best.mean_token_probability,
                   best.min_token_probability, best.ids, candidates, source, box)
@@ -90,19 +90,18 @@ class Recognizer:
         one Result when one image was passed.
 
         With boxes, images is one page and each box a text line on it, as detectors give them:
-        four (x, y) corners clockwise from the line's top-left (PaddleOCR, docTR), or an upright
-        rectangle (x0, y0, x1, y1). Each line is warped to an upright rectangle (and turned
+        four (x, y) corners clockwise from the line's top-left (PaddleOCR, docTR), eight numbers,
+        an upright rectangle (x0, y0, x1, y1), or a dict with "points" (read as `trocr recognize
+        --boxes` and the server read them; numpy arrays too). Each line is warped to an upright rectangle (and turned
         when 1.5 times taller than wide), and the results, one per box, carry their box."""
         if boxes is not None:
-            corners = [_corners(box, i) for i, box in enumerate(boxes)]
-            lines = _core.crop_boxes(engine_input(images, 0), corners)
-            return [_result([Candidate(*c) for c in candidates], box=[tuple(p) for p in box])
+            lines, corners = _core.crop_boxes(engine_input(images, 0), boxes)
+            return [_result(candidates, box=box)
                     for box, candidates in zip(corners, self._engine.recognize(lines, _checked(overrides)))]
         single = not isinstance(images, (list, tuple))
         items = [images] if single else list(images)
         inputs = [engine_input(image, i) for i, image in enumerate(items)]
-        results = [_result([Candidate(*c) for c in candidates])
-                   for candidates in self._engine.recognize(inputs, _checked(overrides))]
+        results = [_result(candidates) for candidates in self._engine.recognize(inputs, _checked(overrides))]
         return results[0] if single else results
 
     def recognize_files(self, paths, batch_size=None, **overrides) -> Iterator[Result]:
@@ -123,7 +122,7 @@ class Recognizer:
                 following = next(batches, None)
                 pending = decoder.submit(_core.decode, following) if following else None
                 for path, candidates in zip(current, self._engine.recognize(decoded, overrides)):
-                    yield _result([Candidate(*c) for c in candidates], source=path)
+                    yield _result(candidates, source=path)
                 current = following
 
     def preprocess(self, image):
@@ -142,18 +141,8 @@ def _checked(overrides):
 
 def crop_lines(page, boxes):
     """The line images recognize(page, boxes=boxes) reads: HxWx3 uint8 arrays, one per box."""
-    return list(_core.crop_boxes(engine_input(page, 0), [_corners(box, i) for i, box in enumerate(boxes)]).arrays())
-
-
-def _corners(box, index):
-    """Four (x, y) corners from four points or an upright rectangle (x0, y0, x1, y1)."""
-    values = [float(v) for v in numpy.asarray(box, dtype=float).reshape(-1)]
-    if len(values) == 4:
-        x0, y0, x1, y1 = values
-        return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
-    if len(values) == 8:
-        return [(values[i], values[i + 1]) for i in range(0, 8, 2)]
-    raise ValueError(f"box {index}: expected four (x, y) corners or (x0, y0, x1, y1), got {len(values)} numbers")
+    lines, _ = _core.crop_boxes(engine_input(page, 0), boxes)
+    return list(lines.arrays())
 
 
 def _batched(items, size):
