@@ -7,12 +7,18 @@ find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_library(DNNL_LIBRARY NAMES dnnl REQUIRED)
 find_path(DNNL_INCLUDE_DIR oneapi/dnnl/dnnl.hpp REQUIRED)
 
-# cpp-httplib (libcpp-httplib-dev) for `trocr serve`; without it the CLI is built without serve.
+# `trocr serve`: Boost.Beast (libboost-dev, headers only) for its HTTP layer, spdlog
+# (libspdlog-dev, used header-only) for its access log, and cpp-httplib (libcpp-httplib-dev)
+# for the `trocr load-test` client. Without them the CLI is built without serve.
 find_package(PkgConfig QUIET)
 if(PkgConfig_FOUND)
   pkg_check_modules(HTTPLIB QUIET IMPORTED_TARGET cpp-httplib)
 endif()
-set(TROCR_HAVE_SERVE ${HTTPLIB_FOUND})
-if(NOT TROCR_HAVE_SERVE)
-  message(STATUS "cpp-httplib not found: trocr serve is not built (apt install libcpp-httplib-dev)")
+find_package(Boost 1.74 QUIET)
+find_path(SPDLOG_INCLUDE_DIR spdlog/spdlog.h)
+if(HTTPLIB_FOUND AND Boost_FOUND AND SPDLOG_INCLUDE_DIR)
+  set(TROCR_HAVE_SERVE ON)
+else()
+  set(TROCR_HAVE_SERVE OFF)
+  message(STATUS "trocr serve is not built: it needs libboost-dev, libspdlog-dev and libcpp-httplib-dev")
 endif()

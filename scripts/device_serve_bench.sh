@@ -18,12 +18,12 @@ echo "$gpu, commit $commit" | tee "$log"
 serve_and_load() {  # name, model dir, max batch, concurrency list, seconds per level, soak concurrency
   local name=$1 model=$2 batch=$3 levels=$4 seconds=$5 soak=$6
   $trocr serve -m "$model" --device cuda --dtype fp16 --port 0 --max-batch "$batch" --max-wait-ms 2 \
-    --queue-size 4096 --http-threads 320 > /tmp/serve-$name.log 2>&1 &
+    --queue-size 4096 --access-log /tmp/access-$name.log > /tmp/serve-$name.log 2>&1 &
   local pid=$!
-  for _ in $(seq 60); do grep -q listening /tmp/serve-$name.log && break; sleep 1; done
+  for _ in $(seq 60); do grep -q "serve: ready" /tmp/serve-$name.log && break; sleep 1; done
   local port
   port=$(grep -o '127.0.0.1:[0-9]*' /tmp/serve-$name.log | cut -d: -f2)
-  echo "== $name: $(head -1 /tmp/serve-$name.log)" | tee -a "$log"
+  echo "== $name: $(grep "serve: ready" /tmp/serve-$name.log)" | tee -a "$log"
   $trocr load-test --url http://127.0.0.1:$port --image data/samples/date.jpg --name "$name" \
     --concurrency "$levels" --seconds "$seconds" --json /tmp/load-$name.json 2>&1 | tee -a "$log"
   if [ "$soak" -gt 0 ]; then

@@ -12,7 +12,7 @@ packages=(
   libpng-dev libjpeg62-turbo-dev zlib1g-dev libwebp-dev libgif-dev libtiff-dev
   libdnnl-dev  # oneDNN: the CPU engine's matrix products
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcpp-httplib-dev  # trocr serve
+  libboost-dev libspdlog-dev libcpp-httplib-dev  # trocr serve (Beast, its access log) and load-test
   clang libclang-rt-14-dev  # the fuzz targets (libFuzzer), built by scripts/test.sh
   python3 python3-pil python3-numpy fonts-wqy-microhei
   pybind11-dev python3-dev python3-venv python3-setuptools python3-wheel python3-pytest  # trocr_rt

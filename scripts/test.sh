@@ -29,6 +29,12 @@ TROCR_CLI=build/src/cli/trocr .venv/bin/python -m pytest -q -rs -p no:cacheprovi
   --junitxml=build/python-tests.xml || true
 reports+=("python=build/python-tests.xml")
 
+# trocr serve's interfaces (KServe v2, JSON/base64, OpenAPI, access log) and abuse (a thousand
+# slow connections, every limit, floods, SIGTERM, kill -9), on the CPU engine.
+TROCR_CLI=build/src/cli/trocr .venv/bin/python -m pytest -q -rs -p no:cacheprovider tests/serve \
+  --junitxml=build/serve-tests.xml || true
+reports+=("serve=build/serve-tests.xml")
+
 if [ "${TROCR_SKIP_SANITIZERS:-0}" != 1 ]; then
   # CUDA's runtime and the sanitizers do not mix; the CUDA code is covered by the build above.
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROCR_SANITIZE=ON \

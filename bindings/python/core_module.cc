@@ -11,6 +11,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <utility>
 #include <filesystem>
 #include <mutex>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "image/box_list.h"
+#include "model/generation_overrides.h"
 #include "trocr/error.h"
 #include "trocr/image.h"
 #include "trocr/recognizer.h"
@@ -127,36 +129,15 @@ std::pair<DecodedImages, std::vector<Quadrilateral>> crop_boxes(const py::object
 }
 
 // HF's generate() keyword arguments on top of the checkpoint's settings, as HF applies them.
-GenerationConfig with_overrides(GenerationConfig config, const py::dict& overrides) {
+GenerationConfig with_overrides(const GenerationConfig& config, const py::dict& overrides) {
   for (const auto& [key, value] : overrides) {
-    const std::string name = key.cast<std::string>();
-    if (name == "num_beams") {
-      config.num_beams = value.cast<int>();
-    } else if (name == "max_length") {
-      config.max_length = value.cast<int>();
-    } else if (name == "max_new_tokens") {
-      config.max_new_tokens = value.cast<int>();
-    } else if (name == "min_length") {
-      config.min_length = value.cast<int>();
-    } else if (name == "no_repeat_ngram_size") {
-      config.no_repeat_ngram_size = value.cast<int>();
-    } else if (name == "length_penalty") {
-      config.length_penalty = value.cast<double>();
-    } else if (name == "num_return_sequences") {
-      config.num_return_sequences = value.cast<int>();
-    } else if (name == "early_stopping") {
-      if (py::isinstance<py::bool_>(value)) {
-        config.early_stopping = value.cast<bool>() ? EarlyStopping::True : EarlyStopping::False;
-      } else if (py::isinstance<py::str>(value) && value.cast<std::string>() == "never") {
-        config.early_stopping = EarlyStopping::Never;
-      } else {
-        throw py::value_error("early_stopping must be True, False or \"never\"");
-      }
-    } else {
+    const std::string name = py::str(key);
+    const auto& known = generation_override_names();
+    if (std::find(known.begin(), known.end(), name) == known.end()) {
       throw py::type_error("recognize() got an unexpected keyword argument '" + name + "'");
     }
   }
-  return config;
+  return apply_generation_overrides(config, to_json(overrides), "generation settings");
 }
 
 py::dict generation_dict(const GenerationConfig& config) {

@@ -3,6 +3,7 @@
 // those accepted are answered, then the process exits 0.
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -24,8 +25,30 @@ struct ServeArguments {
   ServiceOptions service;
   int max_wait_ms = 5;
   int max_request_mb = 32;
+  int max_header_kb = 16;
+  double idle_timeout_s = 60, header_timeout_s = 10, body_timeout_s = 60;
   int64_t max_image_pixels = 16 << 20;
 };
+
+std::chrono::milliseconds seconds(double value) { return std::chrono::milliseconds(int64_t(value * 1000)); }
+
+// Every open connection is a file descriptor: take what the system allows, and fit the
+// connection limit under it.
+void fit_connection_limit(HttpLimits& limits) {
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) != 0) return;
+  if (files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
+    getrlimit(RLIMIT_NOFILE, &files);
+  }
+  const size_t usable = files.rlim_cur > 128 ? size_t(files.rlim_cur - 128) : 1;
+  if (limits.max_connections > usable) {
+    fmt::print("trocr serve: --max-connections lowered to {} (the process may open {} files)\n", usable,
+               files.rlim_cur);
+    limits.max_connections = usable;
+  }
+}
 
 // The write end of the pipe that turns SIGTERM/SIGINT into a message for the waiting thread.
 // A signal handler can reach nothing else: this is the one file-level variable, set once by run().
@@ -50,11 +73,18 @@ int run(ServeArguments arguments) {
 
   EngineOptions engine = arguments.engine.options();
   engine.batch_size = arguments.service.batching.max_batch;
-  const Recognizer recognizer(arguments.engine.model_dir, engine);
   arguments.service.batching.max_wait = std::chrono::milliseconds(arguments.max_wait_ms);
-  arguments.service.max_request_bytes = size_t(arguments.max_request_mb) << 20;
+  HttpLimits& limits = arguments.service.http.limits;
+  limits.max_body_bytes = size_t(arguments.max_request_mb) << 20;
+  limits.max_header_bytes = size_t(arguments.max_header_kb) << 10;
+  limits.idle_timeout = seconds(arguments.idle_timeout_s);
+  limits.header_timeout = seconds(arguments.header_timeout_s);
+  limits.body_timeout = seconds(arguments.body_timeout_s);
+  fit_connection_limit(limits);
   arguments.service.image_limits.max_pixels = arguments.max_image_pixels;
-  OcrService service(recognizer, arguments.generation.apply_to(recognizer.default_generation()), arguments.service);
+  // Declared first, so that it outlives the service that borrows it.
+  std::unique_ptr<Recognizer> recognizer;
+  OcrService service(arguments.service);
   const int port = service.bind();
   std::thread signal_waiter([&] {
     char signal_number = 0;
@@ -66,15 +96,32 @@ int run(ServeArguments arguments) {
     }
     service.shutdown();
   });
-  fmt::print("trocr serve: listening on http://{}:{} (model {}, {} {}, max batch {}, max wait {} ms, queue {})\n",
-             arguments.service.host, port, arguments.engine.model_dir, arguments.engine.device,
-             arguments.engine.dtype, arguments.service.batching.max_batch, arguments.max_wait_ms,
-             arguments.service.batching.queue_capacity);
+  // Wakes the waiter when the server stops without a signal.
+  auto wake_waiter = [&] {
+    const char wake = 0;
+    [[maybe_unused]] const ssize_t written = write(stop_pipe[1], &wake, 1);
+  };
+  fmt::print("trocr serve: listening on http://{}:{} (loading {})\n", arguments.service.http.host, port,
+             arguments.engine.model_dir);
   std::fflush(stdout);
-  service.run();
+  std::thread server([&] { service.run(); });
+  try {
+    recognizer = std::make_unique<Recognizer>(arguments.engine.model_dir, engine);
+    service.start(*recognizer, arguments.generation.apply_to(recognizer->default_generation()));
+  } catch (...) {
+    service.shutdown();
+    server.join();
+    wake_waiter();
+    signal_waiter.join();
+    throw;
+  }
+  fmt::print("trocr serve: ready (model {}, {} {}, max batch {}, max wait {} ms, queue {})\n",
+             arguments.engine.model_dir, arguments.engine.device, arguments.engine.dtype,
+             arguments.service.batching.max_batch, arguments.max_wait_ms, arguments.service.batching.queue_capacity);
+  std::fflush(stdout);
+  server.join();
   service.shutdown();
-  const char wake = 0;  // wakes the waiter if no signal came
-  [[maybe_unused]] const ssize_t written = write(stop_pipe[1], &wake, 1);
+  wake_waiter();
   signal_waiter.join();
   close(stop_pipe[0]);
   close(stop_pipe[1]);
@@ -89,25 +136,54 @@ Action add_serve_command(CLI::App& app) {
   auto arguments = std::make_shared<ServeArguments>();
   add_engine_flags(*command, arguments->engine, /*with_batch=*/false);
   add_generation_flags(*command, arguments->generation);
-  command->add_option("--host", arguments->service.host, "Address to listen on")->capture_default_str();
-  command->add_option("--port", arguments->service.port, "Port (0: any free port)")
+  ServiceOptions& service = arguments->service;
+  HttpLimits& limits = service.http.limits;
+  command->add_option("--host", service.http.host, "Address to listen on")->capture_default_str();
+  command->add_option("--port", service.http.port, "Port (0: any free port)")
       ->capture_default_str()->check(CLI::Range(0, 65535));
-  command->add_option("--max-batch", arguments->service.batching.max_batch, "Most images per engine batch")
+  command->add_option("--max-batch", service.batching.max_batch, "Most images per engine batch")
       ->capture_default_str()->check(CLI::Range(1, 4096));
   command->add_option("--max-wait-ms", arguments->max_wait_ms,
                       "Longest an image waits for its batch to fill")->capture_default_str()->check(CLI::Range(0, 60000));
-  command->add_option("--queue-size", arguments->service.batching.queue_capacity,
+  command->add_option("--queue-size", service.batching.queue_capacity,
                       "Images that may wait; requests beyond it get 503")->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  command->add_option("--max-images-per-request", arguments->service.max_images_per_request,
-                      "More images in one request get 413")->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  command->add_option("--max-images-per-request", service.max_images_per_request,
+                      "More images (or boxes) in one request get 413")->capture_default_str()->check(CLI::Range(1, 1 << 16));
   command->add_option("--max-request-mb", arguments->max_request_mb, "Larger request bodies get 413")
       ->capture_default_str()->check(CLI::Range(1, 4096));
+  command->add_option("--max-header-kb", arguments->max_header_kb, "Larger request headers get 431")
+      ->capture_default_str()->check(CLI::Range(1, 1024));
   command->add_option("--max-image-pixels", arguments->max_image_pixels, "Larger images get 400")
       ->capture_default_str()->check(CLI::Range(int64_t{1}, int64_t{1} << 32));
-  command->add_option("--http-threads", arguments->service.http_threads,
-                      "Connections served at once (each waits for its batch)")->capture_default_str()
-      ->check(CLI::Range(1, 4096));
+  command->add_option("--max-connections", limits.max_connections,
+                      "Open connections in all; more are answered 503 and closed")->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  command->add_option("--max-connections-per-client", limits.max_connections_per_client,
+                      "Open connections from one address; more are answered 503 and closed")->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  command->add_option("--idle-timeout-s", arguments->idle_timeout_s,
+                      "A kept-alive connection with no new request is closed after this")->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  command->add_option("--header-timeout-s", arguments->header_timeout_s,
+                      "A request's header must arrive within this of its first byte, else 408")->capture_default_str()
+      ->check(CLI::Range(0.01, 3600.0));
+  command->add_option("--body-timeout-s", arguments->body_timeout_s,
+                      "A request's body must arrive within this of its header (and an answer be taken), else 408")
+      ->capture_default_str()->check(CLI::Range(0.01, 86400.0));
+  command->add_option("--io-threads", service.http.io_threads, "Threads that read and write connections")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  command->add_option("--workers", service.workers, "Threads that read and decode requests (0: one per core)")
+      ->capture_default_str()->check(CLI::Range(0, 1024));
+  command->add_option("--request-max-beams", service.max_beams, "Most beams one request may ask for")
+      ->capture_default_str()->check(CLI::Range(1, 64));
+  command->add_option("--request-max-new-tokens", service.max_new_tokens, "Most new tokens one request may ask for")
+      ->capture_default_str()->check(CLI::Range(1, 1 << 16));
+  command->add_option("--access-log", service.access_log,
+                      "Where each answered request is logged: a file, - (standard output) or '' (nowhere)")
+      ->capture_default_str();
+  command->add_option("--model-name", service.model_name, "The model's name in KServe v2 routes")
+      ->capture_default_str();
   return [arguments]() { return run(*arguments); };
 }
 

@@ -1,54 +1,79 @@
 #pragma once
-// The HTTP front of the engine: POST /v1/recognize, GET /healthz, /readyz and /metrics, with
-// requests from all connections batched together by a RequestBatcher. Stateless, so replicas
-// can run behind any load balancer.
+// The HTTP front of the engine, on the event-driven HttpServer:
+//   POST /v1/recognize              multipart, raw image or JSON/base64 bodies (recognize_request.h)
+//   POST /v2/models/trocr/infer     KServe v2 / Triton REST, BYTES in, texts out
+//   GET  /v2, /v2/health/{live,ready}, /v2/models/trocr[/ready]   KServe v2 metadata and health
+//   GET  /healthz, /readyz, /metrics (Prometheus), /openapi.json
+// Requests from all connections are batched together by a RequestBatcher, each batch holding one
+// set of generation settings. Stateless, so replicas can run behind any load balancer.
 #include <atomic>
 #include <memory>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <string>
 
+#include "serve/http_server.h"
 #include "serve/request_batcher.h"
 #include "serve/service_metrics.h"
 #include "trocr/image.h"
 #include "trocr/recognizer.h"
 
-namespace httplib {
-class Server;
-}
-
 namespace trocr {
 
 struct ServiceOptions {
-  std::string host = "127.0.0.1";
-  int port = 8080;  // 0: any free port (bind() says which)
-  int http_threads = 64;  // concurrent connections served; each waits for its batch
-  size_t max_request_bytes = 32u << 20;
+  HttpServerOptions http;
   size_t max_images_per_request = 64;
   ImageLimits image_limits;
   BatcherOptions batching;
+  // What one request may ask for in its generation settings.
+  int max_beams = 8;
+  int max_new_tokens = 256;
+  int workers = 0;           // threads that read and decode requests (0: one per core)
+  std::string access_log = "-";  // a file, "-" for standard output, "" for none
+  std::string model_name = "trocr";
 };
 
+class AccessLog;
+class WorkerPool;
+struct PendingAnswer;
+
+// Listening starts before the model is loaded: /healthz answers at once, /readyz and the
+// recognition routes answer 503 until start() hands over the loaded model.
 class OcrService {
  public:
-  OcrService(const Recognizer& recognizer, GenerationConfig generation, ServiceOptions options);
+  explicit OcrService(ServiceOptions options);
   ~OcrService();
-  // Binds the listening socket; returns the port (a trocr::Error if it cannot).
-  int bind();
+  int bind();  // listens; returns the port (a trocr::Error if it cannot)
   // Serves until shutdown() is called, then returns once accepted requests are answered.
   void run();
+  // From any thread, once: recognition with this model and these default settings. The
+  // recognizer must outlive the service.
+  void start(const Recognizer& recognizer, GenerationConfig generation);
   // Safe from another thread: stops accepting, answers what was accepted, drains the batcher.
   void shutdown();
 
  private:
-  void add_routes();
-  const Recognizer& recognizer_;
-  GenerationConfig generation_;
+  void handle(HttpRequest request, HttpReply reply);
+  void recognize(HttpRequest request, HttpReply reply, bool kserve);
+  void answer(const PendingAnswer& pending, const std::vector<BatchedResult>& results, const HttpReply& reply);
+  RequestBatcher::Settings settings_for(const nlohmann::json& parameters) const;
+  void observe(const HttpRequest& request, const HttpResponse& response, double latency_ms);
+
   ServiceOptions options_;
+  const Recognizer* recognizer_ = nullptr;  // these two and batcher_ are set by start(), before loaded_
+  RequestBatcher::Settings defaults_;
   ServiceMetrics metrics_;
+  std::unique_ptr<AccessLog> access_log_;
+  std::unique_ptr<WorkerPool> workers_;  // reads, decodes and answers requests off the I/O threads
   std::unique_ptr<RequestBatcher> batcher_;
-  std::unique_ptr<httplib::Server> server_;
-  std::atomic<bool> ready_{false};
-  std::mutex shutdown_mutex_;
+  std::unique_ptr<HttpServer> server_;
+  std::atomic<bool> loaded_{false};
+  std::atomic<bool> ready_{false};  // loaded and not shutting down
+  std::mutex state_mutex_;  // start() and shutdown()
+  bool stopping_ = false;
 };
+
+// The OpenAPI 3 document of these routes.
+std::string openapi_document(const std::string& model_name);
 
 }  // namespace trocr

@@ -4,6 +4,21 @@
 
 namespace trocr {
 
+struct RequestBatcher::Request {
+  std::vector<BatchedResult> results;
+  size_t remaining;
+  Done done;
+};
+
+bool same_decoding(const GenerationConfig& a, const GenerationConfig& b) {
+  return a.max_length == b.max_length && a.max_new_tokens == b.max_new_tokens && a.min_length == b.min_length &&
+         a.min_new_tokens == b.min_new_tokens && a.num_beams == b.num_beams &&
+         a.length_penalty == b.length_penalty && a.early_stopping == b.early_stopping &&
+         a.no_repeat_ngram_size == b.no_repeat_ngram_size && a.num_return_sequences == b.num_return_sequences &&
+         a.tokens.decoder_start == b.tokens.decoder_start && a.tokens.bos == b.tokens.bos &&
+         a.tokens.pad == b.tokens.pad && a.tokens.eos == b.tokens.eos;
+}
+
 RequestBatcher::RequestBatcher(Engine engine, BatcherOptions options, BatchObserver observer)
     : engine_(std::move(engine)), options_(options), observer_(std::move(observer)) {
   options_.max_batch = std::max(1, options_.max_batch);
@@ -12,19 +27,23 @@ RequestBatcher::RequestBatcher(Engine engine, BatcherOptions options, BatchObser
 
 RequestBatcher::~RequestBatcher() { drain(); }
 
-std::optional<std::vector<std::future<BatchedResult>>> RequestBatcher::submit(std::vector<RgbImage> images) {
-  std::vector<std::future<BatchedResult>> futures;
+bool RequestBatcher::submit(std::vector<RgbImage> images, Settings settings, Done done) {
+  auto request = std::make_shared<Request>();
+  request->results.resize(images.size());
+  request->remaining = images.size();
+  request->done = std::move(done);
+  if (images.empty()) {
+    request->done({});
+    return true;
+  }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (draining_ || queue_.size() + images.size() > options_.queue_capacity) return std::nullopt;
+    if (draining_ || queue_.size() + images.size() > options_.queue_capacity) return false;
     const auto now = Clock::now();
-    for (RgbImage& image : images) {
-      queue_.push_back(Job{std::move(image), now, {}});
-      futures.push_back(queue_.back().promise.get_future());
-    }
+    for (size_t i = 0; i < images.size(); ++i) queue_.push_back(Job{std::move(images[i]), settings, now, request, i});
   }
   changed_.notify_all();
-  return futures;
+  return true;
 }
 
 size_t RequestBatcher::queued() const {
@@ -41,18 +60,29 @@ void RequestBatcher::drain() {
   if (worker_.joinable()) worker_.join();
 }
 
-// Waits for a full batch or for the oldest image's deadline; an empty batch means stop.
+size_t RequestBatcher::waiting_like(const Settings& settings) const {
+  return size_t(std::count_if(queue_.begin(), queue_.end(), [&](const Job& job) {
+    return job.settings == settings || same_decoding(*job.settings, *settings);
+  }));
+}
+
+// Waits for a full batch like the oldest image or for that image's deadline; an empty batch
+// means stop. Images with other settings keep their places for a later batch.
 std::vector<RequestBatcher::Job> RequestBatcher::next_batch() {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [&] { return !queue_.empty() || draining_; });
   if (queue_.empty()) return {};
   const auto deadline = queue_.front().submitted + options_.max_wait;
-  changed_.wait_until(lock, deadline, [&] { return queue_.size() >= size_t(options_.max_batch) || draining_; });
-  const size_t count = std::min(queue_.size(), size_t(options_.max_batch));
+  const Settings settings = queue_.front().settings;
+  changed_.wait_until(lock, deadline, [&] { return waiting_like(settings) >= size_t(options_.max_batch) || draining_; });
   std::vector<Job> batch;
-  for (size_t i = 0; i < count; ++i) {
-    batch.push_back(std::move(queue_.front()));
-    queue_.pop_front();
+  for (auto job = queue_.begin(); job != queue_.end() && batch.size() < size_t(options_.max_batch);) {
+    if (job->settings == settings || same_decoding(*job->settings, *settings)) {
+      batch.push_back(std::move(*job));
+      job = queue_.erase(job);
+    } else {
+      ++job;
+    }
   }
   return batch;
 }
@@ -65,7 +95,7 @@ void RequestBatcher::work() {
     std::vector<Recognition> recognitions;
     std::string error;
     try {
-      recognitions = engine_(images);
+      recognitions = engine_(images, *batch.front().settings);
       if (recognitions.size() != batch.size()) error = "the engine returned a wrong number of results";
     } catch (const std::exception& failure) {
       error = failure.what();
@@ -73,13 +103,17 @@ void RequestBatcher::work() {
     const double inference_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
     if (observer_) observer_(int(batch.size()), inference_ms);
     for (size_t i = 0; i < batch.size(); ++i) {
-      BatchedResult result;
+      Request& request = *batch[i].request;
+      BatchedResult& result = request.results[batch[i].index];
       if (error.empty()) result.recognition = std::move(recognitions[i]);
       result.error = error;
       result.queue_ms = std::chrono::duration<double, std::milli>(started - batch[i].submitted).count();
       result.inference_ms = inference_ms;
       result.batch_size = int(batch.size());
-      batch[i].promise.set_value(std::move(result));
+      if (--request.remaining == 0) {
+        const Done done = std::move(request.done);  // and with it what the caller captured
+        done(std::move(request.results));
+      }
     }
   }
 }

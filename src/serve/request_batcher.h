@@ -1,15 +1,15 @@
 #pragma once
 // Dynamic batching for the service: images from concurrent requests wait in one bounded queue
-// and a single worker runs them through the engine together, as soon as `max_batch` images are
-// waiting or the oldest has waited `max_wait`. A request whose images do not all fit in the
-// queue is refused at once (the service answers 503) instead of piling up.
+// and a single worker runs them through the engine together, as soon as `max_batch` images with
+// the same generation settings are waiting or the oldest has waited `max_wait`. A request whose
+// images do not all fit in the queue is refused at once (the service answers 503) instead of
+// piling up. Nothing waits on a thread: each request's callback gets its results.
 #include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <future>
+#include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,30 +34,37 @@ struct BatchedResult {
 
 class RequestBatcher {
  public:
-  using Engine = std::function<std::vector<Recognition>(const std::vector<RgbImage>&)>;
+  using Settings = std::shared_ptr<const GenerationConfig>;
+  using Engine = std::function<std::vector<Recognition>(const std::vector<RgbImage>&, const GenerationConfig&)>;
   // Called once per batch run, for metrics.
   using BatchObserver = std::function<void(int batch_size, double inference_ms)>;
+  // Called on the batcher's thread once all of a request's images are done, in their order.
+  using Done = std::function<void(std::vector<BatchedResult>)>;
 
   RequestBatcher(Engine engine, BatcherOptions options, BatchObserver observer = {});
   ~RequestBatcher();  // finishes the queued images first
   RequestBatcher(const RequestBatcher&) = delete;
   RequestBatcher& operator=(const RequestBatcher&) = delete;
 
-  // All of the images are queued, or none (nullopt: the queue has no room for them).
-  std::optional<std::vector<std::future<BatchedResult>>> submit(std::vector<RgbImage> images);
+  // All of the images are queued, or none (false: the queue has no room for them, or it drains).
+  bool submit(std::vector<RgbImage> images, Settings settings, Done done);
   size_t queued() const;
   // Stops taking images, runs those queued, and joins the worker.
   void drain();
 
  private:
   using Clock = std::chrono::steady_clock;
+  struct Request;
   struct Job {
     RgbImage image;
+    Settings settings;
     Clock::time_point submitted;
-    std::promise<BatchedResult> promise;
+    std::shared_ptr<Request> request;
+    size_t index;  // within its request
   };
   void work();
   std::vector<Job> next_batch();
+  size_t waiting_like(const Settings& settings) const;
 
   Engine engine_;
   BatcherOptions options_;
@@ -68,5 +75,8 @@ class RequestBatcher {
   bool draining_ = false;
   std::thread worker_;
 };
+
+// Whether two settings decode alike (the same batch may hold both).
+bool same_decoding(const GenerationConfig& a, const GenerationConfig& b);
 
 }  // namespace trocr

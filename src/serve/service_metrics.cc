@@ -67,7 +67,7 @@ void ServiceMetrics::observe_queue(double queue_ms) { queue_seconds_.observe(que
 
 void ServiceMetrics::observe_request(double request_ms) { request_seconds_.observe(request_ms / 1000.0); }
 
-std::string ServiceMetrics::render(size_t queue_depth, bool ready) const {
+std::string ServiceMetrics::render(size_t queue_depth, bool ready, size_t open_connections) const {
   std::string text =
       "# HELP trocr_requests_total HTTP requests answered, by status code.\n"
       "# TYPE trocr_requests_total counter\n";
@@ -84,15 +84,17 @@ std::string ServiceMetrics::render(size_t queue_depth, bool ready) const {
       "# TYPE trocr_request_errors_total counter\ntrocr_request_errors_total {}\n"
       "# HELP trocr_images_total Images recognized.\n# TYPE trocr_images_total counter\ntrocr_images_total {}\n"
       "# HELP trocr_queue_depth Images waiting for a batch.\n# TYPE trocr_queue_depth gauge\ntrocr_queue_depth {}\n"
+      "# HELP trocr_open_connections Client connections open now.\n"
+      "# TYPE trocr_open_connections gauge\ntrocr_open_connections {}\n"
       "# HELP trocr_ready Whether the service takes requests (0 while draining).\n"
       "# TYPE trocr_ready gauge\ntrocr_ready {}\n"
       "# HELP process_resident_memory_bytes Resident memory of the server process.\n"
       "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}\n",
-      errors, images_.load(), queue_depth, ready ? 1 : 0, resident_bytes());
+      errors, images_.load(), queue_depth, open_connections, ready ? 1 : 0, resident_bytes());
   text += batch_size_.render("trocr_batch_size", "Images per engine batch.");
   text += inference_seconds_.render("trocr_batch_inference_seconds", "Engine time per batch.");
   text += queue_seconds_.render("trocr_queue_seconds", "Time an image waited for its batch to start.");
-  text += request_seconds_.render("trocr_request_seconds", "Latency of successful /v1/recognize requests.");
+  text += request_seconds_.render("trocr_request_seconds", "Latency of successful recognition requests (/v1/recognize and KServe infer).");
   return text;
 }
 

@@ -33,7 +33,7 @@ class ServiceMetrics {
   void observe_queue(double queue_ms);
   void observe_request(double request_ms);  // /v1/recognize requests answered 200
   // Gauges are read at render time.
-  std::string render(size_t queue_depth, bool ready) const;
+  std::string render(size_t queue_depth, bool ready, size_t open_connections) const;
 
  private:
   mutable std::mutex mutex_;

@@ -68,13 +68,13 @@ def running_server(cli, model, threads=1):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = subprocess.Popen([cli, "serve", "-m", model, "--port", str(port), "--threads", str(threads)],
+    server = subprocess.Popen([cli, "serve", "-m", model, "--port", str(port), "--threads", str(threads), "--access-log", ""],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.time() + 30
         while True:
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
                 break
             except OSError:
                 if time.time() > deadline or server.poll() is not None:

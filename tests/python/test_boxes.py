@@ -154,7 +154,7 @@ def test_serve_reads_the_lines_of_a_page_from_a_boxes_field(cli, tmp_path):
         assert [item["name"] for item in reply["results"]] == [f"page.png#box{i}" for i in range(len(boxes))]
         assert numpy.allclose([item["box"] for item in reply["results"]], boxes)
         status, reply = post_multipart(url, [("page", "page.png", page_bytes), ("boxes", None, b"[[1, 2, 3]]")])
-        assert status == 400 and "the boxes field: box 0: expected four" in reply["error"]
+        assert status == 400 and "boxes: box 0: expected four" in reply["error"]
         status, reply = post_multipart(url, [("a", "a.png", page_bytes), ("b", "b.png", page_bytes),
                                              ("boxes", None, json.dumps(boxes).encode())])
         assert status == 400 and "exactly one page image" in reply["error"]

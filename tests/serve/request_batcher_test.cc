@@ -1,5 +1,7 @@
 // The service's dynamic batcher with a stand-in engine that records the batches it is given.
 #include <atomic>
+#include <future>
+#include <optional>
 #include <stdexcept>
 
 #include "serve/request_batcher.h"
@@ -22,11 +24,11 @@ struct RecordingEngine {
   std::mutex mutex;
   std::vector<std::vector<int>> batches;
   RequestBatcher::Engine engine() {
-    return [this](const std::vector<RgbImage>& images) {
+    return [this](const std::vector<RgbImage>& images, const GenerationConfig& settings) {
       std::vector<Recognition> results;
       std::vector<int> batch;
       for (const RgbImage& image : images) {
-        batch.push_back(image.width);
+        batch.push_back(image.width + 1000 * (settings.num_beams - 1));
         Recognition recognition;
         recognition.candidates.push_back(TextCandidate{std::to_string(image.width), {}, 0, 0, 0});
         results.push_back(recognition);
@@ -44,17 +46,35 @@ std::vector<RgbImage> images(std::initializer_list<int> numbers) {
   return list;
 }
 
+RequestBatcher::Settings beams(int count) {
+  auto settings = std::make_shared<GenerationConfig>();
+  settings->num_beams = count;
+  return settings;
+}
+
+// The request's results as a future (nullopt: refused).
+std::optional<std::shared_future<std::vector<BatchedResult>>> submit(RequestBatcher& batcher, std::vector<RgbImage> list,
+                                                                     RequestBatcher::Settings settings = beams(1)) {
+  auto promise = std::make_shared<std::promise<std::vector<BatchedResult>>>();
+  std::shared_future<std::vector<BatchedResult>> future = promise->get_future().share();
+  if (!batcher.submit(std::move(list), std::move(settings),
+                      [promise](std::vector<BatchedResult> results) { promise->set_value(std::move(results)); })) {
+    return std::nullopt;
+  }
+  return future;
+}
+
 TEST(RequestBatcher, JoinsRequestsIntoBatchesOfAtMostMaxBatch) {
   RecordingEngine engine;
   RequestBatcher batcher(engine.engine(), {3, 10s, 100});
-  auto first = batcher.submit(images({1, 2}));
-  auto second = batcher.submit(images({3, 4}));
+  auto first = submit(batcher, images({1, 2}));
+  auto second = submit(batcher, images({3, 4}));
   ASSERT_TRUE(first && second);
   // The first three images fill a batch at once; the fourth waits for its deadline or the drain.
-  EXPECT_EQ((*first)[0].get().recognition.best().text, "1");
-  EXPECT_EQ((*second)[0].get().batch_size, 3);
+  EXPECT_EQ(first->get()[0].recognition.best().text, "1");  // complete with the first batch
   batcher.drain();
-  EXPECT_EQ((*second)[1].get().recognition.best().text, "4");
+  EXPECT_EQ(second->get()[0].batch_size, 3);
+  EXPECT_EQ(second->get()[1].recognition.best().text, "4");
   ASSERT_EQ(engine.batches.size(), 2u);
   EXPECT_EQ(engine.batches[0], (std::vector<int>{1, 2, 3}));
   EXPECT_EQ(engine.batches[1], (std::vector<int>{4}));
@@ -63,9 +83,9 @@ TEST(RequestBatcher, JoinsRequestsIntoBatchesOfAtMostMaxBatch) {
 TEST(RequestBatcher, RunsAPartialBatchWhenTheOldestImageHasWaitedMaxWait) {
   RecordingEngine engine;
   RequestBatcher batcher(engine.engine(), {8, 20ms, 100});
-  auto lone = batcher.submit(images({7}));
+  auto lone = submit(batcher, images({7}));
   ASSERT_TRUE(lone);
-  const BatchedResult result = (*lone)[0].get();  // no drain: only the deadline can start it
+  const BatchedResult result = lone->get()[0];  // no drain: only the deadline can start it
   EXPECT_EQ(result.batch_size, 1);
   EXPECT_GE(result.queue_ms, 15.0);
 }
@@ -73,24 +93,40 @@ TEST(RequestBatcher, RunsAPartialBatchWhenTheOldestImageHasWaitedMaxWait) {
 TEST(RequestBatcher, RefusesWholeRequestsThatDoNotFitTheQueue) {
   RecordingEngine engine;
   RequestBatcher batcher(engine.engine(), {8, 10s, 3});
-  auto fits = batcher.submit(images({1, 2}));
+  auto fits = submit(batcher, images({1, 2}));
   EXPECT_TRUE(fits);
-  EXPECT_FALSE(batcher.submit(images({3, 4})));  // 4 > 3: none of it is queued
+  EXPECT_FALSE(submit(batcher, images({3, 4})));  // 4 > 3: none of it is queued
   EXPECT_EQ(batcher.queued(), 2u);
-  EXPECT_TRUE(batcher.submit(images({5})));
+  EXPECT_TRUE(submit(batcher, images({5})));
   batcher.drain();
-  EXPECT_FALSE(batcher.submit(images({6})));  // draining: nothing new
+  EXPECT_FALSE(submit(batcher, images({6})));  // draining: nothing new
   ASSERT_EQ(engine.batches.size(), 1u);
   EXPECT_EQ(engine.batches[0], (std::vector<int>{1, 2, 5}));
 }
 
 TEST(RequestBatcher, AnEngineFailureReachesEveryImageOfItsBatch) {
-  RequestBatcher batcher([](const std::vector<RgbImage>&) -> std::vector<Recognition> {
+  RequestBatcher batcher([](const std::vector<RgbImage>&, const GenerationConfig&) -> std::vector<Recognition> {
     throw std::runtime_error("device lost");
   }, {2, 10s, 10});
-  auto request = batcher.submit(images({1, 2}));
+  auto request = submit(batcher, images({1, 2}));
   ASSERT_TRUE(request);
-  for (auto& future : *request) EXPECT_EQ(future.get().error, "device lost");
+  for (const BatchedResult& result : request->get()) EXPECT_EQ(result.error, "device lost");
+}
+
+TEST(RequestBatcher, BatchesOnlyImagesWithTheSameSettingsAndKeepsTheOthersInOrder) {
+  RecordingEngine engine;
+  RequestBatcher batcher(engine.engine(), {4, 10s, 100});
+  auto greedy_a = submit(batcher, images({1}), beams(1));
+  auto beam = submit(batcher, images({2, 3}), beams(4));
+  auto greedy_b = submit(batcher, images({4}), beams(1));   // another object, the same settings
+  auto greedy_c = submit(batcher, images({5, 6}), beams(1));
+  ASSERT_TRUE(greedy_a && beam && greedy_b && greedy_c);
+  EXPECT_EQ(greedy_c->get()[1].recognition.best().text, "6");  // 1, 4, 5, 6 fill a batch at once
+  batcher.drain();
+  EXPECT_EQ(beam->get()[0].batch_size, 2);
+  ASSERT_EQ(engine.batches.size(), 2u);
+  EXPECT_EQ(engine.batches[0], (std::vector<int>{1, 4, 5, 6}));
+  EXPECT_EQ(engine.batches[1], (std::vector<int>{3002, 3003}));
 }
 
 }  // namespace

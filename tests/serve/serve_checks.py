@@ -3,7 +3,7 @@
 text from golden.json), dynamic batching, 4xx for bad requests, 503 on a full queue, metrics,
 and a graceful SIGTERM that still answers the request in flight.
 
-    serve_test.py TROCR_BINARY MODEL_DIR IMAGES_DIR
+    serve_checks.py TROCR_BINARY MODEL_DIR IMAGES_DIR
 """
 import http.client
 import json
@@ -64,7 +64,7 @@ def recognize(port, files):
 def main():
     server = subprocess.Popen(
         [TROCR, "serve", "-m", MODEL, "--port", "0", "--max-batch", "4", "--max-wait-ms", "1000",
-         "--queue-size", "4", "--max-images-per-request", "3", "--max-request-mb", "1"],
+         "--queue-size", "4", "--max-images-per-request", "3", "--max-request-mb", "1", "--access-log", ""],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         line = server.stdout.readline()
@@ -73,6 +73,10 @@ def main():
             print("server did not start:", line, server.stdout.read())
             sys.exit(1)
         port = int(match.group(1))
+        check(request(port, "GET", "/healthz")[0] == 200, "/healthz answers 200 while the model loads")
+        deadline = time.time() + 60
+        while request(port, "GET", "/readyz")[0] != 200 and time.time() < deadline:
+            time.sleep(0.05)
         run_checks(port, server)
     finally:
         if server.poll() is None:
@@ -83,7 +87,6 @@ def main():
 
 
 def run_checks(port, server):
-    check(request(port, "GET", "/healthz")[0] == 200, "/healthz answers 200")
     check(request(port, "GET", "/readyz")[0] == 200, "/readyz answers 200 once the model is loaded")
 
     status, payload = request(port, "POST", "/v1/recognize", image_bytes("line_rgb.png"), {"Content-Type": "image/png"})
