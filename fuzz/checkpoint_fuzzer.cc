@@ -10,7 +10,7 @@
 #include "trocr/config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const trocr::ModelConfig config = trocr::load_model_config(TROCR_FUZZ_MODEL_DIR);
+  static const trocr::ModelConfig config = trocr::load_model_config(trocr::fuzz::model_dir());
 #ifdef TROCR_FUZZ_TORCH
   const auto read = trocr::read_torch_checkpoint;
   const char* name = "pytorch_model.bin";

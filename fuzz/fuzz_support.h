@@ -30,6 +30,13 @@ inline std::string write_scratch_file(const std::string& name, const uint8_t* da
   return path;
 }
 
+// The small model whose config the readers check against: the build's copy, or
+// $TROCR_FUZZ_MODEL_DIR where the binaries run elsewhere (scripts/device_fuzz.sh).
+inline std::string model_dir() {
+  const char* elsewhere = std::getenv("TROCR_FUZZ_MODEL_DIR");
+  return elsewhere != nullptr ? elsewhere : TROCR_FUZZ_MODEL_DIR;
+}
+
 // Runs `read`; a trocr::Error is the expected answer to bad input.
 template <typename Read>
 void expect_answer_or_error(Read read) {

@@ -5,7 +5,7 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  static const trocr::ModelConfig model = trocr::load_model_config(TROCR_FUZZ_MODEL_DIR);
+  static const trocr::ModelConfig model = trocr::load_model_config(trocr::fuzz::model_dir());
   const std::string directory = trocr::fuzz::scratch_directory();
   const char* names[] = {"config.json", "generation_config.json", "preprocessor_config.json"};
   const int file = data[0] % 3;
