@@ -48,6 +48,10 @@ std::array<double, 8> rectangle_to_quadrilateral(double width, double height, co
 }
 
 uint8_t bilinear(const RgbImage& page, double x, double y, int channel) {
+  // Far outside the page (or not a number, where the mapping's denominator vanishes) reads
+  // the replicated edge, as one pixel outside does.
+  x = std::isfinite(x) ? std::clamp(x, -1.0, double(page.width)) : -1.0;
+  y = std::isfinite(y) ? std::clamp(y, -1.0, double(page.height)) : -1.0;
   const int x0 = static_cast<int>(std::floor(x)), y0 = static_cast<int>(std::floor(y));
   const double fx = x - x0, fy = y - y0;
   const auto at = [&](int px, int py) {
@@ -85,6 +89,9 @@ RgbImage crop_quadrilateral(const RgbImage& page, const Quadrilateral& quad, con
   const double width = std::max(distance(quad[0], quad[1]), distance(quad[2], quad[3]));
   const double height = std::max(distance(quad[0], quad[3]), distance(quad[1], quad[2]));
   if (width < 1 || height < 1) fail("{}: the box is {:.1f}x{:.1f} pixels, less than one pixel", name, width, height);
+  if (width > limits.max_side || height > limits.max_side) {
+    fail("{}: the box would be a {:.0f}x{:.0f} image, more than the limits allow", name, width, height);
+  }
   const int64_t columns = static_cast<int64_t>(width), rows = static_cast<int64_t>(height);  // truncated, as PaddleOCR
   if (columns > limits.max_side || rows > limits.max_side || columns * rows > limits.max_pixels) {
     fail("{}: the box would be a {}x{} image, more than the limits allow", name, columns, rows);

@@ -19,6 +19,14 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
+// Names go into messages, results and logs: control characters become '?'.
+std::string printable(std::string text) {
+  for (char& c : text) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  }
+  return text;
+}
+
 }  // namespace
 
 std::string media_type(std::string_view content_type) {
@@ -83,8 +91,8 @@ std::vector<FormPart> parse_multipart(std::string_view body, const std::string& 
       if (lower(trim(header.substr(0, colon))) != "content-disposition") continue;
       const std::string_view value = header.substr(colon + 1);
       if (media_type(value) != "form-data") fail("multipart part {}: its Content-Disposition is not form-data", parts.size());
-      part.name = header_parameter(value, "name");
-      part.filename = header_parameter(value, "filename");
+      part.name = printable(header_parameter(value, "name"));
+      part.filename = printable(header_parameter(value, "filename"));
       disposition = true;
     }
     if (!disposition) fail("multipart part {}: no Content-Disposition header", parts.size());

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "common/parallel.h"
 #include "image/box_list.h"
@@ -202,7 +203,7 @@ RequestImages decode_request_images(const RecognizeRequest& request, size_t max_
   }
   RequestImages result;
   result.images.resize(request.images.size());
-  std::vector<std::string> errors(request.images.size());
+  std::vector<std::optional<std::string>> errors(request.images.size());  // a message may be ""
   parallel_for(request.images.size(), [&](size_t i) {
     const ImagePayload& payload = request.images[i];
     if (payload.bytes.empty()) {
@@ -217,7 +218,7 @@ RequestImages decode_request_images(const RecognizeRequest& request, size_t max_
     }
   }, std::min<unsigned>(4, unsigned(request.images.size())));
   for (size_t i = 0; i < request.images.size(); ++i) {
-    if (!errors[i].empty()) refuse(400, fmt::format("image {}: {}", i, errors[i]));
+    if (errors[i]) refuse(400, fmt::format("image {}: {}", i, *errors[i]));
     result.names.push_back(request.images[i].name);
   }
   if (boxes.empty()) return result;
