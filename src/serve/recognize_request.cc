@@ -106,13 +106,19 @@ void flatten_strings(const nlohmann::json& data, std::vector<const nlohmann::jso
 
 }  // namespace
 
+static RecognizeRequest read_kserve_request(const nlohmann::json& document, size_t max_images);
+
 RecognizeRequest parse_recognize_request(const std::string& content_type, std::string body, size_t max_images) {
   const std::string type = media_type(content_type);
   RecognizeRequest request;
   if (type == "multipart/form-data") {
     request = from_multipart(content_type, body, max_images);
   } else if (type == "application/json") {
-    request = from_json(body, max_images);
+    try {
+      request = from_json(body, max_images);
+    } catch (const nlohmann::json::exception& error) {  // a field of the wrong type
+      refuse(400, fmt::format("the JSON body is not as expected: {}", error.what()));
+    }
   } else if (std::find(std::begin(kImageTypes), std::end(kImageTypes), type) != std::end(kImageTypes)) {
     request.images.push_back({"body", std::move(body)});
   } else {
@@ -126,7 +132,14 @@ RecognizeRequest parse_recognize_request(const std::string& content_type, std::s
 }
 
 RecognizeRequest parse_kserve_request(const std::string& body, size_t max_images) {
-  const nlohmann::json document = parse_json(body, "the inference request");
+  try {
+    return read_kserve_request(parse_json(body, "the inference request"), max_images);
+  } catch (const nlohmann::json::exception& error) {  // a field of the wrong type
+    refuse(400, fmt::format("the inference request does not follow KServe v2: {}", error.what()));
+  }
+}
+
+static RecognizeRequest read_kserve_request(const nlohmann::json& document, size_t max_images) {
   if (!document.is_object()) refuse(400, "the inference request must be a JSON object with \"inputs\"");
   RecognizeRequest request;
   if (const auto id = document.find("id"); id != document.end()) {
