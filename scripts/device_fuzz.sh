@@ -2,7 +2,7 @@
 # The long fuzzing campaign, on the GPU machine's 16 CPU cores (#19).
 #   here:  bash scripts/device_fuzz.sh pack      builds fuzz/ (Clang, ASan + UBSan) and packs the
 #          targets with their shared libraries into .device-fuzz/ (carry it)
-#   there: TARGETS="request image" RUNS=10000000 bash scripts/device_fuzz.sh run
+#   there: TARGETS="request image:300" RUNS=10000000 bash scripts/device_fuzz.sh run
 #          runs each target as 16 libFuzzer jobs that share one corpus until RUNS executions in
 #          all, then writes $OUT/fuzz-campaign.json (executions, coverage, features, corpus,
 #          findings) and brings back any crash, leak or timeout input under $OUT/findings/.
@@ -32,10 +32,13 @@ export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TROCR_FUZZ_M
 runs=${RUNS:-10000000}
 jobs=$(nproc)
 mkdir -p "$out/findings"
-for target in ${TARGETS:-request model_json image vocabulary safetensors torch_checkpoint}; do
+for item in ${TARGETS:-request model_json image vocabulary safetensors torch_checkpoint}; do
+  target=${item%%:*}  # TARGET or TARGET:SECONDS
+  seconds=${SECONDS_PER_TARGET:-3000}
+  [ "$item" != "$target" ] && seconds=${item#*:}
   mkdir -p $work/corpus/$target $work/logs/$target
   start=$(date +%s)
-  (cd $work/logs/$target && timeout "${SECONDS_PER_TARGET:-3000}" $work/fuzz_$target -jobs=$jobs -workers=$jobs \
+  (cd $work/logs/$target && timeout "$seconds" $work/fuzz_$target -jobs=$jobs -workers=$jobs \
      -runs=$(( (runs + jobs - 1) / jobs )) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
      -artifact_prefix=$out/findings/$target- $work/corpus/$target $work/seeds/$target > /dev/null 2>&1) || true
   end=$(date +%s)
