@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
@@ -23,7 +24,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
-
+constexpr std::chrono::seconds kLinger{2};  // at most, after a refusal
 HttpResponse error_response(int status, const std::string& message) {
   HttpResponse response;
   response.status = status;
@@ -183,7 +184,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void refuse(int status, const std::string& message) {
     request_.method = request_.method.empty() ? "-" : request_.method;
     request_.path = request_.path.empty() ? "-" : request_.path;
+    lingering_ = true;  // the client may still be sending what was refused
     write(error_response(status, message), /*keep_alive=*/false);
+  }
+
+  // After refusing a request whose body was not read: stop sending, and read and drop what the
+  // client still sends for a moment, so that it gets to read the answer instead of a reset.
+  void linger() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(kLinger);
+    discard();
+  }
+  void discard() {
+    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code error, size_t) {
+      if (error) return self->close();
+      self->discard();
+    });
   }
 
   void dispatch_request() {
@@ -230,7 +247,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       self->response_.reset();
       self->busy_ = false;
       self->writing_ = false;
-      if (!again) return self->close();
+      if (!again) return self->lingering_ && !error ? self->linger() : self->close();
       self->await_request();
     });
   }
@@ -253,6 +270,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool busy_ = false;     // a request is with the handler or its answer is being written
   bool writing_ = false;
   bool closing_ = false;  // the server stops: no further requests on this connection
+  bool lingering_ = false;  // refused before its body was read
+  std::array<char, 16384> scratch_;
 };
 
 HttpReply::State::~State() {
