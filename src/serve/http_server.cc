@@ -243,11 +243,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
     response_->prepare_payload();
     stream_.expires_after(limits().body_timeout);
     http::async_write(stream_, *response_, [self = shared_from_this()](beast::error_code error, size_t) {
-      const bool again = !error && self->response_->keep_alive();
+      // Beast reports end_of_stream for a written answer that closes the connection.
+      const bool written = !error || error == http::error::end_of_stream;
+      const bool again = written && self->response_->keep_alive();
       self->response_.reset();
       self->busy_ = false;
       self->writing_ = false;
-      if (!again) return self->lingering_ && !error ? self->linger() : self->close();
+      if (!again) return self->lingering_ && written ? self->linger() : self->close();
       self->await_request();
     });
   }
