@@ -18,7 +18,9 @@ if [ "$mode" = pack ]; then
     case $(basename "$library") in libc.so*|libm.so*|libgcc_s*|libstdc++*) ;; *) cp -L "$library" .device-fuzz/pack/lib/ ;; esac
   done
   cp -r fuzz/seeds/* .device-fuzz/pack/seeds/
-  mkdir -p .device-fuzz/pack/model && cp tests/data/models/vit-char/*.json .device-fuzz/pack/model/
+  mkdir -p .device-fuzz/pack/model .device-fuzz/pack/tiny-model
+  cp tests/data/models/vit-char/*.json .device-fuzz/pack/model/
+  cp fuzz/model/config.json .device-fuzz/pack/tiny-model/
   tar -C .device-fuzz/pack -cJf .device-fuzz/fuzz.tar.xz .
   rm -r .device-fuzz/pack
   du -sh .device-fuzz
@@ -28,7 +30,7 @@ source scripts/device_env.sh
 work=/tmp/fuzz-campaign
 mkdir -p $work && tar -C $work -xJf .device-fuzz/fuzz.tar.xz
 export LD_LIBRARY_PATH=$work/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 TROCR_FUZZ_MODEL_DIR=$work/model
+export ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1
 runs=${RUNS:-10000000}
 jobs=$(nproc)
 mkdir -p "$out/findings"
@@ -37,6 +39,8 @@ for item in ${TARGETS:-request model_json image vocabulary safetensors torch_che
   seconds=${SECONDS_PER_TARGET:-3000}
   [ "$item" != "$target" ] && seconds=${item#*:}
   mkdir -p $work/corpus/$target $work/logs/$target
+  export TROCR_FUZZ_MODEL_DIR=$work/model  # as fuzz/CMakeLists.txt sets it per target
+  case $target in safetensors|torch_checkpoint) export TROCR_FUZZ_MODEL_DIR=$work/tiny-model ;; esac
   start=$(date +%s)
   (cd $work/logs/$target && timeout "$seconds" $work/fuzz_$target -jobs=$jobs -workers=$jobs \
      -runs=$(( (runs + jobs - 1) / jobs )) -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
