@@ -51,6 +51,13 @@ std::vector<float> teacher_forced_logits(StepModel& model, const std::vector<int
   return logits;
 }
 
+bool operator==(const SearchOptions& a, const SearchOptions& b) {
+  return a.max_length == b.max_length && a.min_length == b.min_length && a.num_beams == b.num_beams &&
+         a.length_penalty == b.length_penalty && a.early_stopping == b.early_stopping &&
+         a.no_repeat_ngram_size == b.no_repeat_ngram_size && a.num_return_sequences == b.num_return_sequences &&
+         a.decoder_start == b.decoder_start && a.eos == b.eos;
+}
+
 void validate(const SearchOptions& options, int model_max_length) {
   if (options.max_length < 2) fail("max_length {} leaves no room to generate", options.max_length);
   if (options.max_length > model_max_length) {

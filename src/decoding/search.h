@@ -21,6 +21,8 @@ struct SearchOptions {
 
   static SearchOptions from(const GenerationConfig& config);
 };
+// Whether two searches decode alike (the server batches only such requests together).
+bool operator==(const SearchOptions& a, const SearchOptions& b);
 
 struct Hypothesis {
   std::vector<int> ids;  // start token first; eos last when the sequence ended by itself

@@ -25,12 +25,6 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 constexpr std::chrono::seconds kLinger{2};  // at most, after a refusal
-HttpResponse error_response(int status, const std::string& message) {
-  HttpResponse response;
-  response.status = status;
-  response.body = nlohmann::json{{"error", message}}.dump() + "\n";
-  return response;
-}
 
 // X-Request-Id as the client sent it when it is short and printable, else a fresh one.
 std::string request_id(const std::string& sent) {
@@ -43,6 +37,13 @@ std::string request_id(const std::string& sent) {
 }
 
 }  // namespace
+
+HttpResponse error_response(int status, const std::string& message) {
+  HttpResponse response;
+  response.status = status;
+  response.body = nlohmann::json{{"error", message}}.dump() + "\n";
+  return response;
+}
 
 std::string HttpRequest::header(std::string_view name) const {
   for (const auto& [key, value] : headers) {
@@ -166,9 +167,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return close();
     }
     request_.id = request_id("");
+    // Refused before dispatch_request() read its line: logged as "-".
+    request_.method = request_.path = "-";
     if (error == beast::error::timeout) {
       // The stream has closed the socket already: the 408 goes to the log only.
-      request_.method = request_.path = "-";
       server_->observe(request_, error_response(408, fmt::format("{} did not arrive in time", part)));
       return close();
     }
@@ -182,8 +184,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void refuse(int status, const std::string& message) {
-    request_.method = request_.method.empty() ? "-" : request_.method;
-    request_.path = request_.path.empty() ? "-" : request_.path;
     lingering_ = true;  // the client may still be sending what was refused
     write(error_response(status, message), /*keep_alive=*/false);
   }
@@ -230,11 +230,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void write(HttpResponse answer, bool keep_alive) {
-    if (writing_) return;  // one answer per request
-    writing_ = true;
+    if (response_) return;  // one answer per request
     server_->observe(request_, answer);
     response_.emplace(http::int_to_status(unsigned(answer.status)), 11);
-        response_->set(http::field::server, "trocr-rt");
+    response_->set(http::field::server, "trocr-rt");
     response_->set(http::field::content_type, answer.content_type);
     response_->set("X-Request-Id", request_.id);
     for (const auto& [name, value] : answer.headers) response_->set(name, value);
@@ -248,7 +247,6 @@ class Connection : public std::enable_shared_from_this<Connection> {
       const bool again = written && self->response_->keep_alive();
       self->response_.reset();
       self->busy_ = false;
-      self->writing_ = false;
       if (!again) return self->lingering_ && written ? self->linger() : self->close();
       self->await_request();
     });
@@ -266,11 +264,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  std::optional<http::response<http::string_body>> response_;
+  std::optional<http::response<http::string_body>> response_;  // the answer being written
   HttpRequest request_;
   bool keep_alive_ = false;
   bool busy_ = false;     // a request is with the handler or its answer is being written
-  bool writing_ = false;
   bool closing_ = false;  // the server stops: no further requests on this connection
   bool lingering_ = false;  // refused before its body was read
   std::array<char, 16384> scratch_;

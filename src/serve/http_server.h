@@ -49,6 +49,9 @@ struct HttpResponse {
   size_t images = 0;  // recognized for this request: for the access log
 };
 
+// The JSON body of every refusal, the server's own and the service's: {"error": message}.
+HttpResponse error_response(int status, const std::string& message);
+
 // The way back to a request's connection. Copyable; the first send() answers, later ones are
 // ignored; if every copy is dropped without an answer, the client gets a 500.
 class HttpReply {

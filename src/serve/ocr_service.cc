@@ -46,10 +46,6 @@ HttpResponse json_response(int status, const nlohmann::json& body) {
   return response;
 }
 
-HttpResponse error_response(int status, const std::string& message) {
-  return json_response(status, {{"error", message}});
-}
-
 HttpResponse text_response(int status, std::string body, std::string type = "text/plain") {
   HttpResponse response;
   response.status = status;
@@ -184,6 +180,7 @@ void OcrService::observe(const HttpRequest& request, const HttpResponse& respons
 void OcrService::handle(HttpRequest request, HttpReply reply) {
   const std::string& path = request.path;
   const bool get = request.method == "GET", post = request.method == "POST";
+  auto no_route = [&] { reply.send(error_response(404, fmt::format("no route for {} {}", request.method, path))); };
   auto only = [&](bool allowed, const char* method) {
     if (allowed) return true;
     HttpResponse refusal = error_response(405, fmt::format("{} takes {} only", path, method));
@@ -236,10 +233,10 @@ void OcrService::handle(HttpRequest request, HttpReply reply) {
         workers_->post([this, request = std::move(request), reply]() mutable { recognize(std::move(request), reply, true); });
       }
     } else {
-      reply.send(error_response(404, fmt::format("no route for {} {}", request.method, path)));
+      no_route();
     }
   } else {
-    reply.send(error_response(404, fmt::format("no route for {} {}", request.method, path)));
+    no_route();
   }
 }
 

@@ -10,15 +10,6 @@ struct RequestBatcher::Request {
   Done done;
 };
 
-bool same_decoding(const GenerationConfig& a, const GenerationConfig& b) {
-  return a.max_length == b.max_length && a.max_new_tokens == b.max_new_tokens && a.min_length == b.min_length &&
-         a.min_new_tokens == b.min_new_tokens && a.num_beams == b.num_beams &&
-         a.length_penalty == b.length_penalty && a.early_stopping == b.early_stopping &&
-         a.no_repeat_ngram_size == b.no_repeat_ngram_size && a.num_return_sequences == b.num_return_sequences &&
-         a.tokens.decoder_start == b.tokens.decoder_start && a.tokens.bos == b.tokens.bos &&
-         a.tokens.pad == b.tokens.pad && a.tokens.eos == b.tokens.eos;
-}
-
 RequestBatcher::RequestBatcher(Engine engine, BatcherOptions options, BatchObserver observer)
     : engine_(std::move(engine)), options_(options), observer_(std::move(observer)) {
   options_.max_batch = std::max(1, options_.max_batch);
@@ -40,7 +31,10 @@ bool RequestBatcher::submit(std::vector<RgbImage> images, Settings settings, Don
     std::lock_guard<std::mutex> lock(mutex_);
     if (draining_ || queue_.size() + images.size() > options_.queue_capacity) return false;
     const auto now = Clock::now();
-    for (size_t i = 0; i < images.size(); ++i) queue_.push_back(Job{std::move(images[i]), settings, now, request, i});
+    const SearchOptions search = SearchOptions::from(*settings);
+    for (size_t i = 0; i < images.size(); ++i) {
+      queue_.push_back(Job{std::move(images[i]), settings, search, now, request, i});
+    }
   }
   changed_.notify_all();
   return true;
@@ -60,10 +54,8 @@ void RequestBatcher::drain() {
   if (worker_.joinable()) worker_.join();
 }
 
-size_t RequestBatcher::waiting_like(const Settings& settings) const {
-  return size_t(std::count_if(queue_.begin(), queue_.end(), [&](const Job& job) {
-    return job.settings == settings || same_decoding(*job.settings, *settings);
-  }));
+size_t RequestBatcher::waiting_like(const SearchOptions& search) const {
+  return size_t(std::count_if(queue_.begin(), queue_.end(), [&](const Job& job) { return job.search == search; }));
 }
 
 // Waits for a full batch like the oldest image or for that image's deadline; an empty batch
@@ -73,11 +65,11 @@ std::vector<RequestBatcher::Job> RequestBatcher::next_batch() {
   changed_.wait(lock, [&] { return !queue_.empty() || draining_; });
   if (queue_.empty()) return {};
   const auto deadline = queue_.front().submitted + options_.max_wait;
-  const Settings settings = queue_.front().settings;
-  changed_.wait_until(lock, deadline, [&] { return waiting_like(settings) >= size_t(options_.max_batch) || draining_; });
+  const SearchOptions search = queue_.front().search;
+  changed_.wait_until(lock, deadline, [&] { return waiting_like(search) >= size_t(options_.max_batch) || draining_; });
   std::vector<Job> batch;
   for (auto job = queue_.begin(); job != queue_.end() && batch.size() < size_t(options_.max_batch);) {
-    if (job->settings == settings || same_decoding(*job->settings, *settings)) {
+    if (job->search == search) {
       batch.push_back(std::move(*job));
       job = queue_.erase(job);
     } else {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "decoding/search.h"
 #include "trocr/recognizer.h"
 
 namespace trocr {
@@ -58,13 +59,14 @@ class RequestBatcher {
   struct Job {
     RgbImage image;
     Settings settings;
+    SearchOptions search;  // what the engine reads of the settings: equal ones share a batch
     Clock::time_point submitted;
     std::shared_ptr<Request> request;
     size_t index;  // within its request
   };
   void work();
   std::vector<Job> next_batch();
-  size_t waiting_like(const Settings& settings) const;
+  size_t waiting_like(const SearchOptions& search) const;
 
   Engine engine_;
   BatcherOptions options_;
@@ -75,8 +77,5 @@ class RequestBatcher {
   bool draining_ = false;
   std::thread worker_;
 };
-
-// Whether two settings decode alike (the same batch may hold both).
-bool same_decoding(const GenerationConfig& a, const GenerationConfig& b);
 
 }  // namespace trocr
