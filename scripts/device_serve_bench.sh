@@ -4,20 +4,23 @@
 # on loopback at rising concurrency (`trocr load-test`: images/s, p50/p90/p99), then a soak run
 # at fixed concurrency sampling the server's resident memory from /metrics and the GPU's memory
 # from nvidia-smi. Also the CPU engines: trocr-rt CPU and HF eager on the CPU, same machine.
-# Brings back $OUT/serve.json, $OUT/cpu.json and $OUT/serve.log. SOAK_SECONDS sets the soak's length.
+# Brings back $OUT/serve.json, $OUT/cpu.json and $OUT/serve.log. SOAK_SECONDS sets the soak's length
+# (0: none), SERVE_MODELS the models (demo trocr-base), DEVICES the servers' --device values, each
+# measured in turn ("cuda:0 cuda" compares one GPU with all of them), LEVELS the concurrencies.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 soak_seconds=${SOAK_SECONDS:-120}
 trocr=.device-bin/trocr
 models=/tmp/full-models
-[ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models --models trocr-base,trocr-small 2>&1 | grep -v Writing
+[ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models --models trocr-base$([ "${SERVE_CPU:-1}" = 1 ] && echo ,trocr-small) 2>&1 | grep -v Writing
 log="$out/serve.log"
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 echo "$gpu, commit $commit" | tee "$log"
 
-serve_and_load() {  # name, model dir, max batch, concurrency list, seconds per level, soak concurrency
-  local name=$1 model=$2 batch=$3 levels=$4 seconds=$5 soak=$6
-  $trocr serve -m "$model" --device cuda --dtype fp16 --port 0 --max-batch "$batch" --max-wait-ms 2 \
+serve_and_load() {  # name, model dir, max batch, concurrency list, seconds per level, soak concurrency, device
+  local name=$1 model=$2 batch=$3 levels=${LEVELS:-$4} seconds=$5 soak=$6 device=$7
+  [ "$soak_seconds" -gt 0 ] || soak=0
+  $trocr serve -m "$model" --device "$device" --dtype fp16 --port 0 --max-batch "$batch" --max-wait-ms 2 \
     --queue-size 4096 --access-log /tmp/access-$name.log > /tmp/serve-$name.log 2>&1 &
   local pid=$!
   for _ in $(seq 60); do grep -q "serve: ready" /tmp/serve-$name.log && break; sleep 1; done
@@ -36,13 +39,20 @@ serve_and_load() {  # name, model dir, max batch, concurrency list, seconds per 
     kill $sampler 2>/dev/null
     echo "GPU memory used (MiB, every 10 s): $(tr '\n' ' ' < /tmp/gpu-mem-$name.txt)" | tee -a "$log"
   fi
-  curl -s http://127.0.0.1:$port/metrics | grep -E "^trocr_(requests_total|images_total|batch_size_(sum|count))" | tee -a "$log"
+  curl -s http://127.0.0.1:$port/metrics | grep -E "^trocr_(requests_total|images_total|device_images_total|batch_size_(sum|count))" | tee -a "$log"
   kill -TERM $pid
   wait $pid
   echo "serve exit code $? after SIGTERM" | tee -a "$log"
 }
-serve_and_load demo models/demo 256 1,4,16,64,128,256 8 128
-serve_and_load trocr-base $models/trocr-base 128 1,16,64,128 8 0
+for device in ${DEVICES:-cuda}; do
+  suffix=$([ "${DEVICES:-cuda}" = cuda ] || echo "@$device")  # names carry the device when several are compared
+  for model in ${SERVE_MODELS:-demo trocr-base}; do
+    case $model in
+      demo) serve_and_load "demo$suffix" models/demo 256 1,4,16,64,128,256 8 128 "$device" ;;
+      trocr-base) serve_and_load "trocr-base$suffix" $models/trocr-base 128 1,16,64,128 8 0 "$device" ;;
+    esac
+  done
+done
 
 # SERVE_CPU=0 skips the CPU engines (they do not change with GPU work).
 [ "${SERVE_CPU:-1}" = 1 ] && echo "== CPU engines (demo model and trocr-small shape), $(nproc) cores" | tee -a "$log"
@@ -60,7 +70,9 @@ out, commit, gpu = sys.argv[1:4]
 serve = []
 for path in sorted(glob.glob("/tmp/load-*.json") + glob.glob("/tmp/soak-*.json")):
     for record in json.load(open(path)):
-        record.update(gpu=gpu, commit=commit, dtype="fp16", device="cuda")
+        name = record["name"].removesuffix("-soak")
+        record.update(gpu=gpu, gpus=int(os.popen("nvidia-smi -L | wc -l").read()), commit=commit, dtype="fp16",
+                      device=name.split("@")[1] if "@" in name else "cuda")
         serve.append(record)
 for path in glob.glob("/tmp/gpu-mem-*.txt"):
     name = os.path.basename(path)[len("gpu-mem-"):-4]

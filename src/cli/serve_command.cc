@@ -1,20 +1,27 @@
-// trocr serve --model DIR --port N [--device cuda:K --max-batch N --max-wait-ms N ...]: the OCR
-// service (see src/serve). SIGTERM or SIGINT stop it gracefully: no new requests are taken,
-// those accepted are answered, then the process exits 0.
+// trocr serve --model DIR --port N [--device cuda --max-batch N --max-wait-ms N ...]: the OCR
+// service (see src/serve). `--device cuda` serves on every GPU of the host, `cuda:0,2` on those:
+// a copy of the model and a batch worker per GPU, fed by one queue. SIGTERM or SIGINT stop it
+// gracefully: no new requests are taken, those accepted are answered, then the process exits 0.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include <cstdio>
+#include <future>
 #include <thread>
 
 #include "cli/commands.h"
 #include "cli/engine_flags.h"
 #include "common/check.h"
 #include "serve/ocr_service.h"
+#ifdef TROCR_WITH_CUDA
+#include "cuda/device_info.h"
+#endif
 
 namespace trocr::cli {
 namespace {
@@ -50,6 +57,53 @@ void fit_connection_limit(HttpLimits& limits) {
   }
 }
 
+// The devices to serve on: "cuda" is every GPU, "cuda:0,2" a list; "cpu" and "cuda:N" one (checked
+// when its engine is made). A list is checked here, before the server listens.
+std::vector<std::string> serve_devices(const std::string& device) {
+  if (device == "cuda") {
+#ifdef TROCR_WITH_CUDA
+    const CudaDevices found = query_cuda_devices();
+    if (found.devices.empty()) fail("device 'cuda': {}", found.absent_because);
+    std::vector<std::string> all;
+    for (const auto& gpu : found.devices) all.push_back(fmt::format("cuda:{}", gpu.index));
+    return all;
+#else
+    fail("device 'cuda': this build has no CUDA engine (configure with TROCR_CUDA=ON)");
+#endif
+  }
+  if (device.rfind("cuda:", 0) != 0 || device.find(',') == std::string::npos) return {device};
+  std::vector<std::string> listed;
+  for (size_t begin = 5; begin <= device.size();) {
+    const size_t end = std::min(device.find(',', begin), device.size());
+    const std::string index = device.substr(begin, end - begin);
+    if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) {
+      fail("device '{}': '{}' is not a GPU index", device, index);
+    }
+    const std::string entry = "cuda:" + index;
+    if (std::find(listed.begin(), listed.end(), entry) != listed.end()) {
+      fail("device '{}': {} is listed twice", device, entry);
+    }
+    listed.push_back(entry);
+    begin = end + 1;
+  }
+  return listed;
+}
+
+// One recognizer per device, loaded side by side (each reads the checkpoint and uploads it).
+std::vector<std::unique_ptr<Recognizer>> load_recognizers(const std::string& model_dir, EngineOptions options,
+                                                          const std::vector<std::string>& devices) {
+  std::vector<std::future<std::unique_ptr<Recognizer>>> loading;
+  for (const std::string& device : devices) {
+    options.device = device;
+    loading.push_back(std::async(std::launch::async, [model_dir, options] {
+      return std::make_unique<Recognizer>(model_dir, options);
+    }));
+  }
+  std::vector<std::unique_ptr<Recognizer>> recognizers;
+  for (auto& loaded : loading) recognizers.push_back(loaded.get());  // rethrows the first failure
+  return recognizers;
+}
+
 // The write end of the pipe that turns SIGTERM/SIGINT into a message for the waiting thread.
 // A signal handler can reach nothing else: this is the one file-level variable, set once by run().
 // (Blocking the signals instead does not work: libraries such as OpenBLAS start threads before
@@ -82,8 +136,9 @@ int run(ServeArguments arguments) {
   limits.body_timeout = seconds(arguments.body_timeout_s);
   fit_connection_limit(limits);
   arguments.service.image_limits.max_pixels = arguments.max_image_pixels;
-  // Declared first, so that it outlives the service that borrows it.
-  std::unique_ptr<Recognizer> recognizer;
+  const std::vector<std::string> devices = serve_devices(arguments.engine.device);
+  // Declared first, so that they outlive the service that borrows them.
+  std::vector<std::unique_ptr<Recognizer>> recognizers;
   OcrService service(arguments.service);
   const int port = service.bind();
   std::thread signal_waiter([&] {
@@ -106,8 +161,10 @@ int run(ServeArguments arguments) {
   std::fflush(stdout);
   std::thread server([&] { service.run(); });
   try {
-    recognizer = std::make_unique<Recognizer>(arguments.engine.model_dir, engine);
-    service.start(*recognizer, arguments.generation.apply_to(recognizer->default_generation()));
+    recognizers = load_recognizers(arguments.engine.model_dir, engine, devices);
+    std::vector<ServedEngine> served;
+    for (size_t i = 0; i < devices.size(); ++i) served.push_back({devices[i], recognizers[i].get()});
+    service.start(std::move(served), arguments.generation.apply_to(recognizers.front()->default_generation()));
   } catch (...) {
     service.shutdown();
     server.join();
@@ -116,7 +173,7 @@ int run(ServeArguments arguments) {
     throw;
   }
   fmt::print("trocr serve: ready (model {}, {} {}, max batch {}, max wait {} ms, queue {})\n",
-             arguments.engine.model_dir, arguments.engine.device, arguments.engine.dtype,
+             arguments.engine.model_dir, fmt::join(devices, ","), arguments.engine.dtype,
              arguments.service.batching.max_batch, arguments.max_wait_ms, arguments.service.batching.queue_capacity);
   std::fflush(stdout);
   server.join();
@@ -135,6 +192,7 @@ Action add_serve_command(CLI::App& app) {
   auto* command = app.add_subcommand("serve", "Run the HTTP OCR service (POST /v1/recognize)");
   auto arguments = std::make_shared<ServeArguments>();
   add_engine_flags(*command, arguments->engine, /*with_batch=*/false);
+  command->get_option("--device")->description("cpu; cuda (every GPU), cuda:N, or a list such as cuda:0,1");
   add_generation_flags(*command, arguments->generation);
   ServiceOptions& service = arguments->service;
   HttpLimits& limits = service.http.limits;

@@ -33,7 +33,7 @@ template <typename T>
 class CudaBackend : public Backend {
  public:
   CudaBackend(ModelDirectory& model, int device, const BackendOptions& options)
-      : config_(model.config), profile_(options.profile) {
+      : config_(model.config), device_(device), profile_(options.profile) {
     const CudaDevices found = query_cuda_devices();
     if (found.devices.empty()) fail("device 'cuda:{}': {}", device, found.absent_because);
     if (device >= int(found.devices.size())) {
@@ -63,6 +63,7 @@ class CudaBackend : public Backend {
   }
 
   ~CudaBackend() override {
+    cudaSetDevice(device_);
     if (stream_ != nullptr) cudaStreamSynchronize(stream_);
     for (auto& event : events_) cudaEventDestroy(event);
     for (auto* events : {uploaded_, encoded_}) {
@@ -76,6 +77,7 @@ class CudaBackend : public Backend {
   }
 
   std::vector<float> encode(const float* pixels, int count) override {
+    use_device();
     plan_for({count, 1, 2});
     encode_on_device(pixels, count);
     const size_t values = size_t(count) * config_.encoder.sequence_length() * config_.encoder.hidden_size;
@@ -83,6 +85,7 @@ class CudaBackend : public Backend {
   }
 
   Hypotheses generate(const float* pixels, int count, const SearchOptions& options) override {
+    use_device();
     plan_for({count, options.num_beams, options.max_length});
     mark(0);
     encode_on_device(pixels, count);
@@ -95,6 +98,7 @@ class CudaBackend : public Backend {
   }
 
   std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) override {
+    use_device();
     plan_for({1, 1, std::max<int>(2, static_cast<int>(ids.size()))});
     encode_on_device(pixels, 1);
     return teacher_forced_logits(workspace_->host_driven, ids);
@@ -103,6 +107,10 @@ class CudaBackend : public Backend {
   std::string profile_report() const override { return report_; }
 
  private:
+  // The current device is a thread's: a server calls each GPU's backend from its own thread, but
+  // nothing promises that a caller's thread made this backend.
+  void use_device() const { TROCR_CUDA_CHECK(cudaSetDevice(device_)); }
+
   // A workspace that covers `needed` (and what the current one covered), made before a batch
   // starts: nothing is allocated while it runs.
   void plan_for(const cuda::DecodePlan& needed) {
@@ -175,6 +183,7 @@ class CudaBackend : public Backend {
   }
 
   const ModelConfig& config_;
+  int device_ = 0;
   bool profile_ = false;
   cudaEvent_t events_[3] = {};
   std::string report_;

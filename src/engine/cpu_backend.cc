@@ -63,7 +63,7 @@ std::unique_ptr<Backend> make_backend(ModelDirectory& model, const std::string& 
   }
   if (device == "cuda" || device.rfind("cuda:", 0) == 0) {
     int index = 0;
-    if (device.size() > 5) {
+    if (device != "cuda") {  // "cuda:" and what follows it
       try {
         size_t used = 0;
         index = std::stoi(device.substr(5), &used);

@@ -148,17 +148,22 @@ int OcrService::bind() { return server_->bind(); }
 
 void OcrService::run() { server_->run(); }
 
-void OcrService::start(const Recognizer& recognizer, GenerationConfig generation) {
+void OcrService::start(std::vector<ServedEngine> engines, GenerationConfig generation) {
   std::lock_guard<std::mutex> lock(state_mutex_);
   if (stopping_ || loaded_) return;
-  recognizer_ = &recognizer;
+  if (engines.empty()) fail("the service needs at least one engine");
+  engines_ = std::move(engines);
   defaults_ = std::make_shared<const GenerationConfig>(std::move(generation));
+  std::vector<RequestBatcher::Engine> runs;
+  for (const ServedEngine& engine : engines_) {
+    runs.push_back([recognizer = engine.recognizer](const std::vector<RgbImage>& images, const GenerationConfig& settings) {
+      return recognizer->recognize(images, settings);
+    });
+  }
   batcher_ = std::make_unique<RequestBatcher>(
-      [this](const std::vector<RgbImage>& images, const GenerationConfig& settings) {
-        return recognizer_->recognize(images, settings);
-      },
-      options_.batching,
-      [this](int batch_size, double inference_ms) { metrics_.observe_batch(batch_size, inference_ms); });
+      std::move(runs), options_.batching, [this](size_t engine, int batch_size, double inference_ms) {
+        metrics_.observe_batch(engines_[engine].device, batch_size, inference_ms);
+      });
   loaded_ = true;
   ready_ = true;
 }
@@ -306,7 +311,7 @@ RequestBatcher::Settings OcrService::settings_for(const nlohmann::json& paramete
     throw HttpError(400, fmt::format("parameters: {} new tokens is above this server's limit of {} (--request-max-new-tokens)",
                                      new_tokens, options_.max_new_tokens));
   }
-  validate(SearchOptions::from(settings), recognizer_->model_config().decoder.max_position_embeddings);
+  validate(SearchOptions::from(settings), engines_.front().recognizer->model_config().decoder.max_position_embeddings);
   return std::make_shared<const GenerationConfig>(std::move(settings));
 }
 

@@ -5,7 +5,8 @@
 //   GET  /v2, /v2/health/{live,ready}, /v2/models/trocr[/ready]   KServe v2 metadata and health
 //   GET  /healthz, /readyz, /metrics (Prometheus), /openapi.json
 // Requests from all connections are batched together by a RequestBatcher, each batch holding one
-// set of generation settings. Stateless, so replicas can run behind any load balancer.
+// set of generation settings, and run by whichever engine (one per GPU) is free. Stateless, so
+// replicas can run behind any load balancer.
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -33,6 +34,12 @@ struct ServiceOptions {
   std::string model_name = "trocr";
 };
 
+// One loaded copy of the model, on one device.
+struct ServedEngine {
+  std::string device;  // "cpu", "cuda:N": the label of its metrics
+  const Recognizer* recognizer = nullptr;
+};
+
 class AccessLog;
 class WorkerPool;
 struct PendingAnswer;
@@ -46,9 +53,9 @@ class OcrService {
   int bind();  // listens; returns the port (a trocr::Error if it cannot)
   // Serves until shutdown() is called, then returns once accepted requests are answered.
   void run();
-  // From any thread, once: recognition with this model and these default settings. The
-  // recognizer must outlive the service.
-  void start(const Recognizer& recognizer, GenerationConfig generation);
+  // From any thread, once: recognition with these engines (at least one, all of the same model)
+  // and these default settings. The recognizers must outlive the service.
+  void start(std::vector<ServedEngine> engines, GenerationConfig generation);
   // Safe from another thread: stops accepting, answers what was accepted, drains the batcher.
   void shutdown();
 
@@ -60,7 +67,7 @@ class OcrService {
   void observe(const HttpRequest& request, const HttpResponse& response, double latency_ms);
 
   ServiceOptions options_;
-  const Recognizer* recognizer_ = nullptr;  // these two and batcher_ are set by start(), before loaded_
+  std::vector<ServedEngine> engines_;  // these, defaults_ and batcher_ are set by start(), before loaded_
   RequestBatcher::Settings defaults_;
   ServiceMetrics metrics_;
   std::unique_ptr<AccessLog> access_log_;

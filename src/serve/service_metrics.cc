@@ -58,7 +58,11 @@ void ServiceMetrics::count_response(int status) {
 
 void ServiceMetrics::count_images(size_t images) { images_ += images; }
 
-void ServiceMetrics::observe_batch(int batch_size, double inference_ms) {
+void ServiceMetrics::observe_batch(const std::string& device, int batch_size, double inference_ms) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    device_images_[device] += size_t(batch_size);
+  }
   batch_size_.observe(batch_size);
   inference_seconds_.observe(inference_ms / 1000.0);
 }
@@ -77,6 +81,11 @@ std::string ServiceMetrics::render(size_t queue_depth, bool ready, size_t open_c
     for (const auto& [status, count] : responses_) {
       text += fmt::format("trocr_requests_total{{code=\"{}\"}} {}\n", status, count);
       if (status >= 400) errors += count;
+    }
+    text += "# HELP trocr_device_images_total Images recognized, by the device whose engine ran them.\n"
+            "# TYPE trocr_device_images_total counter\n";
+    for (const auto& [device, count] : device_images_) {
+      text += fmt::format("trocr_device_images_total{{device=\"{}\"}} {}\n", device, count);
     }
   }
   text += fmt::format(

@@ -29,7 +29,8 @@ class ServiceMetrics {
   ServiceMetrics();
   void count_response(int status);  // every answered request, by HTTP status
   void count_images(size_t images);
-  void observe_batch(int batch_size, double inference_ms);
+  // A batch run on `device` (cpu, cuda:N): one engine of the server.
+  void observe_batch(const std::string& device, int batch_size, double inference_ms);
   void observe_queue(double queue_ms);
   void observe_request(double request_ms);  // /v1/recognize requests answered 200
   // Gauges are read at render time.
@@ -38,6 +39,7 @@ class ServiceMetrics {
  private:
   mutable std::mutex mutex_;
   std::map<int, uint64_t> responses_;
+  std::map<std::string, uint64_t> device_images_;
   std::atomic<uint64_t> images_{0};
   Histogram batch_size_, inference_seconds_, queue_seconds_, request_seconds_;
 };

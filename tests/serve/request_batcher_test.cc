@@ -1,6 +1,8 @@
 // The service's dynamic batcher with a stand-in engine that records the batches it is given.
 #include <atomic>
+#include <condition_variable>
 #include <future>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 
@@ -66,7 +68,7 @@ std::optional<std::shared_future<std::vector<BatchedResult>>> submit(RequestBatc
 
 TEST(RequestBatcher, JoinsRequestsIntoBatchesOfAtMostMaxBatch) {
   RecordingEngine engine;
-  RequestBatcher batcher(engine.engine(), {3, 10s, 100});
+  RequestBatcher batcher({engine.engine()}, {3, 10s, 100});
   auto first = submit(batcher, images({1, 2}));
   auto second = submit(batcher, images({3, 4}));
   ASSERT_TRUE(first && second);
@@ -82,7 +84,7 @@ TEST(RequestBatcher, JoinsRequestsIntoBatchesOfAtMostMaxBatch) {
 
 TEST(RequestBatcher, RunsAPartialBatchWhenTheOldestImageHasWaitedMaxWait) {
   RecordingEngine engine;
-  RequestBatcher batcher(engine.engine(), {8, 20ms, 100});
+  RequestBatcher batcher({engine.engine()}, {8, 20ms, 100});
   auto lone = submit(batcher, images({7}));
   ASSERT_TRUE(lone);
   const BatchedResult result = lone->get()[0];  // no drain: only the deadline can start it
@@ -92,7 +94,7 @@ TEST(RequestBatcher, RunsAPartialBatchWhenTheOldestImageHasWaitedMaxWait) {
 
 TEST(RequestBatcher, RefusesWholeRequestsThatDoNotFitTheQueue) {
   RecordingEngine engine;
-  RequestBatcher batcher(engine.engine(), {8, 10s, 3});
+  RequestBatcher batcher({engine.engine()}, {8, 10s, 3});
   auto fits = submit(batcher, images({1, 2}));
   EXPECT_TRUE(fits);
   EXPECT_FALSE(submit(batcher, images({3, 4})));  // 4 > 3: none of it is queued
@@ -105,9 +107,10 @@ TEST(RequestBatcher, RefusesWholeRequestsThatDoNotFitTheQueue) {
 }
 
 TEST(RequestBatcher, AnEngineFailureReachesEveryImageOfItsBatch) {
-  RequestBatcher batcher([](const std::vector<RgbImage>&, const GenerationConfig&) -> std::vector<Recognition> {
+  RequestBatcher::Engine failing = [](const std::vector<RgbImage>&, const GenerationConfig&) -> std::vector<Recognition> {
     throw std::runtime_error("device lost");
-  }, {2, 10s, 10});
+  };
+  RequestBatcher batcher({failing}, {2, 10s, 10});
   auto request = submit(batcher, images({1, 2}));
   ASSERT_TRUE(request);
   for (const BatchedResult& result : request->get()) EXPECT_EQ(result.error, "device lost");
@@ -115,7 +118,7 @@ TEST(RequestBatcher, AnEngineFailureReachesEveryImageOfItsBatch) {
 
 TEST(RequestBatcher, BatchesOnlyImagesWithTheSameSettingsAndKeepsTheOthersInOrder) {
   RecordingEngine engine;
-  RequestBatcher batcher(engine.engine(), {4, 10s, 100});
+  RequestBatcher batcher({engine.engine()}, {4, 10s, 100});
   auto greedy_a = submit(batcher, images({1}), beams(1));
   auto beam = submit(batcher, images({2, 3}), beams(4));
   auto greedy_b = submit(batcher, images({4}), beams(1));   // another object, the same settings
@@ -127,6 +130,65 @@ TEST(RequestBatcher, BatchesOnlyImagesWithTheSameSettingsAndKeepsTheOthersInOrde
   ASSERT_EQ(engine.batches.size(), 2u);
   EXPECT_EQ(engine.batches[0], (std::vector<int>{1, 4, 5, 6}));
   EXPECT_EQ(engine.batches[1], (std::vector<int>{3002, 3003}));
+}
+
+// Two engines (two GPUs) share the queue: while one is busy, the other takes the next batch. Each
+// engine holds its batch until the other has started one, which only a second worker can do.
+TEST(RequestBatcher, AnIdleEngineTakesTheNextBatchWhileAnotherIsBusy) {
+  std::mutex mutex;
+  std::condition_variable started;
+  std::vector<std::vector<int>> per_engine(2);
+  auto engine = [&](int index) -> RequestBatcher::Engine {
+    return [&, index](const std::vector<RgbImage>& batch, const GenerationConfig&) {
+      std::unique_lock<std::mutex> lock(mutex);
+      for (const RgbImage& image : batch) per_engine[index].push_back(image.width);
+      started.notify_all();
+      started.wait_for(lock, 5s, [&] { return !per_engine[1 - index].empty(); });
+      std::vector<Recognition> results(batch.size());
+      for (size_t i = 0; i < batch.size(); ++i) {
+        results[i].candidates.push_back(TextCandidate{std::to_string(batch[i].width), {}, 0, 0, 0});
+      }
+      return results;
+    };
+  };
+  RequestBatcher batcher({engine(0), engine(1)}, {1, 0ms, 10});
+  auto first = submit(batcher, images({1}));
+  auto second = submit(batcher, images({2}));
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(first->get()[0].recognition.best().text, "1");
+  EXPECT_EQ(second->get()[0].recognition.best().text, "2");
+  std::lock_guard<std::mutex> lock(mutex);
+  EXPECT_EQ(per_engine[0].size(), 1u);  // each engine ran one image: neither waited out its 5 s
+  EXPECT_EQ(per_engine[1].size(), 1u);
+}
+
+// A request split over several engines is answered once, with every image's own result in order.
+TEST(RequestBatcher, ARequestSpreadOverEnginesIsAnsweredOnceInOrder) {
+  std::vector<RecordingEngine> engines(3);
+  std::vector<RequestBatcher::Engine> runs;
+  for (RecordingEngine& engine : engines) runs.push_back(engine.engine());
+  std::atomic<int> answers{0};
+  std::promise<std::vector<BatchedResult>> promise;
+  {
+    RequestBatcher batcher(std::move(runs), {2, 0ms, 100});
+    std::vector<RgbImage> many;
+    for (int number = 1; number <= 40; ++number) many.push_back(numbered_image(number));
+    ASSERT_TRUE(batcher.submit(std::move(many), beams(1), [&](std::vector<BatchedResult> results) {
+      if (answers.fetch_add(1) == 0) promise.set_value(std::move(results));
+    }));
+  }  // the batcher drains on destruction
+  EXPECT_EQ(answers.load(), 1);
+  const std::vector<BatchedResult> results = promise.get_future().get();
+  ASSERT_EQ(results.size(), 40u);
+  for (int number = 1; number <= 40; ++number) EXPECT_EQ(results[number - 1].recognition.best().text, std::to_string(number));
+  size_t images_run = 0;
+  for (RecordingEngine& engine : engines) {
+    for (const auto& batch : engine.batches) {
+      EXPECT_LE(batch.size(), 2u);
+      images_run += batch.size();
+    }
+  }
+  EXPECT_EQ(images_run, 40u);
 }
 
 }  // namespace

@@ -158,6 +158,8 @@ def run_checks(port, server):
         check(needle in metrics, f"/metrics exposes {needle}")
     images = re.search(r"^trocr_images_total (\d+)", metrics, re.M)
     check(images and int(images.group(1)) == 1 + 2 + 3 + 3, "trocr_images_total counts the recognized images")
+    on_cpu = re.search(r'^trocr_device_images_total\{device="cpu"\} (\d+)', metrics, re.M)
+    check(on_cpu and int(on_cpu.group(1)) == int(images.group(1)), "trocr_device_images_total gives the CPU engine every image")
 
     # Graceful shutdown: requests waiting for their batch are answered after SIGTERM, each with
     # its own image's text.
