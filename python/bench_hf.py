@@ -53,7 +53,10 @@ def main():
     parser.add_argument("--chinese", action="store_true")
     parser.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
     parser.add_argument("--json", required=True)
+    parser.add_argument("--threads", type=int, default=0, help="torch's CPU threads (0: its default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     gpu = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"
     records = []
     for dtype_name in args.dtypes.split(","):

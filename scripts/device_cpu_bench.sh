@@ -3,6 +3,8 @@
 # CPU engine against HF eager PyTorch on the same cores, in one run: the demo model and the
 # trocr-small shape, batch 1 and 8, greedy and beam 4, exactly 20 new tokens, fp32 (and bf16
 # for trocr-rt where the CPU has it); then trocr-base's peak RSS on the CPU.
+# THREAD_SCALING=1 instead times trocr-small at batch 8 greedy (#15's slowest cell, the encoder)
+# with 1, 2, 4, 8 and 16 threads for both engines, and prints the CPU's topology.
 # Brings back $OUT/cpu.json and $OUT/cpu.log.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
@@ -10,7 +12,16 @@ models=/tmp/full-models
 log="$out/cpu.log"
 [ -d $models/trocr-small ] || python3 python/make_full_models.py --out $models 2>&1 | grep -v Writing > /dev/null
 echo "== $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)" | tee "$log"
-for model in demo trocr-small; do
+if [ "${THREAD_SCALING:-0}" = 1 ]; then
+  lscpu | grep -E "Model name|Socket|Core|Thread|NUMA|MHz|L2|L3|Flags" | cut -c1-200 | tee -a "$log"
+  for threads in 1 2 4 8 16; do
+    .device-bin/trocr bench -m $models/trocr-small --name trocr-small --device cpu --dtype fp32 --batch 8 --beams 1 \
+      --repeat 3 --warmup 1 --threads $threads --commit "$commit" --json /tmp/cpu-trocr-threads-$threads.json 2>&1 | tee -a "$log"
+    python3 python/bench_hf.py --model-dir $models/trocr-small --name trocr-small --device cpu --dtypes fp32 --batches 8 \
+      --beams 1 --repeat 3 --warmup 1 --threads $threads --json /tmp/cpu-hf-threads-$threads.json 2>&1 | grep -v -i warn | tee -a "$log"
+  done
+fi
+[ "${THREAD_SCALING:-0}" = 1 ] || for model in demo trocr-small; do
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
   for dtype in fp32 bf16; do
@@ -22,7 +33,7 @@ for model in demo trocr-small; do
 done
 # Peak resident memory of the CPU engine with trocr-base (batch 8, beam 4); the record goes to
 # $out/memory.json.
-python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
+[ "${THREAD_SCALING:-0}" = 1 ] || python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
   .device-bin/trocr bench -m "$models/trocr-base" --device cpu --dtype fp32 --batch 8 --beams 4 --repeat 1 \
   --warmup 0 2>&1 | tee -a "$log"
 python3 - "$out" "$commit" <<'PY'

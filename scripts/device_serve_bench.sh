@@ -39,7 +39,7 @@ serve_and_load() {  # name, model dir, max batch, concurrency list, seconds per 
     kill $sampler 2>/dev/null
     echo "GPU memory used (MiB, every 10 s): $(tr '\n' ' ' < /tmp/gpu-mem-$name.txt)" | tee -a "$log"
   fi
-  curl -s http://127.0.0.1:$port/metrics | grep -E "^trocr_(requests_total|images_total|device_images_total|batch_size_(sum|count))" | tee -a "$log"
+  curl -s http://127.0.0.1:$port/metrics | grep -E "^trocr_(requests_total|images_total|device_images_total|batch_size_(sum|count)|batch_inference_seconds_(sum|count)|queue_seconds_(sum|count)|request_seconds_(sum|count))" | tee -a "$log"
   kill -TERM $pid
   wait $pid
   echo "serve exit code $? after SIGTERM" | tee -a "$log"

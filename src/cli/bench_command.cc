@@ -24,6 +24,7 @@ struct BenchArguments {
   std::vector<int> batches = {1, 8, 32, 128};
   std::vector<int> beams = {1, 4};
   int new_tokens = 20, warmup = 3, repeat = 10;
+  int threads = 0;  // the CPU engine's (0: one per physical core)
   bool trocr_chinese_settings = false;
   bool profile = false;
   std::string kernels;  // forced kernel choices (TROCR_KERNELS's syntax); empty: the engine's own
@@ -46,6 +47,7 @@ int run(const BenchArguments& arguments) {
   options.dtype = arguments.dtype;
   options.batch_size = *std::max_element(arguments.batches.begin(), arguments.batches.end());
   options.profile = arguments.profile;
+  options.threads = arguments.threads;
 #ifdef TROCR_WITH_CUDA
   if (!arguments.kernels.empty()) cuda::set_kernel_overrides(arguments.kernels);
 #endif
@@ -102,6 +104,7 @@ int run(const BenchArguments& arguments) {
                          {"ms_per_image", median / batch},
                          {"images_per_s", batch * 1000.0 / median},
                          {"repeats", arguments.repeat},
+                         {"threads", arguments.threads},
                          {"gpu", gpu_name(arguments.device)},
                          {"commit", arguments.commit}});
     }
@@ -127,6 +130,8 @@ Action add_bench_command(CLI::App& app) {
   command->add_option("--new-tokens", arguments->new_tokens, "Tokens generated per image")
       ->capture_default_str()->check(CLI::Range(1, 4000));
   command->add_option("--warmup", arguments->warmup, "Untimed runs first")->capture_default_str();
+  command->add_option("--threads", arguments->threads, "CPU engine threads (0: one per physical core)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   command->add_option("--repeat", arguments->repeat, "Timed runs (median reported)")
       ->capture_default_str()->check(CLI::Range(1, 100000));
   command->add_flag("--trocr-chinese", arguments->trocr_chinese_settings,
