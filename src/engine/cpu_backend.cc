@@ -1,4 +1,8 @@
+#include <memory>
+#include <mutex>
+
 #include "common/check.h"
+#include "common/scratch.h"
 #include "cpu/linear.h"
 #include "cpu/threads.h"
 #include "engine/backend.h"
@@ -7,6 +11,13 @@
 
 namespace trocr {
 namespace {
+
+// A decoder and the encoder's output buffer, kept from one generate call to the next.
+struct Workspace {
+  explicit Workspace(const ModelDirectory& model) : decoder(model.weights, model.config) {}
+  CpuDecoder decoder;
+  Scratch encoder_states;
+};
 
 class CpuBackend : public Backend {
  public:
@@ -19,10 +30,13 @@ class CpuBackend : public Backend {
 
   std::vector<std::vector<Hypothesis>> generate(const float* pixels, int count,
                                                 const SearchOptions& options) override {
-    const std::vector<float> hidden = encode(pixels, count);
-    CpuDecoder decoder(model_.weights, model_.config);
-    decoder.set_encoder_output(hidden.data(), count, model_.config.encoder.sequence_length());
-    return HostSearch(decoder).search(count, options);
+    use_threads();
+    const EncoderConfig& encoder = model_.config.encoder;
+    Lease lease(*this);
+    float* states = lease->encoder_states.floats(size_t(count) * encoder.sequence_length() * encoder.hidden_size);
+    encode_images(model_.weights.encoder, encoder, pixels, count, states);
+    lease->decoder.set_encoder_output(states, count, encoder.sequence_length());
+    return HostSearch(lease->decoder).search(count, options);
   }
 
   std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) override {
@@ -33,11 +47,36 @@ class CpuBackend : public Backend {
   }
 
  private:
+  // A workspace for one call: an idle one, or a new one when every other is in use (the
+  // backend may be called from several threads at once).
+  class Lease {
+   public:
+    explicit Lease(CpuBackend& backend) : backend_(backend) {
+      std::lock_guard<std::mutex> lock(backend.mutex_);
+      if (!backend.idle_.empty()) {
+        workspace_ = std::move(backend.idle_.back());
+        backend.idle_.pop_back();
+      }
+      if (!workspace_) workspace_ = std::make_unique<Workspace>(backend.model_);
+    }
+    ~Lease() {
+      std::lock_guard<std::mutex> lock(backend_.mutex_);
+      backend_.idle_.push_back(std::move(workspace_));
+    }
+    Workspace* operator->() const { return workspace_.get(); }
+
+   private:
+    CpuBackend& backend_;
+    std::unique_ptr<Workspace> workspace_;
+  };
+
   // OpenMP's thread count belongs to the calling thread: set it on whichever thread calls in.
   void use_threads() const { cpu::set_threads(threads_); }
 
   const ModelDirectory& model_;
   const int threads_;
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<Workspace>> idle_;
 };
 
 }  // namespace

@@ -22,21 +22,20 @@ int CpuDecoder::max_length() const {
 void CpuDecoder::set_encoder_output(const float* encoder_hidden, int images, int sequence) {
   const int width = config_.decoder.d_model;
   const int64_t rows = int64_t{images} * sequence;
-  std::vector<float> projected;
   if (weights_.encoder_to_decoder) {
-    projected.resize(rows * width);
-    cpu::linear(encoder_hidden, rows, *weights_.encoder_to_decoder, projected.data());
-    encoder_hidden = projected.data();
+    float* projected = projected_.floats(rows * width);
+    cpu::linear(encoder_hidden, rows, *weights_.encoder_to_decoder, projected);
+    encoder_hidden = projected;
   }
   images_ = images;
   encoder_sequence_ = sequence;
   const size_t per_layer = static_cast<size_t>(rows) * width;
-  cross_keys_.resize(per_layer * weights_.decoder.layers.size());
-  cross_values_.resize(per_layer * weights_.decoder.layers.size());
+  float* keys = cross_keys_.floats(per_layer * weights_.decoder.layers.size());
+  float* values = cross_values_.floats(per_layer * weights_.decoder.layers.size());
   for (size_t l = 0; l < weights_.decoder.layers.size(); ++l) {
     const DecoderLayerWeights& layer = weights_.decoder.layers[l];
-    cpu::linear(encoder_hidden, rows, layer.cross_key, cross_keys_.data() + l * per_layer);
-    cpu::linear(encoder_hidden, rows, layer.cross_value, cross_values_.data() + l * per_layer);
+    cpu::linear(encoder_hidden, rows, layer.cross_key, keys + l * per_layer);
+    cpu::linear(encoder_hidden, rows, layer.cross_value, values + l * per_layer);
   }
 }
 
@@ -49,14 +48,14 @@ void CpuDecoder::begin(const std::vector<int>& slot_sources) {
                       static_cast<size_t>(max_length()) * config_.decoder.d_model;
   // Left uninitialized: a slot's rows are written before attention reads them, and most of the
   // max_length rows are never touched (zeroing them cost more than the decoder's arithmetic).
-  self_keys_.reset(new float[size]);
-  self_values_.reset(new float[size]);
+  self_keys_.floats(size);
+  self_values_.floats(size);
 }
 
-float* CpuDecoder::cache_row(std::unique_ptr<float[]>& cache, int layer, int slot, int position) {
+float* CpuDecoder::cache_row(const Scratch& cache, int layer, int slot, int position) const {
   const size_t width = config_.decoder.d_model;
   const size_t slots = slot_sources_.size();
-  return cache.get() +
+  return cache.data() +
          ((static_cast<size_t>(layer) * slots + slot) * max_length() + position) * width;
 }
 

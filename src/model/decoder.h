@@ -2,10 +2,12 @@
 // The TrOCR text decoder on the CPU, as a StepModel: token embedding times embed_scale plus
 // positions, optional layernorm_embedding, post-LN blocks of self-attention (over a per-slot
 // KV cache), cross-attention (over K/V computed once per image) and the FFN, then the output
-// projection.
+// projection. A decoder made once and reused keeps its workspaces (and their pages) between
+// generate calls.
 #include <memory>
 #include <vector>
 
+#include "common/scratch.h"
 #include "decoding/step_model.h"
 #include "model/weights.h"
 
@@ -29,15 +31,16 @@ class CpuDecoder : public StepModel {
 
  private:
   void embed(const std::vector<int>& tokens, int position, float* hidden) const;
-  float* cache_row(std::unique_ptr<float[]>& cache, int layer, int slot, int position);
+  float* cache_row(const Scratch& cache, int layer, int slot, int position) const;
 
   const ModelWeights& weights_;
   const ModelConfig& config_;
   int images_ = 0;
   int encoder_sequence_ = 0;
-  std::vector<float> cross_keys_, cross_values_;  // [layer][image][sequence][d_model]
+  Scratch projected_;                  // the encoder's states through enc_to_dec_proj
+  Scratch cross_keys_, cross_values_;  // [layer][image][sequence][d_model]
   std::vector<int> slot_sources_;
-  std::unique_ptr<float[]> self_keys_, self_values_;  // [layer][slot][max_length][d_model]
+  Scratch self_keys_, self_values_;  // [layer][slot][max_length][d_model]
   std::vector<float> hidden_, q_, k_, v_, context_, ffn_;  // a step's workspaces, [rows][width]
 };
 

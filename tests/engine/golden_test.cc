@@ -2,6 +2,7 @@
 // machine): encoder output within 1e-5 relative, teacher-forced logits within 1e-4, and every
 // generate() setting's ids, text and scores, image by image and batched.
 #include <cmath>
+#include <thread>
 
 #include "formats/checkpoint.h"
 #include "support/test_support.h"
@@ -206,6 +207,38 @@ TEST(GoldenBatchSize, SmallBatchesGiveTheSameAnswers) {
   const auto a = batched.recognize(images), b = whole.recognize(images);
   ASSERT_EQ(a.size(), 3u);
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i].best().ids, b[i].best().ids);
+}
+
+// The CPU engine keeps its workspaces between calls and gives concurrent callers one each: larger
+// and smaller batches, greedy and beam search in turn, and two threads at once, all read HF's ids.
+TEST(GoldenReuse, WorkspacesKeptBetweenCallsAndThreadsGiveHfAnswers) {
+  const std::string dir = model_dir("vit-char");
+  const nlohmann::json batch = read_json(dir + "/golden.json").at("batch");
+  const Recognizer recognizer(dir);
+  std::vector<RgbImage> images;
+  for (const auto& name : batch.at("images")) {
+    images.push_back(read_image_file(data_dir() + "/images/" + name.get<std::string>()));
+  }
+  const auto check = [&](const char* name, const std::vector<RgbImage>& some, const std::string& where) {
+    const GenerationConfig settings = case_settings(name, recognizer.default_generation());
+    const auto results = recognizer.recognize(some, settings);
+    for (size_t i = 0; i < results.size(); ++i) {
+      expect_same_ids(results[i].best().ids, batch.at(name).at("ids").at(i).get<std::vector<int>>(),
+                      settings.tokens.pad, where + " " + name + " row " + std::to_string(i));
+    }
+  };
+  ASSERT_GE(images.size(), 2u);
+  check("greedy", {images[0]}, "one image first");
+  check("beam4_chinese", images, "then a batch with beams");
+  check("greedy", {images[0]}, "one image after the batch");
+  check("greedy", images, "the batch greedy");
+  std::vector<std::thread> callers;
+  for (const char* name : {"greedy", "beam4_chinese"}) {
+    callers.emplace_back([&, name] {
+      for (int round = 0; round < 3; ++round) check(name, images, "concurrent round " + std::to_string(round));
+    });
+  }
+  for (std::thread& caller : callers) caller.join();
 }
 
 }  // namespace
