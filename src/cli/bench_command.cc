@@ -10,6 +10,7 @@
 #include <random>
 
 #include "cli/commands.h"
+#include "cpu/threads.h"
 #ifdef TROCR_WITH_CUDA
 #include "cuda/device_info.h"
 #include "cuda/kernel_choice.h"
@@ -104,7 +105,7 @@ int run(const BenchArguments& arguments) {
                          {"ms_per_image", median / batch},
                          {"images_per_s", batch * 1000.0 / median},
                          {"repeats", arguments.repeat},
-                         {"threads", arguments.threads},
+                         {"threads", arguments.device == "cpu" ? cpu::threads() : 0},  // what the engine used
                          {"gpu", gpu_name(arguments.device)},
                          {"commit", arguments.commit}});
     }

@@ -50,14 +50,6 @@ def recognizer():
     return trocr_rt.Recognizer(MODEL, batch_size=4, threads=2)
 
 
-@pytest.fixture(scope="session")
-def cli():
-    path = os.environ.get("TROCR_CLI", os.path.join(ROOT, "build", "src", "cli", "trocr"))
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"no trocr CLI at {path} (set TROCR_CLI)")
-    return path
-
-
 def image_path(name):
     return os.path.join(IMAGES, name)
 

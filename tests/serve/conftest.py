@@ -49,14 +49,6 @@ def image_base64(name):
     return base64.b64encode(image_bytes(name)).decode()
 
 
-@pytest.fixture(scope="session")
-def cli():
-    path = os.environ.get("TROCR_CLI", os.path.join(ROOT, "build", "src", "cli", "trocr"))
-    if not os.access(path, os.X_OK):
-        pytest.skip(f"no trocr CLI at {path} (set TROCR_CLI)")
-    return path
-
-
 class Server:
     """A running `trocr serve`; `lines` holds its standard output so far."""
 
