@@ -77,6 +77,33 @@ void attend(const float* q, const float* k, const float* v, int64_t stride, int6
 }
 
 TROCR_VECTOR_CLONES
+void dot_rows(const float* w, const float* x, int64_t rows, int64_t k, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * k;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < k; ++i) sum += w[i] * row[i];
+    out[r] = sum;
+  }
+}
+
+TROCR_VECTOR_CLONES
+void dot_rows_bf16(const uint16_t* w, const float* x, int64_t rows, int64_t k, float* out) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * k;
+    float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t i = 0; i < k; ++i) {
+      const uint32_t bits = uint32_t{w[i]} << 16;  // bf16 widens to fp32 exactly
+      float weight;
+      std::memcpy(&weight, &bits, sizeof(weight));
+      sum += weight * row[i];
+    }
+    out[r] = sum;
+  }
+}
+
+TROCR_VECTOR_CLONES
 float max_value(const float* x, int64_t n) {
   float largest = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : largest)

@@ -11,6 +11,10 @@ namespace trocr::cpu {
 // out[d] = sum_j softmax_j(scale * q . k_j) v_j[d]; `scratch` holds `keys` floats.
 void attend(const float* q, const float* k, const float* v, int64_t stride, int64_t keys, int64_t dim, float scale,
             float* scratch, float* out);
+// out[r] = w . x[r] for the `rows` rows of x (k floats each, contiguous): one weight row of a
+// product with few rows. dot_rows_bf16 reads w as bf16 bits.
+void dot_rows(const float* w, const float* x, int64_t rows, int64_t k, float* out);
+void dot_rows_bf16(const uint16_t* w, const float* x, int64_t rows, int64_t k, float* out);
 // Softmax of row[0 .. visible) in place, times `scale` first; keys from `visible` to `count` weigh 0.
 void softmax(float* row, int64_t visible, int64_t count, float scale = 1.0f);
 // y = (x - mean) / sqrt(var + eps) * gamma + beta over one row of `width`.
