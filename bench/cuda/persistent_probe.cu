@@ -2,7 +2,10 @@
 // cost before any of its arithmetic: one cooperative grid (a block per SM) streams a step's
 // weights stage by stage, each block reading its slice of every stage, with a grid barrier
 // between stages. Prints JSON: the barrier's latency, the weight streaming rate without barriers,
-// and a trocr-base step's time with them (the design's floor), against one launch per stage.
+// and a trocr-base step's time with them (the design's floor), against one launch per stage;
+// then (added after the first run, which showed each stage boundary costing ~2 us) the same with
+// each block's next slice prefetched into L2 before every barrier, and with four loads in flight
+// per thread instead of one.
 //
 //   persistent_probe [--threads 512] [--repeat 50]
 #include <cuda_runtime.h>
@@ -73,12 +76,52 @@ __device__ unsigned int read_slice(const uint4* weights, size_t begin, size_t en
   return sum;
 }
 
-__global__ void stream_stages(const uint4* weights, const size_t* offsets, int stages, GridBarrier* barrier,
-                              bool with_barriers, unsigned int generation, unsigned int* sink) {
+// The same with four loads in flight per thread: how much of the rate is memory-level parallelism.
+__device__ unsigned int read_slice_unrolled(const uint4* weights, size_t begin, size_t end) {
+  const size_t words = (end - begin) / 16, per_block = (words + gridDim.x - 1) / gridDim.x;
+  const size_t first = begin / 16 + blockIdx.x * per_block;
+  const size_t last = min(first + per_block, begin / 16 + words);
   unsigned int sum = 0;
+  size_t i = first + threadIdx.x;
+  for (; i + 3 * blockDim.x < last; i += 4 * blockDim.x) {
+    uint4 value[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];"
+                   : "=r"(value[u].x), "=r"(value[u].y), "=r"(value[u].z), "=r"(value[u].w)
+                   : "l"(weights + i + u * blockDim.x));
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) sum += value[u].x ^ value[u].y ^ value[u].z ^ value[u].w;
+  }
+  for (; i < last; i += blockDim.x) sum += weights[i].x;
+  return sum;
+}
+
+// Before a barrier, the block asks L2 for the first `bytes` of its slice of the next stage: the
+// weights do not depend on the stage's results, so the barrier's wait can overlap their reading.
+__device__ void prefetch_next_slice(const char* weights, size_t begin, size_t end, size_t bytes) {
+  const size_t per_block = ((end - begin) / 16 + gridDim.x - 1) / gridDim.x * 16;
+  const size_t first = begin + blockIdx.x * per_block;
+  const size_t last = min(min(first + per_block, end), first + bytes);
+  for (size_t line = first + threadIdx.x * 128; line < last; line += blockDim.x * 128) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(weights + line));
+  }
+}
+
+// mode 0: no barriers; 1: barriers; 2: barriers with the next slice prefetched; 3: unrolled
+// loads, no barriers; 4: unrolled loads, barriers and the prefetch.
+__global__ void stream_stages(const uint4* weights, const size_t* offsets, int stages, GridBarrier* barrier,
+                              int mode, unsigned int generation, unsigned int* sink, size_t prefetch_bytes) {
+  unsigned int sum = 0;
+  const bool unrolled = mode >= 3, barriers = mode == 1 || mode == 2 || mode == 4, prefetch = mode == 2 || mode == 4;
   for (int s = 0; s < stages; ++s) {
-    sum += read_slice(weights, offsets[s], offsets[s + 1]);
-    if (with_barriers) grid_barrier(barrier, generation);
+    sum += unrolled ? read_slice_unrolled(weights, offsets[s], offsets[s + 1])
+                    : read_slice(weights, offsets[s], offsets[s + 1]);
+    if (prefetch && s + 1 < stages) {
+      prefetch_next_slice(reinterpret_cast<const char*>(weights), offsets[s + 1], offsets[s + 2], prefetch_bytes);
+    }
+    if (barriers) grid_barrier(barrier, generation);
   }
   if (sum == 0x12345678u) *sink = sum;  // keeps the loads
 }
@@ -165,16 +208,18 @@ int main(int argc, char** argv) {
     cooperative(reinterpret_cast<void*>(barriers_only), arguments);
     generation += barrier_count;
   });
-  auto stream = [&](bool with_barriers) {
+  size_t prefetch_bytes = 32 << 10;
+  auto stream = [&](int mode) {
     return time_ms([&](int copy) {
       const size_t* offsets_of_copy = device_offsets + copy * offsets.size();
-      void* arguments[] = {&weights, &offsets_of_copy, const_cast<int*>(&stages), &barrier, &with_barriers,
-                           &generation, &sink};
+      void* arguments[] = {&weights, &offsets_of_copy, const_cast<int*>(&stages), &barrier, &mode,
+                           &generation, &sink, &prefetch_bytes};
       cooperative(reinterpret_cast<void*>(stream_stages), arguments);
-      if (with_barriers) generation += stages;
+      if (mode == 1 || mode == 2 || mode == 4) generation += stages;
     });
   };
-  const float streaming_ms = stream(false), step_ms = stream(true);
+  const float streaming_ms = stream(0), step_ms = stream(1), prefetched_ms = stream(2);
+  const float unrolled_ms = stream(3), unrolled_prefetched_ms = stream(4);
   // Today's shape: one launch per stage, captured in a graph.
   cudaStream_t capture_stream;
   CHECK(cudaStreamCreate(&capture_stream));
@@ -193,8 +238,12 @@ int main(int argc, char** argv) {
   std::printf("{\"gpu\": \"%s\", \"blocks\": %d, \"threads\": %d, \"repeat\": %d, \"stages\": %d, \"step_bytes\": %zu,\n"
               " \"grid_barrier_us\": %.3f,\n"
               " \"stream_without_barriers_ms\": %.4f, \"stream_tb_per_s\": %.3f,\n"
-              " \"step_with_barriers_ms\": %.4f, \"step_one_launch_per_stage_ms\": %.4f}\n",
+              " \"step_with_barriers_ms\": %.4f, \"step_one_launch_per_stage_ms\": %.4f,\n"
+              " \"step_with_barriers_next_slice_prefetched_ms\": %.4f, \"prefetch_bytes_per_block\": %zu,\n"
+              " \"stream_four_loads_in_flight_ms\": %.4f, \"stream_four_loads_tb_per_s\": %.3f,\n"
+              " \"step_four_loads_barriers_prefetched_ms\": %.4f}\n",
               properties.name, blocks, threads, repeat, stages, total, barriers_ms * 1000.0 / barrier_count,
-              streaming_ms, gigabytes / streaming_ms, step_ms, launches_ms);
+              streaming_ms, gigabytes / streaming_ms, step_ms, launches_ms, prefetched_ms, prefetch_bytes,
+              unrolled_ms, gigabytes / unrolled_ms, unrolled_prefetched_ms);
   return 0;
 }
