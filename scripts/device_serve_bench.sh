@@ -6,7 +6,9 @@
 # from nvidia-smi. Also the CPU engines: trocr-rt CPU and HF eager on the CPU, same machine.
 # Brings back $OUT/serve.json, $OUT/cpu.json and $OUT/serve.log. SOAK_SECONDS sets the soak's length
 # (0: none), SERVE_MODELS the models (demo trocr-base), DEVICES the servers' --device values, each
-# measured in turn ("cuda:0 cuda" compares one GPU with all of them), LEVELS the concurrencies.
+# measured in turn ("cuda:0 cuda" compares one GPU with all of them), LEVELS the concurrencies,
+# SERVE_FLAGS extra serve flags (--profile: each batch's engine phases and graph captures, kept
+# in $OUT/engine-profile-NAME.txt).
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 soak_seconds=${SOAK_SECONDS:-120}
@@ -21,7 +23,7 @@ serve_and_load() {  # name, model dir, max batch, concurrency list, seconds per 
   local name=$1 model=$2 batch=$3 levels=${LEVELS:-$4} seconds=$5 soak=$6 device=$7
   [ "$soak_seconds" -gt 0 ] || soak=0
   $trocr serve -m "$model" --device "$device" --dtype fp16 --port 0 --max-batch "$batch" --max-wait-ms 2 \
-    --queue-size 4096 --access-log /tmp/access-$name.log > /tmp/serve-$name.log 2>&1 &
+    --queue-size 4096 --access-log /tmp/access-$name.log ${SERVE_FLAGS:-} > /tmp/serve-$name.log 2>&1 &
   local pid=$!
   for _ in $(seq 60); do grep -q "serve: ready" /tmp/serve-$name.log && break; sleep 1; done
   local port
@@ -42,6 +44,7 @@ serve_and_load() {  # name, model dir, max batch, concurrency list, seconds per 
   curl -s http://127.0.0.1:$port/metrics | grep -E "^trocr_(requests_total|images_total|device_images_total|batch_size_(sum|count)|batch_inference_seconds_(sum|count)|queue_seconds_(sum|count)|request_seconds_(sum|count))" | tee -a "$log"
   kill -TERM $pid
   wait $pid
+  grep '^engine ' /tmp/serve-$name.log > "$out/engine-profile-${name//[^a-zA-Z0-9-]/_}.txt" || true
   echo "serve exit code $? after SIGTERM" | tee -a "$log"
 }
 for device in ${DEVICES:-cuda}; do

@@ -127,6 +127,7 @@ int run(ServeArguments arguments) {
 
   EngineOptions engine = arguments.engine.options();
   engine.batch_size = arguments.service.batching.max_batch;
+  engine.profile = arguments.service.log_engine_profile;
   arguments.service.batching.max_wait = std::chrono::milliseconds(arguments.max_wait_ms);
   HttpLimits& limits = arguments.service.http.limits;
   limits.max_body_bytes = size_t(arguments.max_request_mb) << 20;
@@ -242,6 +243,8 @@ Action add_serve_command(CLI::App& app) {
       ->capture_default_str();
   command->add_option("--model-name", service.model_name, "The model's name in KServe v2 routes")
       ->capture_default_str();
+  command->add_flag("--profile", service.log_engine_profile,
+                    "Print each batch's engine phases and graph captures (CUDA engine) to standard output");
   return [arguments]() { return run(*arguments); };
 }
 

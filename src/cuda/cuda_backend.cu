@@ -157,9 +157,9 @@ class CudaBackend : public Backend {
     }
     report_ = fmt::format(
         "pixels upload + encoder {:.3f} ms, decoding (cross-attention K/V included) {:.3f} ms; kernels: encoder "
-        "attention {}, cross-attention {}{}",
+        "attention {}, cross-attention {}{}; step graphs captured so far: {}",
         phases[0], phases[1], cuda::kernel_name(workspace_->encoder.attention_kernel()), cuda::kernel_name(cross),
-        bookkeeping);
+        bookkeeping, workspace_->graphs.captures());
   }
 
   // Pixels go up in pieces of the encoder's chunk on a copy stream, into two alternating

@@ -156,8 +156,13 @@ void OcrService::start(std::vector<ServedEngine> engines, GenerationConfig gener
   defaults_ = std::make_shared<const GenerationConfig>(std::move(generation));
   std::vector<RequestBatcher::Engine> runs;
   for (const ServedEngine& engine : engines_) {
-    runs.push_back([recognizer = engine.recognizer](const std::vector<RgbImage>& images, const GenerationConfig& settings) {
-      return recognizer->recognize(images, settings);
+    runs.push_back([this, engine](const std::vector<RgbImage>& images, const GenerationConfig& settings) {
+      auto results = engine.recognizer->recognize(images, settings);
+      if (options_.log_engine_profile) {
+        const std::string report = engine.recognizer->profile_report();  // this worker's last call
+        if (!report.empty()) fmt::print("engine {}: batch of {}: {}\n", engine.device, images.size(), report);
+      }
+      return results;
     });
   }
   batcher_ = std::make_unique<RequestBatcher>(

@@ -32,6 +32,9 @@ struct ServiceOptions {
   int workers = 0;           // threads that read and decode requests (0: one per core)
   std::string access_log = "-";  // a file, "-" for standard output, "" for none
   std::string model_name = "trocr";
+  // Print each batch's engine report (the CUDA engine's phase times and graph captures) to
+  // standard output; the engines must have been made with EngineOptions::profile.
+  bool log_engine_profile = false;
 };
 
 // One loaded copy of the model, on one device.
