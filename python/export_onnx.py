@@ -55,7 +55,11 @@ class DecoderStep(torch.nn.Module):
         decoder = model.decoder.model.decoder
         self.embed_tokens, self.embed_positions = decoder.embed_tokens, decoder.embed_positions
         self.layernorm_embedding = decoder.layernorm_embedding
-        self.scale = config.d_model ** 0.5 if config.scale_embedding else 1.0
+        # transformers 5's TrOCRScaledWordEmbedding scales in its own forward; older releases
+        # kept embed_scale on the decoder and multiplied there.
+        scales_itself = hasattr(decoder.embed_tokens, "embed_scale")
+        self.scale = 1.0 if scales_itself else getattr(decoder, "embed_scale", None) or (
+            config.d_model ** 0.5 if config.scale_embedding else 1.0)
         self.layers = decoder.layers
         self.output_projection = model.decoder.output_projection
         self.heads = config.decoder_attention_heads
