@@ -94,8 +94,14 @@ class DecoderStep(torch.nn.Module):
 
 
 def export(module, arguments, path, input_names, output_names, dynamic_axes):
-    torch.onnx.export(module, arguments, path, input_names=input_names, output_names=output_names,
-                      dynamic_axes=dynamic_axes, opset_version=17, dynamo=False)
+    """The TorchScript exporter where this torch still has it, else torch.export's (which takes
+    the same dynamic_axes and turns them into dynamic shapes)."""
+    common = dict(input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes)
+    try:
+        torch.onnx.export(module, arguments, path, opset_version=17, dynamo=False, **common)
+    except Exception as failure:  # noqa: BLE001 - any failure of the old exporter: try the new one
+        print(f"export_onnx.py: the TorchScript exporter failed ({failure}); trying dynamo=True")
+        torch.onnx.export(module, arguments, path, opset_version=18, dynamo=True, **common)
 
 
 def main():
