@@ -1,9 +1,9 @@
 #include "cpu/linear.h"
 
-#include <cstring>
 #include <vector>
 
 #include "common/check.h"
+#include "common/dtype.h"
 #include "cpu/activation.h"
 #include "cpu/onednn.h"
 #include "cpu/vector_math.h"
@@ -24,16 +24,13 @@ template <typename Weight>
 void small_rows_product(const float* input, int64_t rows, int64_t in_features, const Weight* weight,
                         int64_t out_features, const float* bias, float* output, LinearPostOp post) {
   const float* x = input;
-  thread_local std::vector<float> rounded;
   if constexpr (sizeof(Weight) == 2) {
     thread_local std::vector<uint16_t> bits;
+    thread_local std::vector<float> rounded;
     bits.resize(size_t(rows * in_features));
     rounded.resize(bits.size());
     round_to_bf16(input, bits.data(), rows * in_features);
-    for (size_t i = 0; i < bits.size(); ++i) {
-      const uint32_t widened = uint32_t{bits[i]} << 16;
-      std::memcpy(&rounded[i], &widened, sizeof(float));
-    }
+    convert_to_float32(DType::BF16, bits.data(), bits.size(), rounded.data());
     x = rounded.data();
   }
 #pragma omp parallel for schedule(static)

@@ -4,6 +4,8 @@
 #include <cstring>
 #include <limits>
 
+#include "common/dtype.h"
+
 // One clone per instruction set; the dynamic loader's ifunc picks one for this CPU.
 #define TROCR_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 
@@ -76,31 +78,30 @@ void attend(const float* q, const float* k, const float* v, int64_t stride, int6
   }
 }
 
-TROCR_VECTOR_CLONES
-void dot_rows(const float* w, const float* x, int64_t rows, int64_t k, float* out) {
+namespace {
+
+// The rows of x against one weight row, whose values `widen` turns into floats.
+template <typename Weight, typename Widen>
+inline void dot_rows_widened(const Weight* w, const float* x, int64_t rows, int64_t k, float* out, Widen widen) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* row = x + r * k;
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < k; ++i) sum += w[i] * row[i];
+    for (int64_t i = 0; i < k; ++i) sum += widen(w[i]) * row[i];
     out[r] = sum;
   }
 }
 
+}  // namespace
+
+TROCR_VECTOR_CLONES
+void dot_rows(const float* w, const float* x, int64_t rows, int64_t k, float* out) {
+  dot_rows_widened(w, x, rows, k, out, [](float value) { return value; });
+}
+
 TROCR_VECTOR_CLONES
 void dot_rows_bf16(const uint16_t* w, const float* x, int64_t rows, int64_t k, float* out) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * k;
-    float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = 0; i < k; ++i) {
-      const uint32_t bits = uint32_t{w[i]} << 16;  // bf16 widens to fp32 exactly
-      float weight;
-      std::memcpy(&weight, &bits, sizeof(weight));
-      sum += weight * row[i];
-    }
-    out[r] = sum;
-  }
+  dot_rows_widened(w, x, rows, k, out, bfloat16_to_float);  // bf16 widens to fp32 exactly
 }
 
 TROCR_VECTOR_CLONES

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <random>
 
+#include "common/dtype.h"
 #include "cpu/linear.h"
 #include "cpu/onednn.h"
 #include "cpu/vector_math.h"
@@ -12,14 +13,7 @@
 namespace trocr::test {
 namespace {
 
-float bf16_rounded(float value) {
-  uint16_t bits;
-  cpu::round_to_bf16(&value, &bits, 1);
-  const uint32_t widened = uint32_t{bits} << 16;
-  float result;
-  std::memcpy(&result, &widened, sizeof(result));
-  return result;
-}
+float bf16_rounded(float value) { return bfloat16_to_float(float_to_bfloat16(value)); }
 
 double activated(Activation activation, double x) {
   switch (activation) {
