@@ -3,8 +3,11 @@
 #include "trocr/recognizer.h"
 
 #include <algorithm>
+#include <chrono>
+#include <fmt/format.h>
 #include <future>
 #include <iterator>
+#include <optional>
 
 #include "common/check.h"
 #include "common/parallel.h"
@@ -17,6 +20,8 @@ struct Recognizer::Impl {
   ModelDirectory model;
   EngineOptions options;
   std::unique_ptr<Backend> backend;
+  // The last call's preprocessing until its first batch could start (none when it was given pixels).
+  std::optional<double> preprocess_ms;
 
   size_t image_values() const {
     const EncoderConfig& encoder = model.config.encoder;
@@ -56,7 +61,11 @@ std::vector<float> Recognizer::encode(const std::vector<float>& pixels, int coun
   return impl_->backend->encode(pixels.data(), count);
 }
 
-std::string Recognizer::profile_report() const { return impl_->backend->profile_report(); }
+std::string Recognizer::profile_report() const {
+  const std::string backend = impl_->backend->profile_report();
+  if (backend.empty() || !impl_->preprocess_ms) return backend;
+  return fmt::format("preprocessing before the first batch {:.3f} ms, {}", *impl_->preprocess_ms, backend);
+}
 
 std::vector<float> Recognizer::decoder_logits(const std::vector<float>& pixels,
                                               const std::vector<int>& ids) const {
@@ -70,6 +79,7 @@ std::vector<Recognition> Recognizer::recognize_pixels(const std::vector<float>& 
     fail("recognize: {} pixel values for {} images of {} values", pixels.size(), count,
          impl_->image_values());
   }
+  impl_->preprocess_ms.reset();
   const SearchOptions options = SearchOptions::from(generation);
   validate(options, impl_->model.config.decoder.max_position_embeddings);
   std::vector<Recognition> results;
@@ -109,11 +119,15 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& imag
     return pixels;
   };
   std::vector<Recognition> results;
+  const auto started = std::chrono::steady_clock::now();
   std::vector<float> pixels = preprocess(0);
+  const double preprocess_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   for (size_t first = 0;; first += batch) {
     std::future<std::vector<float>> next;
     if (first + batch < images.size()) next = std::async(std::launch::async, preprocess, first + batch);
     auto recognized = recognize_pixels(pixels, static_cast<int>(pixels.size() / values), generation);
+    impl_->preprocess_ms = preprocess_ms;
     std::move(recognized.begin(), recognized.end(), std::back_inserter(results));
     if (!next.valid()) return results;
     pixels = next.get();
