@@ -3,7 +3,7 @@
 # and the trocr-small shape (python/export_onnx.py), checks ORT's ids against HF's on the demo set
 # (python/ort_generate.py --check), then times ORT, trocr-rt and HF eager on the CPU with the same
 # threads: batch 1 and 8, greedy and beam 4, exactly 20 new tokens. THREADS (1 2 16), MODELS
-# (demo trocr-small), REPEAT (3) and WARMUP (1) narrow it. Brings back $OUT/ort.json (the timings),
+# (demo trocr-small), REPEAT (3) and WARMUP (1) narrow it; CHECK=0 skips the check against HF. Brings back $OUT/ort.json (the timings),
 # $OUT/ort-check-*.json and $OUT/ort.log.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
@@ -16,7 +16,7 @@ for model in ${MODELS:-demo trocr-small}; do
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
   python3 python/export_onnx.py --model-dir $dir --out /tmp/onnx/$model 2>&1 | grep -v -i warn | tail -2 | tee -a "$log"
-  [ $model = demo ] && python3 python/ort_generate.py --onnx /tmp/onnx/demo --model-dir $dir --name demo \
+  [ $model = demo ] && [ "${CHECK:-1}" = 1 ] && python3 python/ort_generate.py --onnx /tmp/onnx/demo --model-dir $dir --name demo \
     --check data/synth-eval --json "$out/ort-check-demo.json" 2>&1 | grep -v -i warn | tail -3 | tee -a "$log"
   for threads in ${THREADS:-1 2 16}; do
     python3 python/ort_generate.py --onnx /tmp/onnx/$model --model-dir $dir --name $model --bench --threads $threads \

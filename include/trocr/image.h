@@ -52,7 +52,14 @@ std::vector<RgbImage> crop_lines(const RgbImage& page, const std::vector<Quadril
 // PIL's Image.resize(size, BILINEAR) on 8-bit RGB, bit-exact (its antialiased resampling).
 RgbImage resize_bilinear(const RgbImage& image, int width, int height);
 
+// ViTImageProcessor's resize alone (the image as is when the config does not resize or it has
+// the size already): the costly part of preprocessing, which a server runs per request, before
+// batching, so that a batch only normalizes.
+RgbImage resize_for_model(RgbImage image, const PreprocessConfig& config);
+
 // ViTImageProcessor: resize, rescale, normalize; returns CHW float32.
 std::vector<float> preprocess_image(const RgbImage& image, const PreprocessConfig& config);
+// The same into `chw` (3 * config.height * config.width values when the config resizes).
+void preprocess_image(const RgbImage& image, const PreprocessConfig& config, float* chw);
 
 }  // namespace trocr

@@ -113,8 +113,13 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& imag
     const size_t count = std::min(batch, images.size() - first);
     std::vector<float> pixels(count * values);
     parallel_for(count, [&](size_t i) {
-      const std::vector<float> one = preprocess_image(images[first + i], impl_->model.preprocess);
-      std::copy(one.begin(), one.end(), pixels.begin() + i * values);
+      const RgbImage& image = images[first + i];
+      const PreprocessConfig& config = impl_->model.preprocess;
+      if (!config.do_resize && size_t(3) * image.width * image.height != values) {
+        fail("recognize: image {} is {}x{}; the model takes {}x{} and its preprocessor does not resize", first + i,
+             image.width, image.height, config.width, config.height);
+      }
+      preprocess_image(image, config, pixels.data() + i * values);
     });
     return pixels;
   };

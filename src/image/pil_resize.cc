@@ -3,6 +3,7 @@
 // weighted sum with weights computed in double, normalised, then rounded to 22-bit fixed
 // point. Matching every step (the rounding of xmin/xmax, the "+0.5" pixel centres, the
 // accumulator start of half a unit) is what makes the result bit-exact.
+#include <algorithm>
 #include <cmath>
 
 #include "common/check.h"
@@ -93,16 +94,21 @@ RgbImage resample_vertical(const RgbImage& in, int out_height, const Coefficient
   out.height = out_height;
   out.pixels.resize(static_cast<size_t>(in.width) * out_height * 3);
   const size_t stride = static_cast<size_t>(in.width) * 3;
+  // A whole row of sums at a time, one source row after another: the inner loop runs along
+  // contiguous bytes and vectorizes. Integer sums of non-negative terms, so the order is exact.
+  std::vector<int32_t> sums(stride);
   for (int yy = 0; yy < out_height; ++yy) {
     const int ymin = coefficients.bounds[2 * yy] - row_shift;
     const int count = coefficients.bounds[2 * yy + 1];
     const int32_t* k = &coefficients.fixed[static_cast<size_t>(yy) * coefficients.kernel_size];
-    uint8_t* target = out.pixels.data() + yy * stride;
-    for (size_t i = 0; i < stride; ++i) {
-      int32_t sum = 1 << (kPrecisionBits - 1);
-      for (int y = 0; y < count; ++y) sum += in.pixels[(y + ymin) * stride + i] * k[y];
-      target[i] = clip8(sum);
+    std::fill(sums.begin(), sums.end(), int32_t{1} << (kPrecisionBits - 1));
+    for (int y = 0; y < count; ++y) {
+      const uint8_t* source = in.pixels.data() + (y + ymin) * stride;
+      const int32_t weight = k[y];
+      for (size_t i = 0; i < stride; ++i) sums[i] += source[i] * weight;
     }
+    uint8_t* target = out.pixels.data() + yy * stride;
+    for (size_t i = 0; i < stride; ++i) target[i] = clip8(sums[i]);
   }
   return out;
 }

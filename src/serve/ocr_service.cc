@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "common/check.h"
+#include "common/parallel.h"
 #include "decoding/search.h"
 #include "image/box_list.h"
 #include "model/generation_overrides.h"
@@ -276,6 +277,12 @@ void OcrService::recognize(HttpRequest request, HttpReply reply, bool kserve) {
     RequestBatcher::Settings settings = defaults_;
     if (!parsed.parameters.is_null()) settings = settings_for(parsed.parameters);
     RequestImages images = decode_request_images(parsed, options_.max_images_per_request, options_.image_limits);
+    // Resized here, on this request's worker while the GPU runs other batches: in the batch worker
+    // the resizing of a whole batch held the GPU idle (#17's serve gap); a batch only normalizes.
+    const PreprocessConfig& preprocess = engines_.front().recognizer->preprocess_config();
+    parallel_for(images.images.size(), [&](size_t i) {
+      images.images[i] = resize_for_model(std::move(images.images[i]), preprocess);
+    }, std::min<unsigned>(4, unsigned(images.images.size())));
     auto pending = std::make_shared<PendingAnswer>(PendingAnswer{kserve, parsed.id, std::move(parsed.outputs),
                                                                  std::move(images.names), std::move(images.boxes),
                                                                  start, milliseconds_since(start)});
