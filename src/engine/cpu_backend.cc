@@ -1,7 +1,7 @@
 #include <memory>
-#include <mutex>
 
 #include "common/check.h"
+#include "common/pool.h"
 #include "common/scratch.h"
 #include "cpu/linear.h"
 #include "cpu/threads.h"
@@ -32,7 +32,7 @@ class CpuBackend : public Backend {
                                                 const SearchOptions& options) override {
     use_threads();
     const EncoderConfig& encoder = model_.config.encoder;
-    Lease lease(*this);
+    Pool<Workspace>::Lease lease(workspaces_);
     float* states = lease->encoder_states.floats(size_t(count) * encoder.sequence_length() * encoder.hidden_size);
     encode_images(model_.weights.encoder, encoder, pixels, count, states);
     lease->decoder.set_encoder_output(states, count, encoder.sequence_length());
@@ -47,36 +47,13 @@ class CpuBackend : public Backend {
   }
 
  private:
-  // A workspace for one call: an idle one, or a new one when every other is in use (the
-  // backend may be called from several threads at once).
-  class Lease {
-   public:
-    explicit Lease(CpuBackend& backend) : backend_(backend) {
-      std::lock_guard<std::mutex> lock(backend.mutex_);
-      if (!backend.idle_.empty()) {
-        workspace_ = std::move(backend.idle_.back());
-        backend.idle_.pop_back();
-      }
-      if (!workspace_) workspace_ = std::make_unique<Workspace>(backend.model_);
-    }
-    ~Lease() {
-      std::lock_guard<std::mutex> lock(backend_.mutex_);
-      backend_.idle_.push_back(std::move(workspace_));
-    }
-    Workspace* operator->() const { return workspace_.get(); }
-
-   private:
-    CpuBackend& backend_;
-    std::unique_ptr<Workspace> workspace_;
-  };
-
   // OpenMP's thread count belongs to the calling thread: set it on whichever thread calls in.
   void use_threads() const { cpu::set_threads(threads_); }
 
   const ModelDirectory& model_;
   const int threads_;
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<Workspace>> idle_;
+  // A workspace per concurrent call (the backend may be called from several threads at once).
+  Pool<Workspace> workspaces_{[this] { return std::make_unique<Workspace>(model_); }};
 };
 
 }  // namespace
