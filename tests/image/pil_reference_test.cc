@@ -65,6 +65,11 @@ TEST(PilReference, DecodeResizeAndNormalizeMatchPillow) {
         worst = std::max(worst, std::fabs(value - pixels[i]));
       }
       EXPECT_LE(worst, 1e-6f) << "normalized " << width << "x" << height;
+      // The server's path: resized ahead on a request's worker, then normalized in its batch.
+      const RgbImage resized_ahead = resize_for_model(image, config);
+      std::vector<float> two_stages(pixels.size());
+      preprocess_image(resized_ahead, config, two_stages.data());
+      EXPECT_EQ(two_stages, pixels) << "resized ahead, then normalized, " << width << "x" << height;
       ++resized_checked;
     }
   }
