@@ -5,6 +5,8 @@
 # for trocr-rt where the CPU has it); then trocr-base's peak RSS on the CPU.
 # THREAD_SCALING=1 instead times trocr-small at batch 8 greedy (#15's slowest cell, the encoder)
 # with 1, 2, 4, 8 and 16 threads for both engines, and prints the CPU's topology.
+# SPLIT=1 instead times that cell with 1 and with 20 new tokens, 7 repeats, the two engines
+# alternating over ROUNDS (3) rounds: the encoder's share against the decoder's at 16 threads.
 # Brings back $OUT/cpu.json and $OUT/cpu.log.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
@@ -21,7 +23,18 @@ if [ "${THREAD_SCALING:-0}" = 1 ]; then
       --beams 1 --repeat 3 --warmup 1 --threads $threads --json /tmp/cpu-hf-threads-$threads.json 2>&1 | grep -v -i warn | tee -a "$log"
   done
 fi
-[ "${THREAD_SCALING:-0}" = 1 ] || for model in demo trocr-small; do
+if [ "${SPLIT:-0}" = 1 ]; then
+  for round in $(seq "${ROUNDS:-3}"); do
+    for tokens in 1 20; do
+      .device-bin/trocr bench -m $models/trocr-small --name trocr-small --device cpu --dtype fp32 --batch 8 --beams 1 \
+        --new-tokens $tokens --repeat 7 --warmup 1 --commit "$commit" --json /tmp/cpu-split-trocr-$tokens-$round.json 2>&1 | tee -a "$log"
+      python3 python/bench_hf.py --model-dir $models/trocr-small --name trocr-small --device cpu --dtypes fp32 --batches 8 \
+        --beams 1 --new-tokens $tokens --repeat 7 --warmup 1 --json /tmp/cpu-split-hf-$tokens-$round.json 2>&1 \
+        | grep -v -i warn | tee -a "$log"
+    done
+  done
+fi
+[ "${THREAD_SCALING:-0}${SPLIT:-0}" = 00 ] && for model in demo trocr-small; do
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
   for dtype in fp32 bf16; do
@@ -33,7 +46,7 @@ fi
 done
 # Peak resident memory of the CPU engine with trocr-base (batch 8, beam 4); the record goes to
 # $out/memory.json.
-[ "${THREAD_SCALING:-0}" = 1 ] || python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
+[ "${THREAD_SCALING:-0}${SPLIT:-0}" = 00 ] && python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
   .device-bin/trocr bench -m "$models/trocr-base" --device cpu --dtype fp32 --batch 8 --beams 4 --repeat 1 \
   --warmup 0 2>&1 | tee -a "$log"
 python3 - "$out" "$commit" <<'PY'
