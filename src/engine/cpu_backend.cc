@@ -31,22 +31,27 @@ class CpuBackend : public Backend {
   std::vector<std::vector<Hypothesis>> generate(const float* pixels, int count,
                                                 const SearchOptions& options) override {
     use_threads();
-    const EncoderConfig& encoder = model_.config.encoder;
     Pool<Workspace>::Lease lease(workspaces_);
-    float* states = lease->encoder_states.floats(size_t(count) * encoder.sequence_length() * encoder.hidden_size);
-    encode_images(model_.weights.encoder, encoder, pixels, count, states);
-    lease->decoder.set_encoder_output(states, count, encoder.sequence_length());
+    encode_for_decoder(*lease, pixels, count);
     return HostSearch(lease->decoder).search(count, options);
   }
 
   std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) override {
-    const std::vector<float> hidden = encode(pixels, 1);
-    CpuDecoder decoder(model_.weights, model_.config);
-    decoder.set_encoder_output(hidden.data(), 1, model_.config.encoder.sequence_length());
-    return teacher_forced_logits(decoder, ids);
+    use_threads();
+    Pool<Workspace>::Lease lease(workspaces_);
+    encode_for_decoder(*lease, pixels, 1);
+    return teacher_forced_logits(lease->decoder, ids);
   }
 
  private:
+  // The images' encoder states into the workspace, and its decoder pointed at them.
+  void encode_for_decoder(Workspace& workspace, const float* pixels, int count) const {
+    const EncoderConfig& encoder = model_.config.encoder;
+    float* states = workspace.encoder_states.floats(size_t(count) * encoder.sequence_length() * encoder.hidden_size);
+    encode_images(model_.weights.encoder, encoder, pixels, count, states);
+    workspace.decoder.set_encoder_output(states, count, encoder.sequence_length());
+  }
+
   // OpenMP's thread count belongs to the calling thread: set it on whichever thread calls in.
   void use_threads() const { cpu::set_threads(threads_); }
 
