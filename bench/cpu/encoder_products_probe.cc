@@ -1,14 +1,17 @@
 // The CPU encoder's matrix products at trocr-small's shape, batch 8 (8 x 578 rows, hidden 384,
 // FFN 1536), timed one by one through cpu::linear: Q, K and V as three products and as one fused
 // product, the attention output with its residual, the FFN up with GELU and down with its
-// residual. Medians of 9; GFLOP/s beside each. Whether fusing Q/K/V is worth a layout of its own
-// (#15, docs/CPU_ENGINE.md). Usage: encoder_products_probe [threads]
+// residual; and the self-attention between them (scores, softmax, weighted values) for the same
+// 8 images x 6 heads. Medians of 9; GFLOP/s beside each. Where the CPU encoder's time goes, and
+// whether fusing Q/K/V is worth a layout of its own (#15, docs/CPU_ENGINE.md).
+// Usage: encoder_products_probe [threads]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <random>
 
+#include "cpu/attention.h"
 #include "cpu/linear.h"
 #include "cpu/threads.h"
 
@@ -66,4 +69,17 @@ int main(int argc, char** argv) {
   report("FFN down + residual", median_ms([&] {
            trocr::cpu::linear(wide.data(), rows, down, output.data(), LinearPostOp::add_to_output());
          }), hidden, ffn);
+  trocr::cpu::AttentionShape shape;
+  shape.queries = shape.keys = 578;
+  shape.heads = 6;
+  shape.head_dim = hidden / shape.heads;
+  shape.q_stride = shape.kv_stride = hidden;
+  shape.scale = 0.125f;
+  shape.sequences = 8;
+  const double attention_ms = median_ms([&] {
+    trocr::cpu::attention(input.data(), input.data() + size_t(rows) * hidden, wide.data(), shape, output.data());
+  });
+  // Two products of 578 x 578 x 64 per image and head.
+  std::printf("%-28s %8.2f ms %6.0f GFLOP/s\n", "self-attention", attention_ms,
+              2.0 * 2 * 8 * 6 * 578.0 * 578 * 64 / attention_ms / 1e6);
 }
