@@ -244,7 +244,8 @@ Action add_serve_command(CLI::App& app) {
   command->add_option("--model-name", service.model_name, "The model's name in KServe v2 routes")
       ->capture_default_str();
   command->add_flag("--profile", service.log_engine_profile,
-                    "Print each batch's engine phases and graph captures (CUDA engine) to standard output");
+                    "Print each batch's wall time, the host's preprocessing and the engine's phases and graph captures "
+                    "(CUDA engine) to standard output");
   return [arguments]() { return run(*arguments); };
 }
 
