@@ -144,8 +144,7 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& imag
   if (images.empty()) return results;
   const auto started = std::chrono::steady_clock::now();
   const float* pixels = preprocess(0, buffers->batch[0]);
-  const double preprocess_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  impl_->preprocess_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   for (size_t first = 0, index = 0;; first += batch, ++index) {
     std::future<float*> next;
     if (first + batch < images.size()) {
@@ -153,7 +152,6 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& imag
     }
     const int count = static_cast<int>(std::min(batch, images.size() - first));
     auto recognized = impl_->recognize_pixels(pixels, count, generation);
-    impl_->preprocess_ms = preprocess_ms;
     std::move(recognized.begin(), recognized.end(), std::back_inserter(results));
     if (!next.valid()) return results;
     pixels = next.get();
