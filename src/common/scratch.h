@@ -4,16 +4,33 @@
 // 4 KB and a memset on every call (a trocr-small batch of 8 on the CPU made ~40 MB of them per
 // generate call); kept ones cost that once.
 #include <cstddef>
+#include <functional>
 #include <memory>
 
 namespace trocr {
 
+// How a buffer's memory is obtained, when not with new[]: a backend's choice for data it
+// uploads (page-locked host memory for CUDA, so that copies run at DMA speed).
+struct HostAllocator {
+  std::function<float*(size_t count)> allocate;  // throws on failure
+  std::function<void(float*)> release;
+};
+
 class Scratch {
  public:
+  explicit Scratch(HostAllocator allocator = {}) : allocator_(std::move(allocator)) {}
+  Scratch(Scratch&&) = default;
+  Scratch& operator=(Scratch&&) = default;
+
   // At least `count` floats, their contents undefined; earlier pointers are invalid once it grows.
   float* floats(size_t count) {
     if (count > capacity_) {
-      data_.reset(new float[count]);
+      data_.reset();
+      if (allocator_.allocate) {
+        data_ = Owned(allocator_.allocate(count), allocator_.release);
+      } else {
+        data_ = Owned(new float[count], [](float* values) { delete[] values; });
+      }
       capacity_ = count;
     }
     return data_.get();
@@ -21,7 +38,9 @@ class Scratch {
   float* data() const { return data_.get(); }
 
  private:
-  std::unique_ptr<float[]> data_;
+  using Owned = std::unique_ptr<float[], std::function<void(float*)>>;
+  HostAllocator allocator_;
+  Owned data_;
   size_t capacity_ = 0;
 };
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/scratch.h"
 #include "decoding/search.h"
 #include "model/model_directory.h"
 
@@ -22,6 +23,8 @@ class Backend {
   virtual std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) = 0;
   // Phase timings of the last generate call, when profiling was asked for.
   virtual std::string profile_report() const { return ""; }
+  // How to allocate host memory for the pixels given to generate (default: plain memory).
+  virtual HostAllocator pixel_allocator() const { return {}; }
 };
 
 struct BackendOptions {

@@ -27,10 +27,12 @@ struct Recognizer::Impl {
   // Two batches' pixels per concurrent recognize call (one read by the model, the next being
   // prepared), kept between calls: fresh ones cost a page fault per 4 KB, which on the GPU host
   // made a served batch of 110 images wait 130 ms before the GPU started.
+  // The backend's memory (page-locked for CUDA: uploads at DMA speed, not staged by the driver).
   struct PixelBuffers {
+    explicit PixelBuffers(const HostAllocator& allocator) : batch{Scratch(allocator), Scratch(allocator)} {}
     Scratch batch[2];
   };
-  Pool<PixelBuffers> pixel_buffers{[] { return std::make_unique<PixelBuffers>(); }};
+  Pool<PixelBuffers> pixel_buffers{[this] { return std::make_unique<PixelBuffers>(backend->pixel_allocator()); }};
 
   std::vector<Recognition> recognize_pixels(const float* pixels, int count, const GenerationConfig& generation);
 
