@@ -1,6 +1,7 @@
 // trocr serve --model DIR --port N [--device cuda --max-batch N --max-wait-ms N ...]: the OCR
 // service (see src/serve). `--device cuda` serves on every GPU of the host, `cuda:0,2` on those:
-// a copy of the model and a batch worker per GPU, fed by one queue. SIGTERM or SIGINT stop it
+// a copy of the model and a batch worker per GPU, fed by one queue (`--instances N`: N of them per
+// device, so that one prepares or runs a batch while another's runs). SIGTERM or SIGINT stop it
 // gracefully: no new requests are taken, those accepted are answered, then the process exits 0.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -31,6 +32,7 @@ struct ServeArguments {
   GenerationFlags generation;
   ServiceOptions service;
   int max_wait_ms = 5;
+  int instances = 1;  // engines per device
   int max_request_mb = 32;
   int max_header_kb = 16;
   double idle_timeout_s = 60, header_timeout_s = 10, body_timeout_s = 60;
@@ -89,12 +91,13 @@ std::vector<std::string> serve_devices(const std::string& device) {
   return listed;
 }
 
-// One recognizer per device, loaded side by side (each reads the checkpoint and uploads it).
+// `instances` recognizers per device, all loaded side by side (each reads the checkpoint and
+// uploads it); returned device by device, in the order of `devices`.
 std::vector<std::unique_ptr<Recognizer>> load_recognizers(const std::string& model_dir, EngineOptions options,
-                                                          const std::vector<std::string>& devices) {
+                                                          const std::vector<std::string>& devices, int instances) {
   std::vector<std::future<std::unique_ptr<Recognizer>>> loading;
-  for (const std::string& device : devices) {
-    options.device = device;
+  for (size_t i = 0; i < devices.size() * size_t(instances); ++i) {
+    options.device = devices[i / size_t(instances)];
     loading.push_back(std::async(std::launch::async, [model_dir, options] {
       return std::make_unique<Recognizer>(model_dir, options);
     }));
@@ -162,9 +165,11 @@ int run(ServeArguments arguments) {
   std::fflush(stdout);
   std::thread server([&] { service.run(); });
   try {
-    recognizers = load_recognizers(arguments.engine.model_dir, engine, devices);
+    recognizers = load_recognizers(arguments.engine.model_dir, engine, devices, arguments.instances);
     std::vector<ServedEngine> served;
-    for (size_t i = 0; i < devices.size(); ++i) served.push_back({devices[i], recognizers[i].get()});
+    for (size_t i = 0; i < recognizers.size(); ++i) {
+      served.push_back({devices[i / size_t(arguments.instances)], recognizers[i].get()});
+    }
     service.start(std::move(served), arguments.generation.apply_to(recognizers.front()->default_generation()));
   } catch (...) {
     service.shutdown();
@@ -173,8 +178,9 @@ int run(ServeArguments arguments) {
     signal_waiter.join();
     throw;
   }
-  fmt::print("trocr serve: ready (model {}, {} {}, max batch {}, max wait {} ms, queue {})\n",
-             arguments.engine.model_dir, fmt::join(devices, ","), arguments.engine.dtype,
+  fmt::print("trocr serve: ready (model {}, {} {}, {} instance{} per device, max batch {}, max wait {} ms, queue {})\n",
+             arguments.engine.model_dir, fmt::join(devices, ","), arguments.engine.dtype, arguments.instances,
+             arguments.instances == 1 ? "" : "s",
              arguments.service.batching.max_batch, arguments.max_wait_ms, arguments.service.batching.queue_capacity);
   std::fflush(stdout);
   server.join();
@@ -202,6 +208,10 @@ Action add_serve_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(0, 65535));
   command->add_option("--max-batch", service.batching.max_batch, "Most images per engine batch")
       ->capture_default_str()->check(CLI::Range(1, 4096));
+  command->add_option("--instances", arguments->instances,
+                      "Engines per device, each with its own copy of the model and batch worker: while one runs a "
+                      "batch, another prepares or runs the next")
+      ->capture_default_str()->check(CLI::Range(1, 16));
   command->add_option("--max-wait-ms", arguments->max_wait_ms,
                       "Longest an image waits for its batch to fill")->capture_default_str()->check(CLI::Range(0, 60000));
   command->add_option("--queue-size", service.batching.queue_capacity,

@@ -2,6 +2,8 @@
 // HF's ids on the goldens and logits within their precision. Skips without a GPU.
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <thread>
 
 #include "cuda/forced_kernels.h"
 #include "support/gpu_test.h"
@@ -185,6 +187,38 @@ TEST(CudaEngine, BatchedBeamSearchMatchesTheCpuEngine) {
     expect_same_candidates(gpu.recognize(images, settings), cpu.recognize(images, settings), 1e-3,
                            "settings " + std::to_string(index++));
   }
+}
+
+// `trocr serve --instances 2` runs two engines on one GPU, each called from its own batch worker:
+// two recognizers on one device, called at once with batches whose size changes call by call (so
+// that one captures its step graphs while the other runs), give the CPU engine's answers.
+TEST(CudaEngine, TwoEnginesOnOneGpuCalledAtOnceGiveTheCpuAnswers) {
+  TROCR_SKIP_WITHOUT_GPU();
+  EngineOptions cuda;
+  cuda.device = "cuda";
+  cuda.batch_size = 5;
+  const Recognizer first(model_dir("vit-char"), cuda), second(model_dir("vit-char"), cuda);
+  const Recognizer cpu(model_dir("vit-char"));
+  const auto images = beam_test_images();
+  const auto settings = beam_settings(first.default_generation());
+  const auto prefix = [&](size_t count) { return std::vector<RgbImage>(images.begin(), images.begin() + count); };
+  std::vector<std::vector<std::vector<Recognition>>> expected(settings.size());  // [settings][count - 1]
+  for (size_t s = 0; s < settings.size(); ++s) {
+    for (size_t count = 1; count <= images.size(); ++count) expected[s].push_back(cpu.recognize(prefix(count), settings[s]));
+  }
+  const auto run = [&](const Recognizer& gpu, size_t offset) {
+    for (size_t round = 0; round < 3; ++round) {
+      for (size_t s = 0; s < settings.size(); ++s) {
+        const size_t count = 1 + (round * 2 + s + offset) % images.size();
+        expect_same_candidates(gpu.recognize(prefix(count), settings[s]), expected[s][count - 1], 1e-3,
+                               "engine " + std::to_string(offset) + ", round " + std::to_string(round) + ", settings " +
+                                   std::to_string(s) + ", " + std::to_string(count) + " images");
+      }
+    }
+  };
+  std::thread one(run, std::cref(first), 0), other(run, std::cref(second), 3);
+  one.join();
+  other.join();
 }
 
 // The device-side search against the host's (src/decoding/beam_search.cc: log-softmax, top-k

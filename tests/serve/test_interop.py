@@ -3,6 +3,7 @@ base64 images and per-request generation settings, multipart order, the OpenAPI 
 documented route answers as documented) and the access log with request ids."""
 import base64
 import json
+import time
 
 import pytest
 
@@ -187,3 +188,24 @@ def test_access_log_and_request_ids(cli):
     assert "id=abc-123 client=127.0.0.1 method=POST route=/v1/recognize status=200 images=1 latency_ms=" in log
     assert f"id={generated} client=127.0.0.1 method=GET route=/v1/recognize status=405 images=0" in log
     assert "route=/healthz status=200" in log and "id=bad id" not in log
+
+
+def test_two_instances_share_the_queue_and_give_hf_texts(cli):
+    """`--instances 2`: two engines on the one device take batches from one queue; concurrent
+    clients get HF's texts, and both engines' images count under the device's metric."""
+    import concurrent.futures
+    names = sorted(GOLDEN["images"])
+    with serving(cli, "--instances", "2", "--max-batch", "2", "--max-wait-ms", "5") as running:
+        deadline = time.time() + 10  # the ready line follows /readyz's switch
+        while "2 instances per device" not in "".join(running.lines) and time.time() < deadline:
+            time.sleep(0.05)
+        assert "2 instances per device" in "".join(running.lines)
+
+        def client(name):
+            return name, running.post_json("/v1/recognize", {"image": image_base64(name)})
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(client, names * 4))
+        for name, (status, body, _) in answers:
+            assert status == 200 and body["results"][0]["text"] == expected_text(name), name
+        metrics = running.request("GET", "/metrics")[1]
+        assert f'trocr_device_images_total{{device="cpu"}} {len(answers)}' in metrics, metrics
