@@ -7,6 +7,10 @@
 # with 1, 2, 4, 8 and 16 threads for both engines, and prints the CPU's topology.
 # SPLIT=1 instead times that cell with 1 and with 20 new tokens, 7 repeats, the two engines
 # alternating over ROUNDS (3) rounds: the encoder's share against the decoder's at 16 threads.
+# AFFINITY=1 instead prints the CPU's topology and oneDNN's kernels (DNNL_VERBOSE), runs
+# build/encoder_products_probe at 16 threads, and times that cell with the OpenMP threads free and
+# bound to cores (OMP_PROC_BIND=close OMP_PLACES=cores, read by libgomp, which oneDNN, our loops and
+# PyTorch use), the two engines and the two settings alternating over ROUNDS (3) rounds.
 # Brings back $OUT/cpu.json and $OUT/cpu.log.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
@@ -23,6 +27,26 @@ if [ "${THREAD_SCALING:-0}" = 1 ]; then
       --beams 1 --repeat 3 --warmup 1 --threads $threads --json /tmp/cpu-hf-threads-$threads.json 2>&1 | grep -v -i warn | tee -a "$log"
   done
 fi
+if [ "${AFFINITY:-0}" = 1 ]; then
+  lscpu | grep -E "Model name|Socket|Core|Thread|NUMA|MHz|L1d|L2|L3" | tee -a "$log"
+  lscpu | grep -o -E "avx512[a-z_0-9]*|amx[a-z_0-9]*" | sort -u | tr '\n' ' ' | tee -a "$log"; echo | tee -a "$log"
+  DNNL_VERBOSE=1 .device-bin/encoder_products_probe 16 2>&1 | grep -m3 "exec,cpu" | cut -c1-200 | tee -a "$log"
+  for bind in free bound; do
+    echo "== encoder_products_probe 16, threads $bind" | tee -a "$log"
+    if [ $bind = bound ]; then export OMP_PROC_BIND=close OMP_PLACES=cores; else unset OMP_PROC_BIND OMP_PLACES; fi
+    .device-bin/encoder_products_probe 16 2>&1 | tee -a "$log"
+  done
+  for round in $(seq "${ROUNDS:-3}"); do
+    for bind in free bound; do
+      if [ $bind = bound ]; then export OMP_PROC_BIND=close OMP_PLACES=cores; else unset OMP_PROC_BIND OMP_PLACES; fi
+      .device-bin/trocr bench -m $models/trocr-small --name trocr-small-$bind --device cpu --dtype fp32 --batch 8 --beams 1 \
+        --repeat 7 --warmup 1 --commit "$commit" --json /tmp/cpu-affinity-trocr-$bind-$round.json 2>&1 | tee -a "$log"
+      python3 python/bench_hf.py --model-dir $models/trocr-small --name trocr-small-$bind --device cpu --dtypes fp32 --batches 8 \
+        --beams 1 --repeat 7 --warmup 1 --json /tmp/cpu-affinity-hf-$bind-$round.json 2>&1 | grep -v -i warn | tee -a "$log"
+    done
+  done
+  unset OMP_PROC_BIND OMP_PLACES
+fi
 if [ "${SPLIT:-0}" = 1 ]; then
   for round in $(seq "${ROUNDS:-3}"); do
     for tokens in 1 20; do
@@ -34,7 +58,7 @@ if [ "${SPLIT:-0}" = 1 ]; then
     done
   done
 fi
-[ "${THREAD_SCALING:-0}${SPLIT:-0}" = 00 ] && for model in demo trocr-small; do
+[ "${THREAD_SCALING:-0}${SPLIT:-0}${AFFINITY:-0}" = 000 ] && for model in demo trocr-small; do
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
   for dtype in fp32 bf16; do
@@ -46,7 +70,7 @@ fi
 done
 # Peak resident memory of the CPU engine with trocr-base (batch 8, beam 4); the record goes to
 # $out/memory.json.
-[ "${THREAD_SCALING:-0}${SPLIT:-0}" = 00 ] && python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
+[ "${THREAD_SCALING:-0}${SPLIT:-0}${AFFINITY:-0}" = 000 ] && python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
   .device-bin/trocr bench -m "$models/trocr-base" --device cpu --dtype fp32 --batch 8 --beams 4 --repeat 1 \
   --warmup 0 2>&1 | tee -a "$log"
 python3 - "$out" "$commit" <<'PY'
