@@ -8,9 +8,9 @@
 # SPLIT=1 instead times that cell with 1 and with 20 new tokens, 7 repeats, the two engines
 # alternating over ROUNDS (3) rounds: the encoder's share against the decoder's at 16 threads.
 # AFFINITY=1 instead prints the CPU's topology and oneDNN's kernels (DNNL_VERBOSE), runs
-# build/encoder_products_probe at 16 threads, and times that cell with the OpenMP threads free and
-# bound to cores (OMP_PROC_BIND=close OMP_PLACES=cores, read by libgomp, which oneDNN, our loops and
-# PyTorch use), the two engines and the two settings alternating over ROUNDS (3) rounds.
+# build/encoder_products_probe at 16 threads with OpenMP's threads free and bound to cores
+# (OMP_PROC_BIND=close OMP_PLACES=cores), then times that cell with trocr-rt's own binding of its
+# threads (the default) and without (TROCR_BIND_THREADS=0), and HF, alternating over ROUNDS (3) rounds.
 # Brings back $OUT/cpu.json and $OUT/cpu.log.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
@@ -36,16 +36,16 @@ if [ "${AFFINITY:-0}" = 1 ]; then
     if [ $bind = bound ]; then export OMP_PROC_BIND=close OMP_PLACES=cores; else unset OMP_PROC_BIND OMP_PLACES; fi
     .device-bin/encoder_products_probe 16 2>&1 | tee -a "$log"
   done
-  for round in $(seq "${ROUNDS:-3}"); do
-    for bind in free bound; do
-      if [ $bind = bound ]; then export OMP_PROC_BIND=close OMP_PLACES=cores; else unset OMP_PROC_BIND OMP_PLACES; fi
-      .device-bin/trocr bench -m $models/trocr-small --name trocr-small-$bind --device cpu --dtype fp32 --batch 8 --beams 1 \
-        --repeat 7 --warmup 1 --commit "$commit" --json /tmp/cpu-affinity-trocr-$bind-$round.json 2>&1 | tee -a "$log"
-      python3 python/bench_hf.py --model-dir $models/trocr-small --name trocr-small-$bind --device cpu --dtypes fp32 --batches 8 \
-        --beams 1 --repeat 7 --warmup 1 --json /tmp/cpu-affinity-hf-$bind-$round.json 2>&1 | grep -v -i warn | tee -a "$log"
-    done
-  done
   unset OMP_PROC_BIND OMP_PLACES
+  for round in $(seq "${ROUNDS:-3}"); do
+    for bind in 1 0; do  # trocr-rt binds its threads to cores for each call unless TROCR_BIND_THREADS=0
+      TROCR_BIND_THREADS=$bind .device-bin/trocr bench -m $models/trocr-small --name trocr-small-bind$bind --device cpu \
+        --dtype fp32 --batch 8 --beams 1 --repeat 7 --warmup 1 --commit "$commit" \
+        --json /tmp/cpu-affinity-trocr-bind$bind-$round.json 2>&1 | tee -a "$log"
+    done
+    python3 python/bench_hf.py --model-dir $models/trocr-small --name trocr-small --device cpu --dtypes fp32 --batches 8 \
+      --beams 1 --repeat 7 --warmup 1 --json /tmp/cpu-affinity-hf-$round.json 2>&1 | grep -v -i warn | tee -a "$log"
+  done
 fi
 if [ "${SPLIT:-0}" = 1 ]; then
   for round in $(seq "${ROUNDS:-3}"); do
