@@ -24,20 +24,20 @@ class CpuBackend : public Backend {
   CpuBackend(const ModelDirectory& model, int threads) : model_(model), threads_(threads) {}
 
   std::vector<float> encode(const float* pixels, int count) override {
-    const cpu::CallThreads team(threads_);
+    use_threads();
     return encode_images(model_.weights.encoder, model_.config.encoder, pixels, count);
   }
 
   std::vector<std::vector<Hypothesis>> generate(const float* pixels, int count,
                                                 const SearchOptions& options) override {
-    const cpu::CallThreads team(threads_);
+    use_threads();
     Pool<Workspace>::Lease lease(workspaces_);
     encode_for_decoder(*lease, pixels, count);
     return HostSearch(lease->decoder).search(count, options);
   }
 
   std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) override {
-    const cpu::CallThreads team(threads_);
+    use_threads();
     Pool<Workspace>::Lease lease(workspaces_);
     encode_for_decoder(*lease, pixels, 1);
     return teacher_forced_logits(lease->decoder, ids);
@@ -52,8 +52,11 @@ class CpuBackend : public Backend {
     workspace.decoder.set_encoder_output(states, count, encoder.sequence_length());
   }
 
+  // OpenMP's thread count belongs to the calling thread: set it on whichever thread calls in.
+  void use_threads() const { cpu::set_threads(threads_); }
+
   const ModelDirectory& model_;
-  const int threads_;  // OpenMP's thread count belongs to the calling thread: each call sets it
+  const int threads_;
   // A workspace per concurrent call (the backend may be called from several threads at once).
   Pool<Workspace> workspaces_{[this] { return std::make_unique<Workspace>(model_); }};
 };
