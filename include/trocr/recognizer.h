@@ -6,6 +6,7 @@
 //   std::cout << lines[0].best().text << "\n";
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "trocr/config.h"
@@ -35,6 +36,21 @@ struct Recognition {
   const TextCandidate& best() const { return candidates.front(); }
 };
 
+// In-flight batching: images join a running batch between decoding steps and leave as soon as
+// their line ends, so that none waits for another's. Greedy search on the CPU engine so far.
+// From one thread at a time.
+class RecognitionStream {
+ public:
+  virtual ~RecognitionStream() = default;
+  virtual int capacity() const = 0;  // lines at once
+  virtual int active() const = 0;
+  // A line for each image (resized and normalized here; no more than the free lines); returns
+  // their line numbers, each held until its line ends.
+  virtual std::vector<int> admit(const std::vector<RgbImage>& images) = 0;
+  // One decoding step for every line; the lines that ended in it.
+  virtual std::vector<std::pair<int, Recognition>> step() = 0;
+};
+
 class Recognizer {
  public:
   explicit Recognizer(const std::string& model_dir, const EngineOptions& options = {});
@@ -60,6 +76,9 @@ class Recognizer {
                                             const GenerationConfig& generation) const;
   // The encoder's last_hidden_state for preprocessed pixels: [count, sequence, hidden].
   std::vector<float> encode(const std::vector<float>& pixels, int count) const;
+  // Lines recognized in flight, `capacity` at once, with these settings; nullptr where the
+  // engine needs whole batches for them (beam search, the CUDA engine so far).
+  std::unique_ptr<RecognitionStream> open_stream(const GenerationConfig& generation, int capacity) const;
   // With EngineOptions::profile: where the last recognize call spent its time.
   std::string profile_report() const;
   // Decoder logits for one image and teacher-forced ids: [ids.size() - 1, vocab].

@@ -11,14 +11,16 @@ namespace trocr::cpu {
 
 void attention_per_row(const QueryRow* rows, int64_t count, const AttentionShape& shape) {
   const int64_t tasks = count * shape.heads;
+  int most_keys = 0;
+  for (int64_t i = 0; i < count; ++i) most_keys = std::max(most_keys, rows[i].keys);
 #pragma omp parallel if (tasks > 1)
   {
-    std::vector<float> scores(shape.keys);
+    std::vector<float> scores(most_keys);
 #pragma omp for schedule(static)
     for (int64_t task = 0; task < tasks; ++task) {
       const QueryRow& row = rows[task / shape.heads];
       const int64_t offset = (task % shape.heads) * shape.head_dim;
-      attend(row.q + offset, row.k + offset, row.v + offset, shape.kv_stride, shape.keys, shape.head_dim,
+      attend(row.q + offset, row.k + offset, row.v + offset, shape.kv_stride, row.keys, shape.head_dim,
              shape.scale, scores.data(), row.out + offset);
     }
   }

@@ -25,13 +25,15 @@ struct AttentionShape {
 void attention(const float* q, const float* k, const float* v, const AttentionShape& shape,
                float* out);
 
-// A decode step: each row's one query against its own keys and values (shape.queries == 1,
-// shape.keys the number each row sees); rows and heads run in parallel.
+// A decode step: each row's one query against its own `keys` keys and values (shape.queries
+// == 1; shape.keys is not read: rows of an in-flight batch stand at different positions); rows
+// and heads run in parallel.
 struct QueryRow {
   const float* q;
   const float* k;
   const float* v;
   float* out;
+  int keys;
 };
 void attention_per_row(const QueryRow* rows, int64_t count, const AttentionShape& shape);
 

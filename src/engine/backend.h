@@ -12,6 +12,25 @@
 
 namespace trocr {
 
+// In-flight batching (greedy search): lines join between decoding steps and leave as soon as
+// they end, so that a new image never waits for a running batch's slowest line. One caller at a
+// time.
+class LineBatch {
+ public:
+  struct Ended {
+    int line;
+    Hypothesis hypothesis;
+  };
+  virtual ~LineBatch() = default;
+  virtual int capacity() const = 0;  // lines at once
+  virtual int active() const = 0;
+  // A line for each of `count` preprocessed images ([count, 3, height, width]; count <= the
+  // free lines): encodes them and returns their line numbers, each held until its line ends.
+  virtual std::vector<int> admit(const float* pixels, int count) = 0;
+  // One decoding step for every active line; the lines that ended in it.
+  virtual std::vector<Ended> step() = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -21,6 +40,9 @@ class Backend {
                                                         const SearchOptions& options) = 0;
   // Decoder logits for teacher-forced ids, one step at a time: [ids.size() - 1, vocab].
   virtual std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) = 0;
+  // Lines decoded in flight, `capacity` at once, with these settings; nullptr where this backend
+  // cannot (beam search; the CUDA engine so far), and callers use generate's whole batches.
+  virtual std::unique_ptr<LineBatch> open_line_batch(const SearchOptions&, int /*capacity*/) { return nullptr; }
   // Phase timings of the last generate call, when profiling was asked for.
   virtual std::string profile_report() const { return ""; }
   // How to allocate host memory for the pixels given to generate (default: plain memory).

@@ -1,10 +1,12 @@
 #include <memory>
+#include <optional>
 
 #include "common/check.h"
 #include "common/pool.h"
 #include "common/scratch.h"
 #include "cpu/linear.h"
 #include "cpu/threads.h"
+#include "decoding/greedy_line.h"
 #include "engine/backend.h"
 #include "model/decoder.h"
 #include "model/encoder.h"
@@ -17,6 +19,80 @@ struct Workspace {
   explicit Workspace(const ModelDirectory& model) : decoder(model.weights, model.config) {}
   CpuDecoder decoder;
   Scratch encoder_states;
+};
+
+// In-flight greedy lines on the CPU: one decoder whose slot s holds line s and image s.
+class CpuLineBatch : public LineBatch {
+ public:
+  CpuLineBatch(const ModelDirectory& model, const SearchOptions& options, int capacity, int threads)
+      : model_(model), options_(options), threads_(threads), decoder_(model.weights, model.config),
+        lines_(capacity) {
+    const EncoderConfig& encoder = model.config.encoder;
+    decoder_.reserve_images(capacity, encoder.sequence_length());
+    std::vector<int> slots(capacity);
+    for (int s = 0; s < capacity; ++s) slots[s] = s;
+    decoder_.begin(slots);
+    for (int s = capacity - 1; s >= 0; --s) free_.push_back(s);
+  }
+
+  int capacity() const override { return static_cast<int>(lines_.size()); }
+  int active() const override { return capacity() - static_cast<int>(free_.size()); }
+
+  std::vector<int> admit(const float* pixels, int count) override {
+    if (count > static_cast<int>(free_.size())) fail("line batch: {} images for {} free lines", count, free_.size());
+    if (count <= 0) return {};
+    cpu::set_threads(threads_);
+    const EncoderConfig& encoder = model_.config.encoder;
+    float* states = states_.floats(size_t(count) * encoder.sequence_length() * encoder.hidden_size);
+    encode_images(model_.weights.encoder, encoder, pixels, count, states);
+    std::vector<int> slots;
+    for (int i = 0; i < count; ++i) {
+      slots.push_back(free_.back());
+      free_.pop_back();
+      lines_[slots.back()].emplace(options_);
+    }
+    decoder_.load_images(states, slots);
+    return slots;
+  }
+
+  std::vector<Ended> step() override {
+    cpu::set_threads(threads_);
+    std::vector<int> slots, tokens, positions;
+    for (int s = 0; s < capacity(); ++s) {
+      if (!lines_[s]) continue;
+      slots.push_back(s);
+      tokens.push_back(lines_[s]->ids().back());
+      positions.push_back(lines_[s]->position());
+    }
+    if (slots.empty()) return {};
+    const int vocab = decoder_.vocab_size();
+    const int64_t rows = static_cast<int64_t>(slots.size());
+    logits_.resize(size_t(rows) * vocab);
+    decoder_.step_rows(slots, tokens, positions, logits_.data());
+    std::vector<GreedyLine::Choice> chosen(rows);
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < rows; ++i) chosen[i] = lines_[slots[i]]->choose(options_, logits_.data() + i * vocab, vocab);
+    std::vector<Ended> ended;
+    for (int64_t i = 0; i < rows; ++i) {
+      std::optional<GreedyLine>& line = lines_[slots[i]];
+      line->append(chosen[i]);
+      if (!line->finished(options_)) continue;
+      ended.push_back({slots[i], line->take_hypothesis()});
+      line.reset();
+      free_.push_back(slots[i]);
+    }
+    return ended;
+  }
+
+ private:
+  const ModelDirectory& model_;
+  const SearchOptions options_;
+  const int threads_;
+  CpuDecoder decoder_;
+  Scratch states_;
+  std::vector<std::optional<GreedyLine>> lines_;  // by slot; empty where free
+  std::vector<int> free_;
+  std::vector<float> logits_;
 };
 
 class CpuBackend : public Backend {
@@ -34,6 +110,11 @@ class CpuBackend : public Backend {
     Pool<Workspace>::Lease lease(workspaces_);
     encode_for_decoder(*lease, pixels, count);
     return HostSearch(lease->decoder).search(count, options);
+  }
+
+  std::unique_ptr<LineBatch> open_line_batch(const SearchOptions& options, int capacity) override {
+    if (options.num_beams != 1 || options.num_return_sequences != 1 || capacity < 1) return nullptr;
+    return std::make_unique<CpuLineBatch>(model_, options, capacity, threads_);
   }
 
   std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) override {

@@ -35,6 +35,10 @@ struct Recognizer::Impl {
   Pool<PixelBuffers> pixel_buffers{[this] { return std::make_unique<PixelBuffers>(backend->pixel_allocator()); }};
 
   std::vector<Recognition> recognize_pixels(const float* pixels, int count, const GenerationConfig& generation);
+  Recognition to_recognition(std::vector<Hypothesis> hypotheses) const;
+  // Resizes (where the model's preprocessor does) and normalizes images into `pixels`.
+  void preprocess(const RgbImage* images, size_t count, float* pixels) const;
+  class Stream;  // a RecognitionStream over the backend's LineBatch
 
   size_t image_values() const {
     const EncoderConfig& encoder = model.config.encoder;
@@ -105,17 +109,7 @@ std::vector<Recognition> Recognizer::Impl::recognize_pixels(const float* pixels,
   for (int first = 0; first < count; first += options.batch_size) {
     const int batch = std::min(options.batch_size, count - first);
     for (auto& hypotheses : backend->generate(pixels + first * image_values(), batch, search)) {
-      Recognition recognition;
-      for (auto& hypothesis : hypotheses) {
-        TextCandidate candidate;
-        candidate.text = model.detokenizer->decode(hypothesis.ids);
-        candidate.ids = std::move(hypothesis.ids);
-        candidate.score = hypothesis.score;
-        candidate.mean_token_probability = hypothesis.mean_token_probability;
-        candidate.min_token_probability = hypothesis.min_token_probability;
-        recognition.candidates.push_back(std::move(candidate));
-      }
-      results.push_back(std::move(recognition));
+      results.push_back(to_recognition(std::move(hypotheses)));
     }
   }
   return results;
@@ -127,19 +121,11 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& imag
   // batch's run on other threads while the model reads this one (on CUDA the host mostly waits).
   const size_t values = impl_->image_values();
   const size_t batch = static_cast<size_t>(impl_->options.batch_size);
-  const PreprocessConfig& config = impl_->model.preprocess;
   Pool<Impl::PixelBuffers>::Lease buffers(impl_->pixel_buffers);
   const auto preprocess = [&](size_t first, Scratch& into) {
     const size_t count = std::min(batch, images.size() - first);
     float* pixels = into.floats(count * values);
-    parallel_for(count, [&](size_t i) {
-      const RgbImage& image = images[first + i];
-      if (!config.do_resize && size_t(3) * image.width * image.height != values) {
-        fail("recognize: image {} is {}x{}; the model takes {}x{} and its preprocessor does not resize", first + i,
-             image.width, image.height, config.width, config.height);
-      }
-      preprocess_image(image, config, pixels + i * values);
-    });
+    impl_->preprocess(images.data() + first, count, pixels);
     return pixels;
   };
   std::vector<Recognition> results;
@@ -158,6 +144,72 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& imag
     if (!next.valid()) return results;
     pixels = next.get();
   }
+}
+
+Recognition Recognizer::Impl::to_recognition(std::vector<Hypothesis> hypotheses) const {
+  Recognition recognition;
+  for (auto& hypothesis : hypotheses) {
+    TextCandidate candidate;
+    candidate.text = model.detokenizer->decode(hypothesis.ids);
+    candidate.ids = std::move(hypothesis.ids);
+    candidate.score = hypothesis.score;
+    candidate.mean_token_probability = hypothesis.mean_token_probability;
+    candidate.min_token_probability = hypothesis.min_token_probability;
+    recognition.candidates.push_back(std::move(candidate));
+  }
+  return recognition;
+}
+
+void Recognizer::Impl::preprocess(const RgbImage* images, size_t count, float* pixels) const {
+  const PreprocessConfig& config = model.preprocess;
+  const size_t values = image_values();
+  parallel_for(count, [&](size_t i) {
+    const RgbImage& image = images[i];
+    if (!config.do_resize && size_t(3) * image.width * image.height != values) {
+      fail("recognize: image {} is {}x{}; the model takes {}x{} and its preprocessor does not resize", i,
+           image.width, image.height, config.width, config.height);
+    }
+    preprocess_image(image, config, pixels + i * values);
+  });
+}
+
+class Recognizer::Impl::Stream : public RecognitionStream {
+ public:
+  Stream(const Impl& impl, std::unique_ptr<LineBatch> lines) : impl_(impl), lines_(std::move(lines)) {}
+  int capacity() const override { return lines_->capacity(); }
+  int active() const override { return lines_->active(); }
+
+  std::vector<int> admit(const std::vector<RgbImage>& images) override {
+    if (static_cast<int>(images.size()) > capacity() - active()) {
+      fail("recognition stream: {} images for {} free lines", images.size(), capacity() - active());
+    }
+    float* pixels = pixels_.floats(images.size() * impl_.image_values());
+    impl_.preprocess(images.data(), images.size(), pixels);
+    return lines_->admit(pixels, static_cast<int>(images.size()));
+  }
+
+  std::vector<std::pair<int, Recognition>> step() override {
+    std::vector<std::pair<int, Recognition>> ended;
+    for (LineBatch::Ended& line : lines_->step()) {
+      std::vector<Hypothesis> hypotheses;
+      hypotheses.push_back(std::move(line.hypothesis));
+      ended.emplace_back(line.line, impl_.to_recognition(std::move(hypotheses)));
+    }
+    return ended;
+  }
+
+ private:
+  const Impl& impl_;
+  std::unique_ptr<LineBatch> lines_;
+  Scratch pixels_;
+};
+
+std::unique_ptr<RecognitionStream> Recognizer::open_stream(const GenerationConfig& generation, int capacity) const {
+  const SearchOptions search = SearchOptions::from(generation);
+  validate(search, impl_->model.config.decoder.max_position_embeddings);
+  std::unique_ptr<LineBatch> lines = impl_->backend->open_line_batch(search, capacity);
+  if (!lines) return nullptr;
+  return std::make_unique<Impl::Stream>(*impl_, std::move(lines));
 }
 
 std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& images) const {

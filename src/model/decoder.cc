@@ -20,22 +20,45 @@ int CpuDecoder::max_length() const {
 }
 
 void CpuDecoder::set_encoder_output(const float* encoder_hidden, int images, int sequence) {
+  reserve_images(images, sequence);
+  std::vector<int> slots(images);
+  for (int i = 0; i < images; ++i) slots[i] = i;
+  load_images(encoder_hidden, slots);
+}
+
+void CpuDecoder::reserve_images(int images, int sequence) {
+  images_ = images;
+  encoder_sequence_ = sequence;
+  const size_t per_layer = static_cast<size_t>(images) * sequence * config_.decoder.d_model;
+  cross_keys_.floats(per_layer * weights_.decoder.layers.size());
+  cross_values_.floats(per_layer * weights_.decoder.layers.size());
+}
+
+void CpuDecoder::load_images(const float* encoder_hidden, const std::vector<int>& image_slots) {
   const int width = config_.decoder.d_model;
-  const int64_t rows = int64_t{images} * sequence;
+  const int64_t image_rows = encoder_sequence_;
+  const int64_t rows = int64_t(image_slots.size()) * image_rows;
+  for (int slot : image_slots) {
+    if (slot < 0 || slot >= images_) fail("decoder: image slot {} of {}", slot, images_);
+  }
   if (weights_.encoder_to_decoder) {
     float* projected = projected_.floats(rows * width);
     cpu::linear(encoder_hidden, rows, *weights_.encoder_to_decoder, projected);
     encoder_hidden = projected;
   }
-  images_ = images;
-  encoder_sequence_ = sequence;
-  const size_t per_layer = static_cast<size_t>(rows) * width;
-  float* keys = cross_keys_.floats(per_layer * weights_.decoder.layers.size());
-  float* values = cross_values_.floats(per_layer * weights_.decoder.layers.size());
-  for (size_t l = 0; l < weights_.decoder.layers.size(); ++l) {
-    const DecoderLayerWeights& layer = weights_.decoder.layers[l];
-    cpu::linear(encoder_hidden, rows, layer.cross_key, keys + l * per_layer);
-    cpu::linear(encoder_hidden, rows, layer.cross_value, values + l * per_layer);
+  const int64_t hidden_width = weights_.encoder_to_decoder ? width : config_.encoder.hidden_size;
+  const size_t per_layer = static_cast<size_t>(images_) * image_rows * width;
+  // Runs of consecutive slots in one product each (a whole batch is one run).
+  for (size_t first = 0, end; first < image_slots.size(); first = end) {
+    for (end = first + 1; end < image_slots.size() && image_slots[end] == image_slots[end - 1] + 1;) ++end;
+    const float* input = encoder_hidden + int64_t(first) * image_rows * hidden_width;
+    const int64_t run_rows = int64_t(end - first) * image_rows;
+    const size_t offset = size_t(image_slots[first]) * image_rows * width;
+    for (size_t l = 0; l < weights_.decoder.layers.size(); ++l) {
+      const DecoderLayerWeights& layer = weights_.decoder.layers[l];
+      cpu::linear(input, run_rows, layer.cross_key, cross_keys_.data() + l * per_layer + offset);
+      cpu::linear(input, run_rows, layer.cross_value, cross_values_.data() + l * per_layer + offset);
+    }
   }
 }
 
@@ -59,7 +82,7 @@ float* CpuDecoder::cache_row(const Scratch& cache, int layer, int slot, int posi
          ((static_cast<size_t>(layer) * slots + slot) * max_length() + position) * width;
 }
 
-void CpuDecoder::embed(const std::vector<int>& tokens, int position, float* hidden) const {
+void CpuDecoder::embed(const std::vector<int>& tokens, const std::vector<int>& positions, float* hidden) const {
   const DecoderConfig& config = config_.decoder;
   const int width = config.d_model;
   const float scale = config.scale_embedding ? std::sqrt(static_cast<float>(width)) : 1.0f;
@@ -68,7 +91,7 @@ void CpuDecoder::embed(const std::vector<int>& tokens, int position, float* hidd
     if (tokens[i] < 0 || tokens[i] >= config.vocab_size) {
       fail("decoder: token {} is outside the vocabulary of {}", tokens[i], config.vocab_size);
     }
-    const int row = position_row(config.use_learned_position_embeddings, position, tokens[i], pad);
+    const int row = position_row(config.use_learned_position_embeddings, positions[i], tokens[i], pad);
     const float* token = weights_.decoder.embed_tokens.data() + int64_t{tokens[i]} * width;
     const float* place = weights_.decoder.embed_positions.data() + int64_t{row} * width;
     float* out = hidden + i * width;
@@ -82,25 +105,30 @@ void CpuDecoder::embed(const std::vector<int>& tokens, int position, float* hidd
 
 void CpuDecoder::step(const std::vector<int>& slots, const std::vector<int>& tokens, int position,
                       float* logits) {
+  step_rows(slots, tokens, std::vector<int>(slots.size(), position), logits);
+}
+
+void CpuDecoder::step_rows(const std::vector<int>& slots, const std::vector<int>& tokens,
+                           const std::vector<int>& positions, float* logits) {
   const DecoderConfig& config = config_.decoder;
   const int width = config.d_model;
   const int64_t rows = static_cast<int64_t>(slots.size());
-  if (position >= max_length()) {
-    fail("decoder: position {} is past the model's {} positions", position, max_length());
+  for (int position : positions) {
+    if (position < 0 || position >= max_length()) {
+      fail("decoder: position {} is outside the model's {} positions", position, max_length());
+    }
   }
   for (auto* buffer : {&hidden_, &q_, &k_, &v_, &context_}) buffer->resize(rows * width);
   ffn_.resize(rows * config.ffn_dim);
-  embed(tokens, position, hidden_.data());
+  embed(tokens, positions, hidden_.data());
 
   cpu::AttentionShape self_shape;
   self_shape.queries = 1;
-  self_shape.keys = position + 1;
   self_shape.heads = config.num_heads;
   self_shape.head_dim = width / config.num_heads;
   self_shape.q_stride = self_shape.kv_stride = width;
   self_shape.scale = 1.0f / std::sqrt(static_cast<float>(self_shape.head_dim));
-  cpu::AttentionShape cross_shape = self_shape;
-  cross_shape.keys = encoder_sequence_;
+  const cpu::AttentionShape cross_shape = self_shape;
   const size_t cross_per_layer = static_cast<size_t>(images_) * encoder_sequence_ * width;
   const auto residual = cpu::LinearPostOp::add_to_output();
   std::vector<cpu::QueryRow> attention_rows(rows);
@@ -113,12 +141,13 @@ void CpuDecoder::step(const std::vector<int>& slots, const std::vector<int>& tok
     cpu::linear(hidden_.data(), rows, layer.self_key, k_.data());
     cpu::linear(hidden_.data(), rows, layer.self_value, v_.data());
     for (int64_t i = 0; i < rows; ++i) {
-      std::memcpy(cache_row(self_keys_, layer_index, slots[i], position), k_.data() + i * width,
+      std::memcpy(cache_row(self_keys_, layer_index, slots[i], positions[i]), k_.data() + i * width,
                   sizeof(float) * width);
-      std::memcpy(cache_row(self_values_, layer_index, slots[i], position), v_.data() + i * width,
+      std::memcpy(cache_row(self_values_, layer_index, slots[i], positions[i]), v_.data() + i * width,
                   sizeof(float) * width);
       attention_rows[i] = {q_.data() + i * width, cache_row(self_keys_, layer_index, slots[i], 0),
-                           cache_row(self_values_, layer_index, slots[i], 0), context_.data() + i * width};
+                           cache_row(self_values_, layer_index, slots[i], 0), context_.data() + i * width,
+                           positions[i] + 1};
     }
     cpu::attention_per_row(attention_rows.data(), rows, self_shape);
     cpu::linear(context_.data(), rows, layer.self_output, hidden_.data(), residual);
@@ -130,7 +159,7 @@ void CpuDecoder::step(const std::vector<int>& slots, const std::vector<int>& tok
       const size_t offset = l * cross_per_layer +
                             static_cast<size_t>(slot_sources_[slots[i]]) * encoder_sequence_ * width;
       attention_rows[i] = {q_.data() + i * width, cross_keys_.data() + offset, cross_values_.data() + offset,
-                           context_.data() + i * width};
+                           context_.data() + i * width, encoder_sequence_};
     }
     cpu::attention_per_row(attention_rows.data(), rows, cross_shape);
     cpu::linear(context_.data(), rows, layer.cross_output, hidden_.data(), residual);

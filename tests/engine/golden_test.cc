@@ -2,6 +2,7 @@
 // machine): encoder output within 1e-5 relative, teacher-forced logits within 1e-4, and every
 // generate() setting's ids, text and scores, image by image and batched.
 #include <cmath>
+#include <map>
 #include <thread>
 
 #include "formats/checkpoint.h"
@@ -161,6 +162,53 @@ TEST_P(Golden, BatchedGenerateFromImageFiles) {
     }
     EXPECT_EQ(row, hf.at("ids").size()) << name;
   }
+}
+
+// In-flight batching: lines join a running batch one image per step (so that lines of one step
+// stand at different positions, and an ended line's slot is taken by the next image) and must
+// each give HF's ids, text and token probabilities, under every greedy setting of the goldens.
+TEST_P(Golden, InFlightLinesGiveHfAnswersWhereverTheyJoin) {
+  std::vector<std::string> names;
+  std::vector<RgbImage> images;
+  for (const auto& [image, entry] : record_.at("images").items()) {
+    names.push_back(image);
+    images.push_back(read_image_file(data_dir() + "/images/" + image));
+  }
+  for (const char* name : {"greedy", "greedy_min4", "greedy_norepeat2"}) {
+    const GenerationConfig settings = case_settings(name, recognizer_->default_generation());
+    const auto stream = recognizer_->open_stream(settings, 3);
+    ASSERT_TRUE(stream) << name;
+    EXPECT_EQ(stream->capacity(), 3);
+    std::map<int, size_t> line_image;  // line -> index in images
+    size_t next = 0, ended = 0;
+    int steps = 0, most_active = 0;
+    while (ended < images.size()) {
+      if (next < images.size() && stream->active() < stream->capacity()) {
+        const auto lines = stream->admit({images[next]});
+        ASSERT_EQ(lines.size(), 1u);
+        line_image[lines[0]] = next++;
+      }
+      ASSERT_GT(stream->active(), 0);
+      most_active = std::max(most_active, stream->active());
+      for (auto& [line, recognition] : stream->step()) {
+        const size_t index = line_image.at(line);
+        line_image.erase(line);
+        const auto& hf = record_.at("images").at(names[index]).at("generate").at(name);
+        const std::string where = GetParam() + " " + names[index] + " " + name + " (in flight)";
+        expect_same_ids(recognition.best().ids, hf.at("ids").at(0).get<std::vector<int>>(), settings.tokens.pad, where);
+        EXPECT_EQ(recognition.best().text, hf.at("text").at(0).get<std::string>()) << where;
+        ++ended;
+      }
+      ASSERT_LT(++steps, 1000) << name;
+    }
+    EXPECT_EQ(stream->active(), 0);
+    EXPECT_EQ(most_active, 3) << name << ": lines admitted a step apart must have run side by side";
+  }
+  // Beam search runs in whole batches; more images than free lines is an error, not a crash.
+  EXPECT_FALSE(recognizer_->open_stream(case_settings("beam4_chinese", recognizer_->default_generation()), 3));
+  const auto stream = recognizer_->open_stream(case_settings("greedy", recognizer_->default_generation()), 1);
+  ASSERT_TRUE(stream);
+  EXPECT_THROW(stream->admit({images[0], images[1]}), Error);
 }
 
 INSTANTIATE_TEST_SUITE_P(HfModels, Golden, ::testing::Values("vit-char", "deit-bpe", "vit-proj"),
