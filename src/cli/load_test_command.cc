@@ -25,7 +25,7 @@ namespace {
 
 struct LoadTestArguments {
   std::string url = "http://127.0.0.1:8080";
-  std::string image;
+  std::vector<std::string> images;
   std::string name = "load";
   std::vector<int> concurrency = {1, 8, 32};
   double seconds = 10;
@@ -52,8 +52,10 @@ double server_resident_bytes(const std::string& url) {
   return at == std::string::npos ? -1 : std::strtod(response->body.c_str() + at + name.size(), nullptr);
 }
 
-nlohmann::json run_level(const LoadTestArguments& arguments, const std::string& body, const std::string& content_type,
-                         int clients) {
+// Client c sends bodies[c], bodies[c + 1], ... in turn, so that mixed images (lines of different
+// lengths) are in flight at every moment.
+nlohmann::json run_level(const LoadTestArguments& arguments, const std::vector<std::string>& bodies,
+                         const std::string& content_type, int clients) {
   std::atomic<bool> stop{false};
   std::mutex mutex;
   std::vector<double> latencies_ms;
@@ -62,8 +64,9 @@ nlohmann::json run_level(const LoadTestArguments& arguments, const std::string& 
   std::vector<std::thread> threads;
   const auto start = Clock::now();
   for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&] {
+    threads.emplace_back([&, c] {
       httplib::Client client(arguments.url);
+      size_t next = size_t(c);
       client.set_keep_alive(true);
       client.set_tcp_nodelay(true);  // headers and body go out as two writes: no Nagle delay
       client.set_read_timeout(60, 0);
@@ -72,7 +75,7 @@ nlohmann::json run_level(const LoadTestArguments& arguments, const std::string& 
       uint64_t my_errors = 0;
       while (!stop) {
         const auto sent = Clock::now();
-        const auto response = client.Post("/v1/recognize", body, content_type.c_str());
+        const auto response = client.Post("/v1/recognize", bodies[next++ % bodies.size()], content_type.c_str());
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
         if (!response) {
           ++my_errors;
@@ -123,23 +126,28 @@ nlohmann::json run_level(const LoadTestArguments& arguments, const std::string& 
 }
 
 int run(const LoadTestArguments& arguments) {
-  const std::string image = read_text_file(arguments.image);  // binary-safe
-  std::string body = image, content_type = "application/octet-stream";
-  if (arguments.images_per_request > 1) {
-    const std::string boundary = "trocr-load-test-boundary";
-    body.clear();
+  std::string content_type = "application/octet-stream";
+  const std::string boundary = "trocr-load-test-boundary";
+  if (arguments.images_per_request > 1) content_type = "multipart/form-data; boundary=" + boundary;
+  std::vector<std::string> bodies;
+  for (const std::string& path : arguments.images) {
+    const std::string image = read_text_file(path);  // binary-safe
+    if (arguments.images_per_request == 1) {
+      bodies.push_back(image);
+      continue;
+    }
+    std::string body;
     for (int i = 0; i < arguments.images_per_request; ++i) {
       body += "--" + boundary + "\r\nContent-Disposition: form-data; name=\"image\"; filename=\"" + std::to_string(i) +
               "\"\r\nContent-Type: application/octet-stream\r\n\r\n" + image + "\r\n";
     }
-    body += "--" + boundary + "--\r\n";
-    content_type = "multipart/form-data; boundary=" + boundary;
+    bodies.push_back(body + "--" + boundary + "--\r\n");
   }
   if (server_resident_bytes(arguments.url) < 0) fail("{}: no trocr serve answers /metrics there", arguments.url);
   fmt::print("{:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {}\n", "concurrency", "images/s", "p50 ms", "p90 ms", "p99 ms",
              "requests", "statuses");
   nlohmann::json records = nlohmann::json::array();
-  for (int clients : arguments.concurrency) records.push_back(run_level(arguments, body, content_type, clients));
+  for (int clients : arguments.concurrency) records.push_back(run_level(arguments, bodies, content_type, clients));
   if (!arguments.json_path.empty()) {
     std::ofstream file(arguments.json_path);
     if (!(file << records.dump(1) << "\n")) fail("{}: cannot write", arguments.json_path);
@@ -153,7 +161,9 @@ Action add_load_test_command(CLI::App& app) {
   auto* command = app.add_subcommand("load-test", "Closed-loop load against a running trocr serve");
   auto arguments = std::make_shared<LoadTestArguments>();
   command->add_option("--url", arguments->url, "The server")->capture_default_str();
-  command->add_option("--image", arguments->image, "Image file sent in every request")->required();
+  command->add_option("--image", arguments->images,
+                      "Image files, sent in turn (each client starts at its own); one: sent in every request")
+      ->required()->expected(1, -1);
   command->add_option("--name", arguments->name, "Name for the records")->capture_default_str();
   command->add_option("--concurrency", arguments->concurrency, "Client counts, one run each")
       ->delimiter(',')->capture_default_str();

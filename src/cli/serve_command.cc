@@ -33,6 +33,7 @@ struct ServeArguments {
   ServiceOptions service;
   int max_wait_ms = 5;
   int instances = 1;  // engines per device
+  std::string batching = "in-flight";
   int max_request_mb = 32;
   int max_header_kb = 16;
   double idle_timeout_s = 60, header_timeout_s = 10, body_timeout_s = 60;
@@ -132,6 +133,7 @@ int run(ServeArguments arguments) {
   engine.batch_size = arguments.service.batching.max_batch;
   engine.profile = arguments.service.log_engine_profile;
   arguments.service.batching.max_wait = std::chrono::milliseconds(arguments.max_wait_ms);
+  arguments.service.in_flight = arguments.batching == "in-flight";
   HttpLimits& limits = arguments.service.http.limits;
   limits.max_body_bytes = size_t(arguments.max_request_mb) << 20;
   limits.max_header_bytes = size_t(arguments.max_header_kb) << 10;
@@ -212,6 +214,10 @@ Action add_serve_command(CLI::App& app) {
                       "Engines per device, each with its own copy of the model and batch worker: while one runs a "
                       "batch, another prepares or runs the next")
       ->capture_default_str()->check(CLI::Range(1, 16));
+  command->add_option("--batching", arguments->batching,
+                      "in-flight: images join the running batch between decoding steps and leave as their line "
+                      "ends (greedy on the CPU engine; otherwise whole batches); whole: every batch runs to its end")
+      ->capture_default_str()->check(CLI::IsMember({"in-flight", "whole"}));
   command->add_option("--max-wait-ms", arguments->max_wait_ms,
                       "Longest an image waits for its batch to fill")->capture_default_str()->check(CLI::Range(0, 60000));
   command->add_option("--queue-size", service.batching.queue_capacity,

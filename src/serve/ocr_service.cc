@@ -172,10 +172,19 @@ void OcrService::start(std::vector<ServedEngine> engines, GenerationConfig gener
       return results;
     });
   }
+  std::vector<RequestBatcher::StreamOpener> streams;
+  for (const ServedEngine& engine : engines_) {
+    if (!options_.in_flight) break;
+    streams.push_back([recognizer = engine.recognizer](const GenerationConfig& settings, int capacity) {
+      return recognizer->open_stream(settings, capacity);
+    });
+  }
   batcher_ = std::make_unique<RequestBatcher>(
-      std::move(runs), options_.batching, [this](size_t engine, int batch_size, double inference_ms) {
+      std::move(runs), options_.batching,
+      [this](size_t engine, int batch_size, double inference_ms) {
         metrics_.observe_batch(engines_[engine].device, batch_size, inference_ms);
-      });
+      },
+      std::move(streams));
   loaded_ = true;
   ready_ = true;
 }

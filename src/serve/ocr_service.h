@@ -26,6 +26,9 @@ struct ServiceOptions {
   size_t max_images_per_request = 64;
   ImageLimits image_limits;
   BatcherOptions batching;
+  // Lines decoded in flight where the engine can (greedy on the CPU engine so far): an image joins
+  // the running batch at the next decoding step instead of waiting for the whole batch to end.
+  bool in_flight = true;
   // What one request may ask for in its generation settings.
   int max_beams = 8;
   int max_new_tokens = 256;

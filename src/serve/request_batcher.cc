@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
+#include <optional>
 
 #include "common/check.h"
 
@@ -13,9 +15,12 @@ struct RequestBatcher::Request {
   Done done;
 };
 
-RequestBatcher::RequestBatcher(std::vector<Engine> engines, BatcherOptions options, BatchObserver observer)
-    : engines_(std::move(engines)), options_(options), observer_(std::move(observer)) {
+RequestBatcher::RequestBatcher(std::vector<Engine> engines, BatcherOptions options, BatchObserver observer,
+                               std::vector<StreamOpener> streams)
+    : engines_(std::move(engines)), streams_(std::move(streams)), options_(options), observer_(std::move(observer)) {
   if (engines_.empty()) fail("the request batcher needs at least one engine");
+  if (!streams_.empty() && streams_.size() != engines_.size()) fail("the request batcher needs a stream opener per engine");
+  streams_.resize(engines_.size());
   options_.max_batch = std::max(1, options_.max_batch);
   for (size_t engine = 0; engine < engines_.size(); ++engine) workers_.emplace_back([this, engine] { work(engine); });
 }
@@ -94,34 +99,137 @@ std::vector<RequestBatcher::Job> RequestBatcher::next_batch() {
   return batch;
 }
 
+RequestBatcher::Settings RequestBatcher::wait_for_work() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return !queue_.empty() || draining_; });
+  return queue_.empty() ? nullptr : queue_.front().settings;
+}
+
 void RequestBatcher::work(size_t engine) {
-  for (std::vector<Job> batch; !(batch = next_batch()).empty();) {
-    const auto started = Clock::now();
-    std::vector<RgbImage> images;
-    for (Job& job : batch) images.push_back(std::move(job.image));
-    std::vector<Recognition> recognitions;
-    std::string error;
-    try {
-      recognitions = engines_[engine](images, *batch.front().settings);
-      if (recognitions.size() != batch.size()) error = "the engine returned a wrong number of results";
-    } catch (const std::exception& failure) {
-      error = failure.what();
-    }
-    const double inference_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
-    if (observer_) observer_(engine, int(batch.size()), inference_ms);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      Request& request = *batch[i].request;
-      BatchedResult& result = request.results[batch[i].index];
-      if (error.empty()) result.recognition = std::move(recognitions[i]);
-      result.error = error;
-      result.queue_ms = std::chrono::duration<double, std::milli>(started - batch[i].submitted).count();
-      result.inference_ms = inference_ms;
-      result.batch_size = int(batch.size());
-      if (request.remaining.fetch_sub(1) == 1) {
-        const Done done = std::move(request.done);  // and with it what the caller captured
-        done(std::move(request.results));
+  std::unique_ptr<RecognitionStream> stream;  // kept while the settings it was opened for return
+  std::optional<SearchOptions> stream_search;
+  for (Settings oldest; (oldest = wait_for_work());) {
+    if (streams_[engine]) {
+      const SearchOptions search = SearchOptions::from(*oldest);
+      if (!stream_search || !(*stream_search == search)) {
+        stream.reset();
+        stream = streams_[engine](*oldest, options_.max_batch);
+        stream_search = search;
+      }
+      if (stream) {
+        if (!run_in_flight(engine, *stream, search)) stream_search.reset();
+        continue;
       }
     }
+    std::vector<Job> batch = next_batch();
+    if (batch.empty()) return;
+    run_batch(engine, std::move(batch));
+  }
+}
+
+void RequestBatcher::run_batch(size_t engine, std::vector<Job> batch) {
+  const auto started = Clock::now();
+  std::vector<RgbImage> images;
+  for (Job& job : batch) images.push_back(std::move(job.image));
+  std::vector<Recognition> recognitions;
+  std::string error;
+  try {
+    recognitions = engines_[engine](images, *batch.front().settings);
+    if (recognitions.size() != batch.size()) error = "the engine returned a wrong number of results";
+  } catch (const std::exception& failure) {
+    error = failure.what();
+  }
+  const double inference_ms = std::chrono::duration<double, std::milli>(Clock::now() - started).count();
+  if (observer_) observer_(engine, int(batch.size()), inference_ms);
+  for (size_t i = 0; i < batch.size(); ++i) {
+    deliver(batch[i], error.empty() ? std::move(recognitions[i]) : Recognition{}, error, started, inference_ms,
+            int(batch.size()));
+  }
+}
+
+std::vector<RequestBatcher::Job> RequestBatcher::take_for_lines(const SearchOptions& search, size_t count) {
+  std::vector<Job> taken;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (queue_.empty() || count == 0) return taken;
+  const Job& oldest = queue_.front();
+  if (!(oldest.search == search) && Clock::now() >= oldest.submitted + options_.max_wait) return taken;
+  for (auto job = queue_.begin(); job != queue_.end() && taken.size() < count;) {
+    if (job->search == search) {
+      taken.push_back(std::move(*job));
+      job = queue_.erase(job);
+    } else {
+      ++job;
+    }
+  }
+  return taken;
+}
+
+bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, const SearchOptions& search) {
+  struct Line {
+    Job job;
+    Clock::time_point admitted;
+    int batch_size;  // lines running when it joined, itself included
+  };
+  std::map<int, Line> lines;
+  // A failed call leaves the stream's state unknown: every running line is answered with the
+  // error, and false tells the worker to open a new stream.
+  const auto fail_all = [&](std::vector<Job>& joining, const std::string& error) {
+    const auto now = Clock::now();
+    for (Job& job : joining) deliver(job, {}, error, now, 0.0, int(joining.size()));
+    for (auto& [number, line] : lines) deliver(line.job, {}, error, line.admitted, 0.0, line.batch_size);
+    lines.clear();
+  };
+  for (;;) {
+    std::vector<Job> joining = take_for_lines(search, size_t(stream.capacity() - stream.active()));
+    if (!joining.empty()) {
+      std::vector<RgbImage> images;
+      for (Job& job : joining) images.push_back(std::move(job.image));
+      try {
+        const std::vector<int> numbers = stream.admit(images);
+        const auto now = Clock::now();
+        for (size_t i = 0; i < joining.size(); ++i) {
+          lines.emplace(numbers.at(i), Line{std::move(joining[i]), now, stream.active()});
+        }
+      } catch (const std::exception& failure) {
+        fail_all(joining, failure.what());
+        return false;
+      }
+    }
+    if (stream.active() == 0) return true;
+    const auto started = Clock::now();
+    std::vector<std::pair<int, Recognition>> ended;
+    try {
+      ended = stream.step();
+    } catch (const std::exception& failure) {
+      std::vector<Job> none;
+      fail_all(none, failure.what());
+      return false;
+    }
+    const auto now = Clock::now();
+    if (!ended.empty() && observer_) {
+      observer_(engine, int(ended.size()), std::chrono::duration<double, std::milli>(now - started).count());
+    }
+    for (auto& [number, recognition] : ended) {
+      Line& line = lines.at(number);
+      deliver(line.job, std::move(recognition), "", line.admitted,
+              std::chrono::duration<double, std::milli>(now - line.admitted).count(), line.batch_size);
+      lines.erase(number);
+    }
+  }
+}
+
+void RequestBatcher::deliver(Job& job, Recognition recognition, const std::string& error, Clock::time_point started,
+                             double inference_ms, int batch_size) {
+  Request& request = *job.request;
+  BatchedResult& result = request.results[job.index];
+  result.recognition = std::move(recognition);
+  result.error = error;
+  result.queue_ms = std::chrono::duration<double, std::milli>(started - job.submitted).count();
+  result.inference_ms = inference_ms;
+  result.batch_size = batch_size;
+  if (request.remaining.fetch_sub(1) == 1) {
+    const Done done = std::move(request.done);  // and with it what the caller captured
+    done(std::move(request.results));
   }
 }
 

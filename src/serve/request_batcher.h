@@ -2,9 +2,14 @@
 // Dynamic batching for the service: images from concurrent requests wait in one bounded queue,
 // and a worker per engine (one per GPU) takes them out in batches, as soon as `max_batch` images
 // with the same generation settings are waiting or the oldest has waited `max_wait`; an engine
-// that is busy leaves the queue to the others. A request whose images do not all fit in the
-// queue is refused at once (the service answers 503) instead of piling up. Nothing waits on a
-// thread: each request's callback gets its results, once its last image is done on any engine.
+// that is busy leaves the queue to the others. An engine that can decode lines in flight (a
+// stream opener that returns a stream for the oldest image's settings) instead takes waiting
+// images with those settings into its running batch between decoding steps, `max_batch` lines
+// at once, and answers each as soon as its line ends; an older image with other settings that
+// has waited `max_wait` stops admissions until the running lines end. A request whose images
+// do not all fit in the queue is refused at once (the service answers 503) instead of piling
+// up. Nothing waits on a thread: each request's callback gets its results, once its last image
+// is done on any engine.
 #include <chrono>
 #include <condition_variable>
 #include <deque>
@@ -38,13 +43,18 @@ class RequestBatcher {
  public:
   using Settings = std::shared_ptr<const GenerationConfig>;
   using Engine = std::function<std::vector<Recognition>(const std::vector<RgbImage>&, const GenerationConfig&)>;
-  // Called once per batch run, for metrics; `engine` indexes the constructor's engines.
+  // In-flight lines for these settings, max_batch at once; nullptr where the engine cannot.
+  using StreamOpener = std::function<std::unique_ptr<RecognitionStream>(const GenerationConfig&, int capacity)>;
+  // Called once per batch run, for metrics; `engine` indexes the constructor's engines. In
+  // flight: once per decoding step in which lines ended, with their number and the step's time.
   using BatchObserver = std::function<void(size_t engine, int batch_size, double inference_ms)>;
   // Called on a worker's thread once all of a request's images are done, in their order.
   using Done = std::function<void(std::vector<BatchedResult>)>;
 
-  // At least one engine; each gets its own worker thread.
-  RequestBatcher(std::vector<Engine> engines, BatcherOptions options, BatchObserver observer = {});
+  // At least one engine; each gets its own worker thread. `streams`: none, or one per engine
+  // (an empty function: that engine runs whole batches only).
+  RequestBatcher(std::vector<Engine> engines, BatcherOptions options, BatchObserver observer = {},
+                 std::vector<StreamOpener> streams = {});
   ~RequestBatcher();  // finishes the queued images first
   RequestBatcher(const RequestBatcher&) = delete;
   RequestBatcher& operator=(const RequestBatcher&) = delete;
@@ -67,10 +77,22 @@ class RequestBatcher {
     size_t index;  // within its request
   };
   void work(size_t engine);
+  // The oldest waiting job's settings, once there is one; nullptr: stop (drained).
+  Settings wait_for_work();
   std::vector<Job> next_batch();
+  void run_batch(size_t engine, std::vector<Job> batch);
+  // Until no line runs and none may join; false: the stream failed (its lines got the error).
+  bool run_in_flight(size_t engine, RecognitionStream& stream, const SearchOptions& search);
+  // Up to `count` waiting jobs with these settings, oldest first; none while an older job with
+  // other settings has waited max_wait (the lines running now end first, then it gets its batch).
+  std::vector<Job> take_for_lines(const SearchOptions& search, size_t count);
   size_t waiting_like(const SearchOptions& search) const;
+  // Hands a job its result, and its request's callback all of them once its last one is in.
+  static void deliver(Job& job, Recognition recognition, const std::string& error, Clock::time_point started,
+                      double inference_ms, int batch_size);
 
   std::vector<Engine> engines_;
+  std::vector<StreamOpener> streams_;
   BatcherOptions options_;
   BatchObserver observer_;
   mutable std::mutex mutex_;

@@ -3,6 +3,8 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
+#include <map>
 #include <optional>
 #include <stdexcept>
 
@@ -189,6 +191,121 @@ TEST(RequestBatcher, ARequestSpreadOverEnginesIsAnsweredOnceInOrder) {
     }
   }
   EXPECT_EQ(images_run, 40u);
+}
+
+// A stand-in for in-flight lines: an image of width w ends after w steps of 1 ms; its text says
+// the step it ended at. Greedy settings only (the opener refuses others, as the CPU engine does).
+struct CountingStream : RecognitionStream {
+  explicit CountingStream(int lines, std::atomic<int>* most_active, bool fail_at_step_3 = false)
+      : capacity_(lines), most_active_(most_active), fail_at_step_3_(fail_at_step_3) {}
+  int capacity() const override { return capacity_; }
+  int active() const override { return static_cast<int>(remaining_.size()); }
+  std::vector<int> admit(const std::vector<RgbImage>& images) override {
+    if (active() + static_cast<int>(images.size()) > capacity_) throw std::runtime_error("over capacity");
+    std::vector<int> lines;
+    for (const RgbImage& image : images) {
+      lines.push_back(next_line_++);
+      remaining_[lines.back()] = image.width;
+    }
+    *most_active_ = std::max(most_active_->load(), active());
+    return lines;
+  }
+  std::vector<std::pair<int, Recognition>> step() override {
+    std::this_thread::sleep_for(1ms);
+    if (fail_at_step_3_ && ++steps_ == 3) throw std::runtime_error("stream lost");
+    ++step_;
+    std::vector<std::pair<int, Recognition>> ended;
+    for (auto line = remaining_.begin(); line != remaining_.end();) {
+      if (--line->second > 0) {
+        ++line;
+        continue;
+      }
+      Recognition recognition;
+      recognition.candidates.push_back(TextCandidate{"step " + std::to_string(step_), {}, 0, 0, 0});
+      ended.emplace_back(line->first, recognition);
+      line = remaining_.erase(line);
+    }
+    return ended;
+  }
+  int capacity_;
+  std::atomic<int>* most_active_;
+  bool fail_at_step_3_;
+  std::map<int, int> remaining_;
+  int next_line_ = 0, step_ = 0, steps_ = 0;
+};
+
+RequestBatcher::StreamOpener counting_streams(std::atomic<int>* most_active, std::atomic<int>* opened = nullptr,
+                                              bool fail_at_step_3 = false) {
+  return [=](const GenerationConfig& settings, int capacity) -> std::unique_ptr<RecognitionStream> {
+    if (settings.num_beams != 1) return nullptr;
+    if (opened) ++*opened;
+    return std::make_unique<CountingStream>(capacity, most_active, fail_at_step_3 && (!opened || *opened == 1));
+  };
+}
+
+int ended_at(const BatchedResult& result) {
+  return std::stoi(result.recognition.best().text.substr(5));
+}
+
+// An image that arrives while a long line runs joins it at once and is answered when its own
+// line ends, long before the long one; max_batch lines run at most.
+TEST(RequestBatcherInFlight, ALateImageJoinsTheRunningLinesAndLeavesWhenItsLineEnds) {
+  RecordingEngine engine;
+  std::atomic<int> most_active{0};
+  RequestBatcher batcher({engine.engine()}, {2, 10s, 100}, {}, {counting_streams(&most_active)});
+  auto long_line = submit(batcher, images({300}));
+  ASSERT_TRUE(long_line);
+  std::this_thread::sleep_for(20ms);
+  auto short_lines = submit(batcher, images({2, 3, 4}));
+  ASSERT_TRUE(short_lines);
+  const auto shorts = short_lines->get();
+  EXPECT_EQ(long_line->wait_for(0ms), std::future_status::timeout) << "the late images waited for the long line";
+  const auto long_result = long_line->get();
+  EXPECT_EQ(ended_at(long_result[0]), 300);
+  for (const BatchedResult& result : shorts) {
+    EXPECT_TRUE(result.error.empty()) << result.error;
+    EXPECT_LT(ended_at(result), 300);
+  }
+  // Two lines at once: the three late images took the second line in turn.
+  EXPECT_EQ(most_active, 2);
+  EXPECT_LT(ended_at(shorts[0]), ended_at(shorts[1]));
+  EXPECT_LT(ended_at(shorts[1]), ended_at(shorts[2]));
+  EXPECT_TRUE(engine.batches.empty()) << "greedy images went to whole batches";
+}
+
+// Settings the stream refuses (beam search here) run as whole batches on the same worker; an
+// older image with such settings that has waited max_wait gets its batch before newer greedy
+// images join.
+TEST(RequestBatcherInFlight, OtherSettingsRunAsWholeBatchesAndAreNotStarved) {
+  RecordingEngine engine;
+  std::atomic<int> most_active{0};
+  RequestBatcher batcher({engine.engine()}, {4, 5ms, 100}, {}, {counting_streams(&most_active)});
+  auto long_line = submit(batcher, images({200}), beams(1));
+  std::this_thread::sleep_for(10ms);
+  auto beam = submit(batcher, images({7}), beams(4));
+  std::this_thread::sleep_for(20ms);  // the beam image has waited max_wait: greedy admissions stop
+  auto late_greedy = submit(batcher, images({5}), beams(1));
+  ASSERT_TRUE(long_line && beam && late_greedy);
+  EXPECT_EQ(beam->get()[0].recognition.best().text, "7");
+  EXPECT_EQ(ended_at(late_greedy->get()[0]), 5) << "it joined a fresh stream after the beam batch";
+  EXPECT_EQ(ended_at(long_line->get()[0]), 200);
+  ASSERT_EQ(engine.batches.size(), 1u);
+  EXPECT_EQ(engine.batches[0], (std::vector<int>{3007}));
+}
+
+// A failing stream answers each of its lines with the error; the worker opens a new one for the
+// next images.
+TEST(RequestBatcherInFlight, AStreamFailureReachesEveryLineAndTheNextStreamServes) {
+  RecordingEngine engine;
+  std::atomic<int> most_active{0}, opened{0};
+  RequestBatcher batcher({engine.engine()}, {4, 10s, 100}, {}, {counting_streams(&most_active, &opened, true)});
+  auto doomed = submit(batcher, images({10, 20}));
+  ASSERT_TRUE(doomed);
+  for (const BatchedResult& result : doomed->get()) EXPECT_EQ(result.error, "stream lost");
+  auto next = submit(batcher, images({2}));
+  ASSERT_TRUE(next);
+  EXPECT_TRUE(next->get()[0].error.empty());
+  EXPECT_EQ(opened, 2);
 }
 
 }  // namespace
