@@ -147,12 +147,23 @@ void RequestBatcher::run_batch(size_t engine, std::vector<Job> batch) {
   }
 }
 
-std::vector<RequestBatcher::Job> RequestBatcher::take_for_lines(const SearchOptions& search, size_t count) {
+std::vector<RequestBatcher::Job> RequestBatcher::take_for_lines(const SearchOptions& search, size_t count,
+                                                                bool wait) {
   std::vector<Job> taken;
-  std::lock_guard<std::mutex> lock(mutex_);
-  if (queue_.empty() || count == 0) return taken;
-  const Job& oldest = queue_.front();
-  if (!(oldest.search == search) && Clock::now() >= oldest.submitted + options_.max_wait) return taken;
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (count == 0) return taken;
+  for (;;) {
+    const auto oldest_like = std::find_if(queue_.begin(), queue_.end(), [&](const Job& job) { return job.search == search; });
+    if (oldest_like == queue_.end()) return taken;
+    const Job& oldest = queue_.front();
+    if (!(oldest.search == search) && Clock::now() >= oldest.submitted + options_.max_wait) return taken;
+    // As for whole batches: the new lines' encoder pass runs once for as many images as can
+    // join, or once the oldest of them has waited max_wait.
+    const auto deadline = oldest_like->submitted + options_.max_wait;
+    if (draining_ || waiting_like(search) >= count || Clock::now() >= deadline) break;
+    if (!wait) return taken;
+    changed_.wait_until(lock, deadline);
+  }
   for (auto job = queue_.begin(); job != queue_.end() && taken.size() < count;) {
     if (job->search == search) {
       taken.push_back(std::move(*job));
@@ -180,7 +191,8 @@ bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, con
     lines.clear();
   };
   for (;;) {
-    std::vector<Job> joining = take_for_lines(search, size_t(stream.capacity() - stream.active()));
+    std::vector<Job> joining =
+        take_for_lines(search, size_t(stream.capacity() - stream.active()), /*wait=*/stream.active() == 0);
     if (!joining.empty()) {
       std::vector<RgbImage> images;
       for (Job& job : joining) images.push_back(std::move(job.image));

@@ -4,8 +4,9 @@
 // with the same generation settings are waiting or the oldest has waited `max_wait`; an engine
 // that is busy leaves the queue to the others. An engine that can decode lines in flight (a
 // stream opener that returns a stream for the oldest image's settings) instead takes waiting
-// images with those settings into its running batch between decoding steps, `max_batch` lines
-// at once, and answers each as soon as its line ends; an older image with other settings that
+// images with those settings into its running batch between decoding steps (as many as lines are
+// free, or fewer once the oldest has waited `max_wait`), `max_batch` lines at once, and answers
+// each as soon as its line ends; an older image with other settings that
 // has waited `max_wait` stops admissions until the running lines end. A request whose images
 // do not all fit in the queue is refused at once (the service answers 503) instead of piling
 // up. Nothing waits on a thread: each request's callback gets its results, once its last image
@@ -83,9 +84,11 @@ class RequestBatcher {
   void run_batch(size_t engine, std::vector<Job> batch);
   // Until no line runs and none may join; false: the stream failed (its lines got the error).
   bool run_in_flight(size_t engine, RecognitionStream& stream, const SearchOptions& search);
-  // Up to `count` waiting jobs with these settings, oldest first; none while an older job with
-  // other settings has waited max_wait (the lines running now end first, then it gets its batch).
-  std::vector<Job> take_for_lines(const SearchOptions& search, size_t count);
+  // Up to `count` waiting jobs with these settings, oldest first, once `count` wait or the oldest
+  // of them has waited max_wait (with `wait`, until then; else none yet); none while an older
+  // job with other settings has waited max_wait (the running lines end first, then it gets its
+  // batch).
+  std::vector<Job> take_for_lines(const SearchOptions& search, size_t count, bool wait);
   size_t waiting_like(const SearchOptions& search) const;
   // Hands a job its result, and its request's callback all of them once its last one is in.
   static void deliver(Job& job, Recognition recognition, const std::string& error, Clock::time_point started,

@@ -252,7 +252,7 @@ int ended_at(const BatchedResult& result) {
 TEST(RequestBatcherInFlight, ALateImageJoinsTheRunningLinesAndLeavesWhenItsLineEnds) {
   RecordingEngine engine;
   std::atomic<int> most_active{0};
-  RequestBatcher batcher({engine.engine()}, {2, 10s, 100}, {}, {counting_streams(&most_active)});
+  RequestBatcher batcher({engine.engine()}, {2, 5ms, 100}, {}, {counting_streams(&most_active)});
   auto long_line = submit(batcher, images({300}));
   ASSERT_TRUE(long_line);
   std::this_thread::sleep_for(20ms);
@@ -298,7 +298,7 @@ TEST(RequestBatcherInFlight, OtherSettingsRunAsWholeBatchesAndAreNotStarved) {
 TEST(RequestBatcherInFlight, AStreamFailureReachesEveryLineAndTheNextStreamServes) {
   RecordingEngine engine;
   std::atomic<int> most_active{0}, opened{0};
-  RequestBatcher batcher({engine.engine()}, {4, 10s, 100}, {}, {counting_streams(&most_active, &opened, true)});
+  RequestBatcher batcher({engine.engine()}, {4, 5ms, 100}, {}, {counting_streams(&most_active, &opened, true)});
   auto doomed = submit(batcher, images({10, 20}));
   ASSERT_TRUE(doomed);
   for (const BatchedResult& result : doomed->get()) EXPECT_EQ(result.error, "stream lost");
