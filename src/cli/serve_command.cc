@@ -33,7 +33,7 @@ struct ServeArguments {
   ServiceOptions service;
   int max_wait_ms = 5;
   int instances = 1;  // engines per device
-  std::string batching = "in-flight";
+  std::string batching = "whole";
   int max_request_mb = 32;
   int max_header_kb = 16;
   double idle_timeout_s = 60, header_timeout_s = 10, body_timeout_s = 60;

@@ -28,7 +28,9 @@ struct ServiceOptions {
   BatcherOptions batching;
   // Lines decoded in flight where the engine can (greedy on the CPU engine so far): an image joins
   // the running batch at the next decoding step instead of waiting for the whole batch to end.
-  bool in_flight = true;
+  // Off by default: on the CPU engine it measured no faster than whole batches, with a longer
+  // tail (docs/REPORT.md sec. 5); the GPU engine, where it should pay, has no streams yet.
+  bool in_flight = false;
   // What one request may ask for in its generation settings.
   int max_beams = 8;
   int max_new_tokens = 256;

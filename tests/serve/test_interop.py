@@ -209,3 +209,25 @@ def test_two_instances_share_the_queue_and_give_hf_texts(cli):
             assert status == 200 and body["results"][0]["text"] == expected_text(name), name
         metrics = running.request("GET", "/metrics")[1]
         assert f'trocr_device_images_total{{device="cpu"}} {len(answers)}' in metrics, metrics
+
+
+def test_in_flight_batching_gives_hf_texts(cli):
+    """`--batching in-flight`: greedy lines join the running batch between decoding steps; each
+    concurrent client gets HF's greedy text (the golden model's own settings are beam search,
+    which still runs in whole batches beside them)."""
+    import concurrent.futures
+    names = sorted(GOLDEN["images"])
+    greedy = generate_cases()["greedy"]
+    with serving(cli, "--batching", "in-flight", "--max-batch", "3", "--max-wait-ms", "2") as running:
+
+        def client(job):
+            name, case = job
+            parameters = greedy if case == "greedy" else {}
+            return job, running.post_json("/v1/recognize", {"image": image_base64(name), "parameters": parameters})
+        jobs = [(name, case) for name in names for case in ("greedy", "checkpoint_default")] * 2
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(client, jobs))
+        for (name, case), (status, body, _) in answers:
+            assert status == 200 and body["results"][0]["text"] == expected_text(name, case), (name, case)
+        metrics = running.request("GET", "/metrics")[1]
+        assert f'trocr_device_images_total{{device="cpu"}} {len(answers)}' in metrics, metrics
