@@ -2,7 +2,9 @@
 // clients (each sends its next request when the last is answered, over one keep-alive connection)
 // against a running `trocr serve`. Per concurrency: images/s, latency p50/p90/p99 and status
 // codes; with --memory-every-s, the server's resident memory read from /metrics during the run
-// (the soak test).
+// (the soak test). With --rate 20,40 instead: open-loop arrivals (Poisson, that many requests per
+// second), each request's latency counted from when it was due, so that a slow server cannot
+// slow the arrivals down and hide its queue.
 #include <fmt/format.h>
 #include <httplib.h>
 
@@ -13,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <mutex>
+#include <random>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -28,6 +31,7 @@ struct LoadTestArguments {
   std::vector<std::string> images;
   std::string name = "load";
   std::vector<int> concurrency = {1, 8, 32};
+  std::vector<double> rates;  // open loop instead: requests per second, one run each
   double seconds = 10;
   int images_per_request = 1;
   double memory_every_s = 0;
@@ -54,8 +58,10 @@ double server_resident_bytes(const std::string& url) {
 
 // Client c sends bodies[c], bodies[c + 1], ... in turn, so that mixed images (lines of different
 // lengths) are in flight at every moment.
+// Closed loop (rate 0): `clients` senders, each sending when its last answer came. Open loop: the
+// requests are due at Poisson times of `rate` per second, sent by up to `clients` connections.
 nlohmann::json run_level(const LoadTestArguments& arguments, const std::vector<std::string>& bodies,
-                         const std::string& content_type, int clients) {
+                         const std::string& content_type, int clients, double rate = 0) {
   std::atomic<bool> stop{false};
   std::mutex mutex;
   std::vector<double> latencies_ms;
@@ -63,6 +69,15 @@ nlohmann::json run_level(const LoadTestArguments& arguments, const std::vector<s
   uint64_t transport_errors = 0;
   std::vector<std::thread> threads;
   const auto start = Clock::now();
+  std::vector<Clock::time_point> due;  // open loop: when each request is due
+  if (rate > 0) {
+    std::mt19937_64 generator(1);
+    std::exponential_distribution<double> gap(rate);
+    for (double t = gap(generator); t < arguments.seconds; t += gap(generator)) {
+      due.push_back(start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(t)));
+    }
+  }
+  std::atomic<size_t> next_due{0};
   for (int c = 0; c < clients; ++c) {
     threads.emplace_back([&, c] {
       httplib::Client client(arguments.url);
@@ -74,7 +89,13 @@ nlohmann::json run_level(const LoadTestArguments& arguments, const std::vector<s
       std::map<int, uint64_t> my_statuses;
       uint64_t my_errors = 0;
       while (!stop) {
-        const auto sent = Clock::now();
+        auto sent = Clock::now();
+        if (rate > 0) {
+          const size_t index = next_due++;
+          if (index >= due.size()) break;
+          std::this_thread::sleep_until(due[index]);
+          sent = due[index];  // late sends count their lateness
+        }
         const auto response = client.Post("/v1/recognize", bodies[next++ % bodies.size()], content_type.c_str());
         const double ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
         if (!response) {
@@ -101,13 +122,15 @@ nlohmann::json run_level(const LoadTestArguments& arguments, const std::vector<s
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  stop = true;
+  if (rate == 0) stop = true;  // open loop: every due request is sent and answered
   for (auto& thread : threads) thread.join();
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   const double images_per_s = latencies_ms.size() * arguments.images_per_request / elapsed;
   nlohmann::json record = {{"engine", "trocr-rt serve"},
                            {"name", arguments.name},
                            {"concurrency", clients},
+                           {"mode", rate > 0 ? "open" : "closed"},
+                           {"rate", rate},
                            {"images_per_request", arguments.images_per_request},
                            {"seconds", elapsed},
                            {"ok_requests", latencies_ms.size()},
@@ -118,7 +141,8 @@ nlohmann::json run_level(const LoadTestArguments& arguments, const std::vector<s
                            {"transport_errors", transport_errors}};
   for (const auto& [status, count] : statuses) record["statuses"][std::to_string(status)] = count;
   if (!memory.empty()) record["server_memory"] = memory;
-  fmt::print("{:>11} {:>10.1f} {:>9.2f} {:>9.2f} {:>9.2f} {:>8} {}\n", clients, images_per_s, record["p50_ms"].get<double>(),
+  fmt::print("{:>11} {:>10.1f} {:>9.2f} {:>9.2f} {:>9.2f} {:>8} {}\n",
+             rate > 0 ? fmt::format("{:g}/s", rate) : std::to_string(clients), images_per_s, record["p50_ms"].get<double>(),
              record["p90_ms"].get<double>(), record["p99_ms"].get<double>(), latencies_ms.size(),
              record.contains("statuses") ? record["statuses"].dump() : "{}");
   std::fflush(stdout);
@@ -144,10 +168,16 @@ int run(const LoadTestArguments& arguments) {
     bodies.push_back(body + "--" + boundary + "--\r\n");
   }
   if (server_resident_bytes(arguments.url) < 0) fail("{}: no trocr serve answers /metrics there", arguments.url);
-  fmt::print("{:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {}\n", "concurrency", "images/s", "p50 ms", "p90 ms", "p99 ms",
-             "requests", "statuses");
+  fmt::print("{:>11} {:>10} {:>9} {:>9} {:>9} {:>8} {}\n", arguments.rates.empty() ? "concurrency" : "rate",
+             "images/s", "p50 ms", "p90 ms", "p99 ms", "requests", "statuses");
   nlohmann::json records = nlohmann::json::array();
-  for (int clients : arguments.concurrency) records.push_back(run_level(arguments, bodies, content_type, clients));
+  if (!arguments.rates.empty()) {
+    // Enough connections that a request is not held back by the sender; within the server's
+    // default per-client limit.
+    for (double rate : arguments.rates) records.push_back(run_level(arguments, bodies, content_type, 200, rate));
+  } else {
+    for (int clients : arguments.concurrency) records.push_back(run_level(arguments, bodies, content_type, clients));
+  }
   if (!arguments.json_path.empty()) {
     std::ofstream file(arguments.json_path);
     if (!(file << records.dump(1) << "\n")) fail("{}: cannot write", arguments.json_path);
@@ -158,7 +188,7 @@ int run(const LoadTestArguments& arguments) {
 }  // namespace
 
 Action add_load_test_command(CLI::App& app) {
-  auto* command = app.add_subcommand("load-test", "Closed-loop load against a running trocr serve");
+  auto* command = app.add_subcommand("load-test", "Closed- or open-loop load against a running trocr serve");
   auto arguments = std::make_shared<LoadTestArguments>();
   command->add_option("--url", arguments->url, "The server")->capture_default_str();
   command->add_option("--image", arguments->images,
@@ -167,6 +197,10 @@ Action add_load_test_command(CLI::App& app) {
   command->add_option("--name", arguments->name, "Name for the records")->capture_default_str();
   command->add_option("--concurrency", arguments->concurrency, "Client counts, one run each")
       ->delimiter(',')->capture_default_str();
+  command->add_option("--rate", arguments->rates,
+                      "Open loop instead: requests per second (Poisson arrivals), one run each; latency counts "
+                      "from when a request was due")
+      ->delimiter(',')->check(CLI::Range(0.01, 1e6));
   command->add_option("--seconds", arguments->seconds, "Duration of each run")->capture_default_str()
       ->check(CLI::Range(0.1, 86400.0));
   command->add_option("--images-per-request", arguments->images_per_request, "Images per request (multipart)")
