@@ -34,4 +34,8 @@ class GreedyLine {
   float min_probability_ = 1.0f;
 };
 
+// One step for `lines`: line i's token chosen from logits row i ([lines.size(), vocab]; the
+// processors write into it), one line per thread, then appended.
+void advance_lines(const std::vector<GreedyLine*>& lines, const SearchOptions& options, float* logits, int vocab);
+
 }  // namespace trocr

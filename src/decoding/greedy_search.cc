@@ -31,6 +31,15 @@ bool GreedyLine::finished(const SearchOptions& options) const {
   return (ids_.size() > 1 && ids_.back() == options.eos) || static_cast<int>(ids_.size()) >= options.max_length;
 }
 
+void advance_lines(const std::vector<GreedyLine*>& lines, const SearchOptions& options, float* logits, int vocab) {
+  const int64_t rows = static_cast<int64_t>(lines.size());
+  std::vector<GreedyLine::Choice> chosen(rows);
+  // Rows are independent: each is scored over the vocabulary on its own thread.
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < rows; ++i) chosen[i] = lines[i]->choose(options, logits + i * vocab, vocab);
+  for (int64_t i = 0; i < rows; ++i) lines[i]->append(chosen[i]);
+}
+
 Hypothesis GreedyLine::take_hypothesis() {
   return greedy_hypothesis(std::move(ids_), log_probability_sum_, probability_sum_, min_probability_);
 }
@@ -49,18 +58,17 @@ std::vector<std::vector<Hypothesis>> greedy_search(StepModel& model, int sources
   std::vector<float> logits;
   for (int position = 0; !active.empty(); ++position) {
     std::vector<int> tokens;
-    for (int slot : active) tokens.push_back(lines[slot].ids().back());
+    std::vector<GreedyLine*> stepped;
+    for (int slot : active) {
+      tokens.push_back(lines[slot].ids().back());
+      stepped.push_back(&lines[slot]);
+    }
     logits.resize(active.size() * static_cast<size_t>(vocab));
     model.step(active, tokens, position, logits.data());
-    // Rows are independent: each is scored over the vocabulary on its own thread.
-    const int64_t rows = static_cast<int64_t>(active.size());
-    std::vector<GreedyLine::Choice> chosen(rows);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; ++i) chosen[i] = lines[active[i]].choose(options, logits.data() + i * vocab, vocab);
+    advance_lines(stepped, options, logits.data(), vocab);
     std::vector<int> still_active;
-    for (size_t i = 0; i < active.size(); ++i) {
-      lines[active[i]].append(chosen[i]);
-      if (!lines[active[i]].finished(options)) still_active.push_back(active[i]);
+    for (int slot : active) {
+      if (!lines[slot].finished(options)) still_active.push_back(slot);
     }
     active = std::move(still_active);
   }

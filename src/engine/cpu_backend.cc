@@ -21,6 +21,14 @@ struct Workspace {
   Scratch encoder_states;
 };
 
+// The images' encoder states (last_hidden_state) into `states`.
+const float* encode_into(Scratch& states, const ModelDirectory& model, const float* pixels, int count) {
+  const EncoderConfig& encoder = model.config.encoder;
+  float* values = states.floats(size_t(count) * encoder.sequence_length() * encoder.hidden_size);
+  encode_images(model.weights.encoder, encoder, pixels, count, values);
+  return values;
+}
+
 // In-flight greedy lines on the CPU: one decoder whose slot s holds line s and image s.
 class CpuLineBatch : public LineBatch {
  public:
@@ -42,9 +50,7 @@ class CpuLineBatch : public LineBatch {
     if (count > static_cast<int>(free_.size())) fail("line batch: {} images for {} free lines", count, free_.size());
     if (count <= 0) return {};
     cpu::set_threads(threads_);
-    const EncoderConfig& encoder = model_.config.encoder;
-    float* states = states_.floats(size_t(count) * encoder.sequence_length() * encoder.hidden_size);
-    encode_images(model_.weights.encoder, encoder, pixels, count, states);
+    const float* states = encode_into(states_, model_, pixels, count);
     std::vector<int> slots;
     for (int i = 0; i < count; ++i) {
       slots.push_back(free_.back());
@@ -58,28 +64,26 @@ class CpuLineBatch : public LineBatch {
   std::vector<Ended> step() override {
     cpu::set_threads(threads_);
     std::vector<int> slots, tokens, positions;
+    std::vector<GreedyLine*> stepped;
     for (int s = 0; s < capacity(); ++s) {
       if (!lines_[s]) continue;
       slots.push_back(s);
       tokens.push_back(lines_[s]->ids().back());
       positions.push_back(lines_[s]->position());
+      stepped.push_back(&*lines_[s]);
     }
     if (slots.empty()) return {};
     const int vocab = decoder_.vocab_size();
-    const int64_t rows = static_cast<int64_t>(slots.size());
-    logits_.resize(size_t(rows) * vocab);
+    logits_.resize(slots.size() * size_t(vocab));
     decoder_.step_rows(slots, tokens, positions, logits_.data());
-    std::vector<GreedyLine::Choice> chosen(rows);
-#pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < rows; ++i) chosen[i] = lines_[slots[i]]->choose(options_, logits_.data() + i * vocab, vocab);
+    advance_lines(stepped, options_, logits_.data(), vocab);
     std::vector<Ended> ended;
-    for (int64_t i = 0; i < rows; ++i) {
-      std::optional<GreedyLine>& line = lines_[slots[i]];
-      line->append(chosen[i]);
+    for (int slot : slots) {
+      std::optional<GreedyLine>& line = lines_[slot];
       if (!line->finished(options_)) continue;
-      ended.push_back({slots[i], line->take_hypothesis()});
+      ended.push_back({slot, line->take_hypothesis()});
       line.reset();
-      free_.push_back(slots[i]);
+      free_.push_back(slot);
     }
     return ended;
   }
@@ -127,10 +131,8 @@ class CpuBackend : public Backend {
  private:
   // The images' encoder states into the workspace, and its decoder pointed at them.
   void encode_for_decoder(Workspace& workspace, const float* pixels, int count) const {
-    const EncoderConfig& encoder = model_.config.encoder;
-    float* states = workspace.encoder_states.floats(size_t(count) * encoder.sequence_length() * encoder.hidden_size);
-    encode_images(model_.weights.encoder, encoder, pixels, count, states);
-    workspace.decoder.set_encoder_output(states, count, encoder.sequence_length());
+    const float* states = encode_into(workspace.encoder_states, model_, pixels, count);
+    workspace.decoder.set_encoder_output(states, count, model_.config.encoder.sequence_length());
   }
 
   // OpenMP's thread count belongs to the calling thread: set it on whichever thread calls in.

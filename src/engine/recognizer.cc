@@ -36,8 +36,9 @@ struct Recognizer::Impl {
 
   std::vector<Recognition> recognize_pixels(const float* pixels, int count, const GenerationConfig& generation);
   Recognition to_recognition(std::vector<Hypothesis> hypotheses) const;
-  // Resizes (where the model's preprocessor does) and normalizes images into `pixels`.
-  void preprocess(const RgbImage* images, size_t count, float* pixels) const;
+  // Resizes (where the model's preprocessor does) and normalizes images into `pixels`; errors
+  // name an image by its index in the caller's list, `first` + i.
+  void preprocess(const RgbImage* images, size_t count, size_t first, float* pixels) const;
   class Stream;  // a RecognitionStream over the backend's LineBatch
 
   size_t image_values() const {
@@ -125,7 +126,7 @@ std::vector<Recognition> Recognizer::recognize(const std::vector<RgbImage>& imag
   const auto preprocess = [&](size_t first, Scratch& into) {
     const size_t count = std::min(batch, images.size() - first);
     float* pixels = into.floats(count * values);
-    impl_->preprocess(images.data() + first, count, pixels);
+    impl_->preprocess(images.data() + first, count, first, pixels);
     return pixels;
   };
   std::vector<Recognition> results;
@@ -160,13 +161,13 @@ Recognition Recognizer::Impl::to_recognition(std::vector<Hypothesis> hypotheses)
   return recognition;
 }
 
-void Recognizer::Impl::preprocess(const RgbImage* images, size_t count, float* pixels) const {
+void Recognizer::Impl::preprocess(const RgbImage* images, size_t count, size_t first, float* pixels) const {
   const PreprocessConfig& config = model.preprocess;
   const size_t values = image_values();
   parallel_for(count, [&](size_t i) {
     const RgbImage& image = images[i];
     if (!config.do_resize && size_t(3) * image.width * image.height != values) {
-      fail("recognize: image {} is {}x{}; the model takes {}x{} and its preprocessor does not resize", i,
+      fail("recognize: image {} is {}x{}; the model takes {}x{} and its preprocessor does not resize", first + i,
            image.width, image.height, config.width, config.height);
     }
     preprocess_image(image, config, pixels + i * values);
@@ -184,7 +185,7 @@ class Recognizer::Impl::Stream : public RecognitionStream {
       fail("recognition stream: {} images for {} free lines", images.size(), capacity() - active());
     }
     float* pixels = pixels_.floats(images.size() * impl_.image_values());
-    impl_.preprocess(images.data(), images.size(), pixels);
+    impl_.preprocess(images.data(), images.size(), 0, pixels);
     return lines_->admit(pixels, static_cast<int>(images.size()));
   }
 

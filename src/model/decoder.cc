@@ -122,13 +122,13 @@ void CpuDecoder::step_rows(const std::vector<int>& slots, const std::vector<int>
   ffn_.resize(rows * config.ffn_dim);
   embed(tokens, positions, hidden_.data());
 
-  cpu::AttentionShape self_shape;
-  self_shape.queries = 1;
-  self_shape.heads = config.num_heads;
-  self_shape.head_dim = width / config.num_heads;
-  self_shape.q_stride = self_shape.kv_stride = width;
-  self_shape.scale = 1.0f / std::sqrt(static_cast<float>(self_shape.head_dim));
-  const cpu::AttentionShape cross_shape = self_shape;
+  // Both attentions' head layout; each row says how many keys it reads.
+  cpu::AttentionShape heads;
+  heads.queries = 1;
+  heads.heads = config.num_heads;
+  heads.head_dim = width / config.num_heads;
+  heads.q_stride = heads.kv_stride = width;
+  heads.scale = 1.0f / std::sqrt(static_cast<float>(heads.head_dim));
   const size_t cross_per_layer = static_cast<size_t>(images_) * encoder_sequence_ * width;
   const auto residual = cpu::LinearPostOp::add_to_output();
   std::vector<cpu::QueryRow> attention_rows(rows);
@@ -149,7 +149,7 @@ void CpuDecoder::step_rows(const std::vector<int>& slots, const std::vector<int>
                            cache_row(self_values_, layer_index, slots[i], 0), context_.data() + i * width,
                            positions[i] + 1};
     }
-    cpu::attention_per_row(attention_rows.data(), rows, self_shape);
+    cpu::attention_per_row(attention_rows.data(), rows, heads);
     cpu::linear(context_.data(), rows, layer.self_output, hidden_.data(), residual);
     cpu::layer_norm(hidden_.data(), rows, width, layer.self_attention_layernorm, config.layer_norm_eps,
                     hidden_.data());
@@ -161,7 +161,7 @@ void CpuDecoder::step_rows(const std::vector<int>& slots, const std::vector<int>
       attention_rows[i] = {q_.data() + i * width, cross_keys_.data() + offset, cross_values_.data() + offset,
                            context_.data() + i * width, encoder_sequence_};
     }
-    cpu::attention_per_row(attention_rows.data(), rows, cross_shape);
+    cpu::attention_per_row(attention_rows.data(), rows, heads);
     cpu::linear(context_.data(), rows, layer.cross_output, hidden_.data(), residual);
     cpu::layer_norm(hidden_.data(), rows, width, layer.cross_attention_layernorm, config.layer_norm_eps,
                     hidden_.data());

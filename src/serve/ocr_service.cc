@@ -172,12 +172,13 @@ void OcrService::start(std::vector<ServedEngine> engines, GenerationConfig gener
       return results;
     });
   }
-  std::vector<RequestBatcher::StreamOpener> streams;
-  for (const ServedEngine& engine : engines_) {
-    if (!options_.in_flight) break;
-    streams.push_back([recognizer = engine.recognizer](const GenerationConfig& settings, int capacity) {
-      return recognizer->open_stream(settings, capacity);
-    });
+  std::vector<RequestBatcher::StreamOpener> streams;  // none: whole batches only
+  if (options_.in_flight) {
+    for (const ServedEngine& engine : engines_) {
+      streams.push_back([recognizer = engine.recognizer](const GenerationConfig& settings, int capacity) {
+        return recognizer->open_stream(settings, capacity);
+      });
+    }
   }
   batcher_ = std::make_unique<RequestBatcher>(
       std::move(runs), options_.batching,

@@ -65,6 +65,19 @@ void RequestBatcher::drain() {
   }
 }
 
+std::vector<RequestBatcher::Job> RequestBatcher::take_like(const SearchOptions search, size_t count) {
+  std::vector<Job> taken;
+  for (auto job = queue_.begin(); job != queue_.end() && taken.size() < count;) {
+    if (job->search == search) {
+      taken.push_back(std::move(*job));
+      job = queue_.erase(job);
+    } else {
+      ++job;
+    }
+  }
+  return taken;
+}
+
 size_t RequestBatcher::waiting_like(const SearchOptions& search) const {
   return size_t(std::count_if(queue_.begin(), queue_.end(), [&](const Job& job) { return job.search == search; }));
 }
@@ -85,16 +98,7 @@ std::vector<RequestBatcher::Job> RequestBatcher::next_batch() {
     if (oldest_is_ready()) break;
     changed_.wait_until(lock, queue_.front().submitted + options_.max_wait);
   }
-  const SearchOptions search = queue_.front().search;
-  std::vector<Job> batch;
-  for (auto job = queue_.begin(); job != queue_.end() && batch.size() < size_t(options_.max_batch);) {
-    if (job->search == search) {
-      batch.push_back(std::move(*job));
-      job = queue_.erase(job);
-    } else {
-      ++job;
-    }
-  }
+  std::vector<Job> batch = take_like(queue_.front().search, size_t(options_.max_batch));
   if (!queue_.empty()) changed_.notify_all();  // what is left may be another worker's batch
   return batch;
 }
@@ -149,30 +153,21 @@ void RequestBatcher::run_batch(size_t engine, std::vector<Job> batch) {
 
 std::vector<RequestBatcher::Job> RequestBatcher::take_for_lines(const SearchOptions& search, size_t count,
                                                                 bool wait) {
-  std::vector<Job> taken;
   std::unique_lock<std::mutex> lock(mutex_);
-  if (count == 0) return taken;
+  if (count == 0) return {};
   for (;;) {
     const auto oldest_like = std::find_if(queue_.begin(), queue_.end(), [&](const Job& job) { return job.search == search; });
-    if (oldest_like == queue_.end()) return taken;
+    if (oldest_like == queue_.end()) return {};
     const Job& oldest = queue_.front();
-    if (!(oldest.search == search) && Clock::now() >= oldest.submitted + options_.max_wait) return taken;
+    if (!(oldest.search == search) && Clock::now() >= oldest.submitted + options_.max_wait) return {};
     // As for whole batches: the new lines' encoder pass runs once for as many images as can
     // join, or once the oldest of them has waited max_wait.
     const auto deadline = oldest_like->submitted + options_.max_wait;
     if (draining_ || waiting_like(search) >= count || Clock::now() >= deadline) break;
-    if (!wait) return taken;
+    if (!wait) return {};
     changed_.wait_until(lock, deadline);
   }
-  for (auto job = queue_.begin(); job != queue_.end() && taken.size() < count;) {
-    if (job->search == search) {
-      taken.push_back(std::move(*job));
-      job = queue_.erase(job);
-    } else {
-      ++job;
-    }
-  }
-  return taken;
+  return take_like(search, count);
 }
 
 bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, const SearchOptions& search) {

@@ -89,6 +89,10 @@ class RequestBatcher {
   // job with other settings has waited max_wait (the running lines end first, then it gets its
   // batch).
   std::vector<Job> take_for_lines(const SearchOptions& search, size_t count, bool wait);
+  // Takes up to `count` waiting jobs with these settings out of the queue, oldest first (the
+  // caller holds the lock). By value: the caller may name a queued job's settings, which the
+  // taking erases.
+  std::vector<Job> take_like(SearchOptions search, size_t count);
   size_t waiting_like(const SearchOptions& search) const;
   // Hands a job its result, and its request's callback all of them once its last one is in.
   static void deliver(Job& job, Recognition recognition, const std::string& error, Clock::time_point started,
