@@ -11,6 +11,9 @@
 # build/encoder_products_probe at 16 threads with OpenMP's threads free and bound to cores
 # (OMP_PROC_BIND=close OMP_PLACES=cores), then times that cell with trocr-rt's own binding of its
 # threads (the default) and without (TROCR_BIND_THREADS=0), and HF, alternating over ROUNDS (3) rounds.
+# COMPARE_BINARY=PATH instead times that cell with .device-bin/trocr and the binary at PATH (another
+# build, e.g. a branch's, built like scripts/device_build.sh with TROCR_STATIC_DEPS=ON), and HF,
+# alternating over ROUNDS (4) rounds.
 # Brings back $OUT/cpu.json and $OUT/cpu.log.
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
@@ -47,6 +50,17 @@ if [ "${AFFINITY:-0}" = 1 ]; then
       --beams 1 --repeat 7 --warmup 1 --json /tmp/cpu-affinity-hf-$round.json 2>&1 | grep -v -i warn | tee -a "$log"
   done
 fi
+if [ -n "${COMPARE_BINARY:-}" ]; then
+  for round in $(seq "${ROUNDS:-4}"); do
+    for binary in .device-bin/trocr "$COMPARE_BINARY"; do
+      name=trocr-small-$([ "$binary" = .device-bin/trocr ] && echo base || echo compared)
+      $binary bench -m $models/trocr-small --name $name --device cpu --dtype fp32 --batch 8 --beams 1 --repeat 7 \
+        --warmup 1 --commit "$commit" --json /tmp/cpu-compare-$name-$round.json 2>&1 | tee -a "$log"
+    done
+    python3 python/bench_hf.py --model-dir $models/trocr-small --name trocr-small --device cpu --dtypes fp32 --batches 8 \
+      --beams 1 --repeat 7 --warmup 1 --json /tmp/cpu-compare-hf-$round.json 2>&1 | grep -v -i warn | tee -a "$log"
+  done
+fi
 if [ "${SPLIT:-0}" = 1 ]; then
   for round in $(seq "${ROUNDS:-3}"); do
     for tokens in 1 20; do
@@ -58,7 +72,8 @@ if [ "${SPLIT:-0}" = 1 ]; then
     done
   done
 fi
-[ "${THREAD_SCALING:-0}${SPLIT:-0}${AFFINITY:-0}" = 000 ] && for model in demo trocr-small; do
+only_default=$([ "${THREAD_SCALING:-0}${SPLIT:-0}${AFFINITY:-0}" = 000 ] && [ -z "${COMPARE_BINARY:-}" ] && echo 1 || echo 0)
+[ $only_default = 1 ] && for model in demo trocr-small; do
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
   for dtype in fp32 bf16; do
@@ -70,7 +85,7 @@ fi
 done
 # Peak resident memory of the CPU engine with trocr-base (batch 8, beam 4); the record goes to
 # $out/memory.json.
-[ "${THREAD_SCALING:-0}${SPLIT:-0}${AFFINITY:-0}" = 000 ] && python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
+[ $only_default = 1 ] && python3 bench/measure_memory.py "trocr-base on the CPU, batch 8, beam 4" "$out/memory.json" -- \
   .device-bin/trocr bench -m "$models/trocr-base" --device cpu --dtype fp32 --batch 8 --beams 4 --repeat 1 \
   --warmup 0 2>&1 | tee -a "$log"
 python3 - "$out" "$commit" <<'PY'

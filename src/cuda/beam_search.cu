@@ -17,6 +17,7 @@ struct DeviceBeamSearch<T>::Spec {
   int64_t length_penalty_bits;
   StepShape shape;
   int images, beams, max_length, min_length, no_repeat_ngram_size, eos, early_stopping, never_stop_early;
+  int unused = 0;  // with the shape's five ints, an even count: no padding
 };
 
 template <typename T>
@@ -48,8 +49,8 @@ void DeviceBeamSearch<T>::enqueue(const Spec& spec) {
   DecoderStep<T>& step = self.step_;
   cudaStream_t stream = step.stream();
   const int rows = spec.shape.rows, keep = 2 * spec.beams;
-  gather_last_tokens(self.history_.data(), step.row_slots(), rows, spec.max_length, step.position(), step.tokens(),
-                     stream);
+  gather_last_tokens(self.history_.data(), step.row_slots(), rows, spec.max_length, step.positions(spec.shape),
+                     step.tokens(), stream);
   step.forward(spec.shape);
   BeamTopKParams top_k{rows, self.config_.decoder.vocab_size, keep, self.running_.data(),
                        self.candidate_values_.data(), self.candidate_tokens_.data()};
@@ -75,7 +76,7 @@ void DeviceBeamSearch<T>::enqueue(const Spec& spec) {
   self.caches_.permute({spec.beams, self.parents_.data(), step.row_images(), rows / spec.beams, step.position(), 0,
                         spec.shape.max_keys, self.flags_.data()},
                        stream);
-  advance_position(step.position(), stream);
+  advance_position(step.positions(spec.shape), rows, stream);
 }
 
 template <typename T>

@@ -4,6 +4,9 @@
 // the same decoder step.
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <functional>
+
 #include "common/dtype.h"
 #include "cuda/cuda_weights.h"
 #include "cuda/device_info.h"
@@ -28,6 +31,9 @@ std::vector<float> to_host_floats(const T* values, size_t count, cudaStream_t st
     return result;
   }
 }
+
+template <typename T>
+class CudaLineBatch;
 
 template <typename T>
 class CudaBackend : public Backend {
@@ -106,6 +112,8 @@ class CudaBackend : public Backend {
 
   std::string profile_report() const override { return report_; }
 
+  std::unique_ptr<LineBatch> open_line_batch(const SearchOptions& options, int capacity) override;
+
   // Page-locked and portable (any of the host's GPUs may read it): cudaMemcpyAsync from it is a
   // DMA at PCIe speed; from pageable memory the driver stages it through its own pinned buffer
   // (~0.1 ms per trocr-base image in `trocr serve --profile`, docs/CUDA_ENGINE.md).
@@ -121,6 +129,8 @@ class CudaBackend : public Backend {
   }
 
  private:
+  friend class CudaLineBatch<T>;
+
   // The current device is a thread's: a server calls each GPU's backend from its own thread, but
   // nothing promises that a caller's thread made this backend.
   void use_device() const { TROCR_CUDA_CHECK(cudaSetDevice(device_)); }
@@ -133,9 +143,14 @@ class CudaBackend : public Backend {
     TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
     workspace_.reset();  // its memory first: the new one may need it
     workspace_ = std::make_unique<cuda::Workspace<T>>(*weights_, config_, *gemm_, plan);
-    pixels_[0].resize(size_t(workspace_->encoder.chunk()) * image_values());
-    pixels_[1].resize(size_t(workspace_->encoder.chunk()) * image_values());
+    grow_pixel_buffers(workspace_->encoder.chunk());
     TROCR_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
+  // The upload buffers hold a chunk of the largest encoder that uses them (whole batches' or a
+  // line batch's).
+  void grow_pixel_buffers(int chunk) {
+    for (auto& buffer : pixels_) buffer.grow(size_t(chunk) * image_values());
   }
 
   SearchStrategy& choose_search(const SearchOptions& options) {
@@ -179,9 +194,10 @@ class CudaBackend : public Backend {
   // Pixels go up in pieces of the encoder's chunk on a copy stream, into two alternating
   // buffers, so that one piece uploads while the previous one is encoded (256 trocr-base images
   // are 453 MB of fp32 pixels; PCIe takes tens of milliseconds for that).
-  void encode_on_device(const float* pixels, int count) {
+  void encode_on_device(const float* pixels, int count) { encode_on_device(*workspace_, pixels, count); }
+  void encode_on_device(cuda::Workspace<T>& workspace, const float* pixels, int count) {
     const size_t image_outputs = size_t(config_.encoder.sequence_length()) * config_.encoder.hidden_size;
-    const int piece = workspace_->encoder.chunk();
+    const int piece = workspace.encoder.chunk();
     for (int first = 0, index = 0; first < count; first += piece, ++index) {
       const int images = std::min(piece, count - first);
       cuda::DeviceBuffer<float>& buffer = pixels_[index % 2];
@@ -191,7 +207,7 @@ class CudaBackend : public Backend {
                                        images * image_values() * sizeof(float), cudaMemcpyHostToDevice, copy_stream_));
       TROCR_CUDA_CHECK(cudaEventRecord(uploaded_[index % 2], copy_stream_));
       TROCR_CUDA_CHECK(cudaStreamWaitEvent(stream_, uploaded_[index % 2]));
-      workspace_->encoder.encode(buffer.data(), images, workspace_->states.output() + first * image_outputs);
+      workspace.encoder.encode(buffer.data(), images, workspace.states.output() + first * image_outputs);
       TROCR_CUDA_CHECK(cudaEventRecord(encoded_[index % 2], stream_));
     }
   }
@@ -209,6 +225,94 @@ class CudaBackend : public Backend {
   std::unique_ptr<HostSearch> host_beams_;
   cuda::DeviceBuffer<float> pixels_[2];
 };
+
+// In-flight greedy lines on the GPU (LineBatch): a workspace of their own, planned for `capacity`
+// lines, in which line l decodes image slot l (its cross-attention K/V) in cache slot l at its own
+// position. Admitted images are encoded together, their K/V written into their lines' slots;
+// every step runs the active lines' rows (a graph per row count) and reads the sequences back,
+// so that ended lines leave and their slots take the next images. It shares its backend's stream:
+// one caller at a time, as for generate.
+template <typename T>
+class CudaLineBatch : public LineBatch {
+ public:
+  CudaLineBatch(CudaBackend<T>& backend, const SearchOptions& options, int capacity)
+      : backend_(backend), options_(options), steps_(capacity, -1) {
+    backend_.use_device();
+    workspace_ = std::make_unique<cuda::Workspace<T>>(*backend_.weights_, backend_.config_, *backend_.gemm_,
+                                                      cuda::DecodePlan{capacity, 1, options.max_length});
+    backend_.grow_pixel_buffers(workspace_->encoder.chunk());
+    // Per-layer K/V in every slot: the over-encoder-states form reads all of a batch's images.
+    cross_ = workspace_->step.choose_cross_attention(capacity, /*greedy=*/false);
+    for (int line = capacity - 1; line >= 0; --line) free_.push_back(line);
+    TROCR_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+  ~CudaLineBatch() override {
+    cudaSetDevice(backend_.device_);
+    cudaStreamSynchronize(backend_.stream_);
+  }
+
+  int capacity() const override { return static_cast<int>(steps_.size()); }
+  int active() const override { return capacity() - static_cast<int>(free_.size()); }
+
+  std::vector<int> admit(const float* pixels, int count) override {
+    if (count > static_cast<int>(free_.size())) fail("line batch: {} images for {} free lines", count, free_.size());
+    if (count <= 0) return {};
+    backend_.use_device();
+    std::vector<int> lines(free_.end() - count, free_.end());  // the lowest free lines, ascending
+    std::reverse(lines.begin(), lines.end());
+    free_.resize(free_.size() - count);
+    backend_.encode_on_device(*workspace_, pixels, count);
+    workspace_->states.prepare_slots(lines);
+    workspace_->greedy.start_lines(lines, options_);
+    for (int line : lines) steps_[line] = 0;
+    rows_changed_ = true;
+    return lines;
+  }
+
+  std::vector<Ended> step() override {
+    std::vector<int> lines;
+    for (int line = 0; line < capacity(); ++line) {
+      if (steps_[line] >= 0) lines.push_back(line);
+    }
+    if (lines.empty()) return {};
+    backend_.use_device();
+    if (rows_changed_) {
+      shape_ = workspace_->step.set_rows(lines, lines, options_.max_length, cross_, cuda::RowPositions::PerImage);
+      rows_changed_ = false;
+    }
+    workspace_->greedy.step_lines(shape_, options_);
+    workspace_->greedy.read_lines(states_);
+    std::vector<Ended> ended;
+    for (int line : lines) {
+      // A line of n steps holds n + 1 tokens: it ends at end-of-sequence or at max_length.
+      if (!states_.finished[line] && ++steps_[line] + 1 < options_.max_length) continue;
+      ended.push_back({line, workspace_->greedy.line_hypothesis(states_, line, options_)});
+      steps_[line] = -1;
+      free_.push_back(line);
+      rows_changed_ = true;
+    }
+    // Free lines are taken lowest first, so that admitted images sit in runs of slots.
+    std::sort(free_.begin(), free_.end(), std::greater<int>());
+    return ended;
+  }
+
+ private:
+  CudaBackend<T>& backend_;
+  const SearchOptions options_;
+  std::unique_ptr<cuda::Workspace<T>> workspace_;
+  cuda::CrossAttentionKernel cross_;
+  std::vector<int> steps_;  // by line: steps taken, -1 where free
+  std::vector<int> free_;   // descending: back() is the lowest
+  bool rows_changed_ = true;
+  cuda::StepShape shape_{};
+  typename cuda::DeviceGreedySearch<T>::LineStates states_;
+};
+
+template <typename T>
+std::unique_ptr<LineBatch> CudaBackend<T>::open_line_batch(const SearchOptions& options, int capacity) {
+  if (options.num_beams != 1 || options.num_return_sequences != 1 || capacity < 1) return nullptr;
+  return std::make_unique<CudaLineBatch<T>>(*this, options, capacity);
+}
 
 }  // namespace
 

@@ -2,6 +2,7 @@
 // that reads them, and a cross-attention op that picks its kernel.
 #include "cuda/decoder_step.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/check.h"
@@ -15,7 +16,7 @@ template <typename T>
 DecoderStep<T>::DecoderStep(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm,
                             EncoderStates<T>& states, KvCaches<T>& caches, int max_rows)
     : weights_(weights), config_(config), gemm_(gemm), states_(states), caches_(caches), max_rows_(max_rows),
-      position_(1) {
+      position_(std::max(1, max_rows)) {
   const DecoderConfig& d = config.decoder;
   const size_t rows = max_rows;
   tokens_.resize(rows);
@@ -59,7 +60,7 @@ CrossAttentionKernel DecoderStep<T>::choose_cross_attention(int rows, bool greed
 
 template <typename T>
 StepShape DecoderStep<T>::set_rows(const std::vector<int>& slots, const std::vector<int>& images, int max_keys,
-                                   CrossAttentionKernel cross_attention) {
+                                   CrossAttentionKernel cross_attention, RowPositions positions) {
   const int rows = static_cast<int>(slots.size());
   if (rows > max_rows_ || images.size() != slots.size()) {
     fail("CUDA decoder: {} rows, planned for {}", rows, max_rows_);
@@ -71,7 +72,11 @@ StepShape DecoderStep<T>::set_rows(const std::vector<int>& slots, const std::vec
   row_slots_.assign(slots, stream);
   row_images_.assign(images, stream);
   group_starts_.assign(starts, stream);
-  return StepShape{rows, static_cast<int>(starts.size()) - 1, max_keys, cross_attention};
+  if (positions == RowPositions::PerImage && *std::max_element(images.begin(), images.end()) >= max_rows_) {
+    fail("CUDA decoder: image {} has no position, planned for {}", *std::max_element(images.begin(), images.end()),
+         max_rows_);
+  }
+  return StepShape{rows, static_cast<int>(starts.size()) - 1, max_keys, cross_attention, positions};
 }
 
 template <typename T>
@@ -79,7 +84,8 @@ void DecoderStep<T>::forward(const StepShape& shape) {
   const DecoderConfig& d = config_.decoder;
   const int rows = shape.rows, width = d.d_model, heads = d.num_heads, dim = width / heads;
   cudaStream_t stream = gemm_.stream();
-  EmbeddingParams embedding{tokens_.data(), position_.data(), rows, width,
+  const StepPositions row_positions = positions(shape);
+  EmbeddingParams embedding{tokens_.data(), row_positions, rows, width,
                             d.scale_embedding ? std::sqrt(static_cast<float>(width)) : 1.0f,
                             d.use_learned_position_embeddings, config_.tokens.pad,
                             weights_.embedding_norm.gamma.empty() ? nullptr : weights_.embedding_norm.gamma.data(),
@@ -88,10 +94,10 @@ void DecoderStep<T>::forward(const StepShape& shape) {
   decoder_embedding<T>(embedding, weights_.embed_tokens.data(), weights_.decoder_positions.data(), hidden_.data(),
                        stream);
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  const int positions = caches_.positions();
+  const int cache_positions = caches_.positions();
   DecodeAttentionParams self{attention_scratch_.data(), shape.max_keys, rows, heads, dim, scale,
-                             3 * int64_t(width), row_slots_.data(), int64_t(positions) * width,
-                             width, 0, position_.data(), 3 * int64_t(width)};
+                             3 * int64_t(width), row_slots_.data(), int64_t(cache_positions) * width,
+                             width, 0, row_positions, 3 * int64_t(width)};
   // Post-LN residual stream: each sublayer's LayerNorm(residual + delta) is left pending and
   // applied by the linear that reads it (one kernel for a few rows). The stream alternates
   // between two buffers, since the normalized rows are written while the old ones are read.
@@ -164,7 +170,7 @@ void DecoderStep<T>::cross_attention(int layer, const StepShape& shape) {
     }
     case CrossAttentionKernel::Chunked: {
       const DecodeAttentionParams chunked{attention_scratch_.data(), sequence, shape.rows, heads, dim, scale, width,
-                                          row_images_.data(), image_stride, key_stride, sequence, nullptr, 0};
+                                          row_images_.data(), image_stride, key_stride, sequence, {}, 0};
       decode_attention<T>(chunked, query_.data(), const_cast<T*>(keys), const_cast<T*>(keys + width), nullptr,
                           nullptr, context_.data(), stream);
       return;

@@ -10,10 +10,16 @@
 #include "cuda/encoder_states.h"
 #include "cuda/gemm.h"
 #include "cuda/kernel_choice.h"
+#include "cuda/kernels/kernels.h"
 #include "cuda/kv_caches.h"
 #include "trocr/config.h"
 
 namespace trocr::cuda {
+
+// Whether a step's rows share one position (a whole batch in step: beam search, the host-driven
+// decoder) or each row stands at its image's own (greedy search, whose lines may join a running
+// batch at any step).
+enum class RowPositions { Shared, PerImage };
 
 // What a step's launches depend on besides the step's fixed buffers: part of every step spec
 // (step_graphs.h).
@@ -22,6 +28,7 @@ struct StepShape {
   int groups;    // runs of consecutive rows with the same image (the grouped cross-attention's)
   int max_keys;  // the most positions any row's self-attention reads in this search
   CrossAttentionKernel cross_attention;
+  RowPositions positions;
 };
 
 template <typename T>
@@ -35,10 +42,14 @@ class DecoderStep {
   // Row r reads cache slot slots[r] and image images[r] (uploaded on the stream). Returns the
   // shape for the next steps, which read `max_keys` positions at most.
   StepShape set_rows(const std::vector<int>& slots, const std::vector<int>& images, int max_keys,
-                     CrossAttentionKernel cross_attention);
-  // The rows' input tokens and the step's position (tokens before it), read on the device.
+                     CrossAttentionKernel cross_attention, RowPositions positions = RowPositions::Shared);
+  // The rows' input tokens and positions (tokens before them), read on the device: the shared
+  // position is position()[0]; per image, image i's is position()[i].
   int* tokens() { return tokens_.data(); }
   int* position() { return position_.data(); }
+  StepPositions positions(const StepShape& shape) {
+    return {position_.data(), shape.positions == RowPositions::PerImage ? row_images_.data() : nullptr};
+  }
   const int* row_slots() const { return row_slots_.data(); }
   const int* row_images() const { return row_images_.data(); }
   // Runs the decoder for the rows of `shape`: logits() then holds [rows, vocab] fp32, and each

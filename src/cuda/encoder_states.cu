@@ -1,5 +1,7 @@
 #include "cuda/encoder_states.h"
 
+#include <algorithm>
+
 #include "common/check.h"
 #include "cuda/dtype_traits.h"
 #include "cuda/linear.h"
@@ -22,6 +24,28 @@ void EncoderStates<T>::prepare(int images, bool key_values) {
   const int rows = images * config_.encoder.sequence_length();
   if (weights_.encoder_to_decoder) linear(gemm_, output_.data(), rows, *weights_.encoder_to_decoder, projected_.data());
   if (key_values) linear(gemm_, states(), rows, weights_.cross_key_values, key_values_.data());
+}
+
+template <typename T>
+void EncoderStates<T>::prepare_slots(const std::vector<int>& slots) {
+  const int count = static_cast<int>(slots.size());
+  if (count == 0) return;
+  if (count > max_images_ || !std::is_sorted(slots.begin(), slots.end()) || slots.front() < 0 ||
+      slots.back() >= max_images_) {
+    fail("CUDA decoder: {} images into slots up to {}, planned for {}", count, slots.back(), max_images_);
+  }
+  const int sequence = config_.encoder.sequence_length();
+  if (weights_.encoder_to_decoder) {
+    linear(gemm_, output_.data(), count * sequence, *weights_.encoder_to_decoder, projected_.data());
+  }
+  const int64_t state_width = weights_.cross_key_values.in, key_value_width = weights_.cross_key_values.out;
+  for (int first = 0; first < count;) {
+    int end = first + 1;
+    while (end < count && slots[end] == slots[end - 1] + 1) ++end;
+    linear(gemm_, states() + int64_t(first) * sequence * state_width, (end - first) * sequence,
+           weights_.cross_key_values, key_values_.data() + int64_t(slots[first]) * sequence * key_value_width);
+    first = end;
+  }
 }
 
 template class EncoderStates<float>;

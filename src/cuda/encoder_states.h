@@ -20,6 +20,10 @@ class EncoderStates {
   // After the encoder has written `images` outputs: the projection, and with key_values the
   // per-layer K/V (the over-encoder-states cross-attention needs none).
   void prepare(int images, bool key_values);
+  // Lines in flight: after the encoder has written slots.size() outputs (at 0, 1, ...), output
+  // i's K/V go to image slot slots[i] (ascending; a run of consecutive slots is one product).
+  // Only the per-layer K/V are kept per slot: the outputs are the next admission's staging.
+  void prepare_slots(const std::vector<int>& slots);
 
   // [images * sequence, cross width]: the (projected) encoder output.
   const T* states() const { return projected_.empty() ? output_.data() : projected_.data(); }

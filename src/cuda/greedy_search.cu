@@ -14,8 +14,7 @@ template <typename T>
 struct DeviceGreedySearch<T>::Spec {
   DeviceGreedySearch<T>* search;
   StepShape shape;
-  int max_length, min_length, no_repeat_ngram_size, eos, pad;
-  int unused = 0;  // an even count of ints: no padding
+  int max_length, min_length, no_repeat_ngram_size, eos, pad;  // with the shape's five: no padding
 };
 
 template <typename T>
@@ -30,15 +29,24 @@ void DeviceGreedySearch<T>::enqueue(const Spec& spec) {
   DeviceGreedySearch<T>& self = *spec.search;
   DecoderStep<T>& step = self.step_;
   cudaStream_t stream = step.stream();
+  const StepPositions positions = step.positions(spec.shape);
   const GreedyParams params{spec.shape.rows, step.row_images(), self.config_.decoder.vocab_size, spec.max_length,
-                            spec.min_length, spec.eos, spec.pad, spec.no_repeat_ngram_size, step.position(),
+                            spec.min_length, spec.eos, spec.pad, spec.no_repeat_ngram_size, positions,
                             self.history_.data(), self.finished_.data(), self.sum_log_probability_.data(),
                             self.sum_probability_.data(), self.min_probability_.data()};
-  gather_last_tokens(self.history_.data(), step.row_images(), spec.shape.rows, spec.max_length, step.position(),
+  gather_last_tokens(self.history_.data(), step.row_images(), spec.shape.rows, spec.max_length, positions,
                      step.tokens(), stream);
   step.forward(spec.shape);
   greedy_select(params, step.logits(), stream);
-  advance_position(step.position(), stream);
+  advance_position(positions, spec.shape.rows, stream);
+}
+
+template <typename T>
+typename DeviceGreedySearch<T>::Spec DeviceGreedySearch<T>::spec_for(const StepShape& shape,
+                                                                    const SearchOptions& options) {
+  // The sequences' row stride is the plan's; a search ends its rows at options.max_length.
+  return Spec{this, shape, max_length_, options.min_length, options.no_repeat_ngram_size, options.eos,
+              config_.tokens.pad};
 }
 
 template <typename T>
@@ -47,25 +55,17 @@ Hypotheses DeviceGreedySearch<T>::search(int images, const SearchOptions& option
     fail("CUDA greedy search: {} images of {} tokens, planned for {} of {}", images, options.max_length, max_images_,
          max_length_);
   }
-  const int max_length = options.max_length, pad = config_.tokens.pad;
+  const int max_length = options.max_length;
   cudaStream_t stream = step_.stream();
   const CrossAttentionKernel cross = step_.choose_cross_attention(images, /*greedy=*/true);
   states_.prepare(images, cross != CrossAttentionKernel::OverEncoderStates);
-  std::vector<int> history(size_t(images) * max_length, pad);
-  for (int i = 0; i < images; ++i) history[size_t(i) * max_length] = options.decoder_start;
-  history_.assign(history, stream);
-  finished_.assign(std::vector<int>(images, 0), stream);
-  sum_log_probability_.assign(std::vector<float>(images, 0.0f), stream);
-  sum_probability_.assign(std::vector<float>(images, 0.0f), stream);
-  min_probability_.assign(std::vector<float>(images, 1.0f), stream);
-  TROCR_CUDA_CHECK(cudaMemsetAsync(step_.position(), 0, sizeof(int), stream));
   // Row i decodes image i in cache slot i; when a quarter of the rows have finished, the batch
   // shrinks to the rest (a new graph, for the new row count). The attention over the encoder
   // states reads every image in its row, so it keeps the full batch.
   std::vector<int> active(images);
   for (int i = 0; i < images; ++i) active[i] = i;
-  Spec spec{this, step_.set_rows(active, active, max_length, cross), max_length, options.min_length,
-            options.no_repeat_ngram_size, options.eos, pad};
+  start_lines(active, options);
+  Spec spec = spec_for(step_.set_rows(active, active, max_length, cross, RowPositions::PerImage), options);
   std::vector<int> done(images);
   constexpr int kCheckEvery = 4;
   for (int position = 0; position + 1 < max_length; ++position) {
@@ -77,24 +77,62 @@ Hypotheses DeviceGreedySearch<T>::search(int images, const SearchOptions& option
     if (unfinished.empty()) break;
     if (cross == CrossAttentionKernel::OverEncoderStates || !worth_shrinking(unfinished.size(), active.size())) continue;
     active = std::move(unfinished);
-    spec.shape = step_.set_rows(active, active, max_length, cross);
+    spec.shape = step_.set_rows(active, active, max_length, cross, RowPositions::PerImage);
   }
-  std::vector<float> sum_log(images), sum_probability(images), min_probability(images);
-  history_.copy_to(history, stream);
-  sum_log_probability_.copy_to(sum_log, stream);
-  sum_probability_.copy_to(sum_probability, stream);
-  min_probability_.copy_to(min_probability, stream);
-  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  LineStates states;
+  read_lines(states);
   Hypotheses results(images);
-  for (int i = 0; i < images; ++i) {
-    std::vector<int> ids = {options.decoder_start};
-    for (int t = 1; t < max_length; ++t) {
-      ids.push_back(history[size_t(i) * max_length + t]);
-      if (ids.back() == options.eos) break;
-    }
-    results[i].push_back(greedy_hypothesis(std::move(ids), sum_log[i], sum_probability[i], min_probability[i]));
-  }
+  for (int i = 0; i < images; ++i) results[i].push_back(line_hypothesis(states, i, options));
   return results;
+}
+
+template <typename T>
+void DeviceGreedySearch<T>::start_lines(const std::vector<int>& lines, const SearchOptions& options) {
+  if (lines.empty()) return;
+  if (options.max_length > max_length_ || *std::max_element(lines.begin(), lines.end()) >= max_images_) {
+    fail("CUDA greedy lines: lines up to {} of {} tokens, planned for {} of {}",
+         *std::max_element(lines.begin(), lines.end()), options.max_length, max_images_, max_length_);
+  }
+  cudaStream_t stream = step_.stream();
+  started_lines_.assign(lines, stream);
+  const StartLinesParams params{started_lines_.data(), static_cast<int>(lines.size()), max_length_,
+                                options.decoder_start, config_.tokens.pad, history_.data(), finished_.data(),
+                                sum_log_probability_.data(), sum_probability_.data(), min_probability_.data(),
+                                step_.position()};
+  start_greedy_lines(params, stream);
+}
+
+template <typename T>
+void DeviceGreedySearch<T>::step_lines(const StepShape& shape, const SearchOptions& options) {
+  graphs_.replay(spec_for(shape, options), &DeviceGreedySearch<T>::enqueue);
+}
+
+template <typename T>
+void DeviceGreedySearch<T>::read_lines(LineStates& states) {
+  cudaStream_t stream = step_.stream();
+  states.history.resize(history_.size());
+  states.finished.resize(finished_.size());
+  for (auto* values : {&states.sum_log_probability, &states.sum_probability, &states.min_probability}) {
+    values->resize(max_images_);
+  }
+  history_.copy_to(states.history, stream);
+  finished_.copy_to(states.finished, stream);
+  sum_log_probability_.copy_to(states.sum_log_probability, stream);
+  sum_probability_.copy_to(states.sum_probability, stream);
+  min_probability_.copy_to(states.min_probability, stream);
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
+}
+
+template <typename T>
+Hypothesis DeviceGreedySearch<T>::line_hypothesis(const LineStates& states, int line,
+                                                  const SearchOptions& options) const {
+  std::vector<int> ids = {options.decoder_start};
+  for (int t = 1; t < options.max_length; ++t) {
+    ids.push_back(states.history[size_t(line) * max_length_ + t]);
+    if (ids.back() == options.eos) break;
+  }
+  return greedy_hypothesis(std::move(ids), states.sum_log_probability[line], states.sum_probability[line],
+                           states.min_probability[line]);
 }
 
 template class DeviceGreedySearch<float>;

@@ -1,7 +1,9 @@
 #pragma once
-// Greedy search on the GPU: a decode step and HF's token choice as one replayed CUDA graph, the
-// batch shrinking to the unfinished rows, only the final ids copied back. It owns its state
-// (the sequences and their probability sums), sized once for the plan.
+// Greedy search on the GPU: a decode step and HF's token choice as one replayed CUDA graph, each
+// row at its own sequence's position, only the final ids copied back. It owns its state (the
+// sequences and their probability sums), sized once for the plan. A whole batch (search) shrinks
+// to its unfinished rows as they end; lines in flight (start_lines, step_lines) join and leave
+// between any two steps, each in its own slot.
 #include "cuda/decoder_step.h"
 #include "cuda/step_graphs.h"
 #include "decoding/search.h"
@@ -16,16 +18,31 @@ class DeviceGreedySearch : public SearchStrategy {
   // After the encoder has written `images` outputs into the EncoderStates.
   Hypotheses search(int images, const SearchOptions& options) override;
 
+  // Lines in flight: sequence l decodes image slot l in cache slot l (the caller has written its
+  // cross-attention K/V there). start_lines sets the sequences of newly admitted lines to the
+  // start token at position 0; step_lines runs one step of shape's rows (set_rows of the active
+  // lines, RowPositions::PerImage); read_lines brings every sequence's state to the host (after
+  // a stream sync); line_hypothesis makes line l's answer from it.
+  void start_lines(const std::vector<int>& lines, const SearchOptions& options);
+  void step_lines(const StepShape& shape, const SearchOptions& options);
+  struct LineStates {
+    std::vector<int> history, finished;
+    std::vector<float> sum_log_probability, sum_probability, min_probability;
+  };
+  void read_lines(LineStates& states);
+  Hypothesis line_hypothesis(const LineStates& states, int line, const SearchOptions& options) const;
+
  private:
   struct Spec;
   static void enqueue(const Spec& spec);
+  Spec spec_for(const StepShape& shape, const SearchOptions& options);
 
   DecoderStep<T>& step_;
   EncoderStates<T>& states_;
   StepGraphs& graphs_;
   const ModelConfig& config_;
   int max_images_, max_length_;
-  DeviceBuffer<int> history_, finished_;
+  DeviceBuffer<int> history_, finished_, started_lines_;
   DeviceBuffer<float> sum_log_probability_, sum_probability_, min_probability_;
 };
 

@@ -176,7 +176,8 @@ void Recognizer::Impl::preprocess(const RgbImage* images, size_t count, size_t f
 
 class Recognizer::Impl::Stream : public RecognitionStream {
  public:
-  Stream(const Impl& impl, std::unique_ptr<LineBatch> lines) : impl_(impl), lines_(std::move(lines)) {}
+  Stream(const Impl& impl, std::unique_ptr<LineBatch> lines)
+      : impl_(impl), lines_(std::move(lines)), pixels_(impl.backend->pixel_allocator()) {}
   int capacity() const override { return lines_->capacity(); }
   int active() const override { return lines_->active(); }
 

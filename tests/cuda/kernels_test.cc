@@ -219,33 +219,40 @@ TYPED_TEST(CudaKernels, DecodeAttentionOverCacheAndCrossKeys) {
   auto keys = rounded<T>(random_values(size_t(tables) * max_keys * width, this->generator_));
   auto values = rounded<T>(random_values(size_t(tables) * max_keys * width, this->generator_));
   const float scale = 1.0f / std::sqrt(float(dim));
-  for (bool cache_mode : {false, true}) {
+  // Cross keys; a cache where every row stands at one position; a cache where each row stands at
+  // its own (lines that joined at different steps), read through the rows' sources.
+  for (const char* mode : {"cross", "cache", "cache per row"}) {
+    const bool cache_mode = std::string(mode) != "cross", per_row = std::string(mode) == "cache per row";
     const std::vector<int>& sources = cache_mode ? distinct_sources : shared_sources;
-    const int position = 40, key_count = cache_mode ? position + 1 : max_keys;
+    std::vector<int> positions = {40};
+    if (per_row) positions = {0, 32, 31, 76, 5};  // by table: one key, a chunk's first and last, all keys
+    const auto position_of = [&](int r) { return per_row ? positions[sources[r]] : positions[0]; };
     const auto new_keys = rounded<T>(random_values(size_t(rows) * width, this->generator_));
     const auto new_values = rounded<T>(random_values(size_t(rows) * width, this->generator_));
     auto d_queries = to_device<T>(queries), d_keys = to_device<T>(keys), d_values = to_device<T>(values);
     auto d_new_keys = to_device<T>(new_keys), d_new_values = to_device<T>(new_values);
     DeviceBuffer<int> d_sources, d_position;
     d_sources.upload(sources);
-    d_position.upload(std::vector<int>{position});
+    d_position.upload(positions);
     DeviceBuffer<T> out(size_t(rows) * width);
     DeviceBuffer<float> scratch(cuda::attention_scratch_size(rows, heads, dim, max_keys));
+    cuda::StepPositions step_positions;
+    if (cache_mode) step_positions = {d_position.data(), per_row ? d_sources.data() : nullptr};
     cuda::DecodeAttentionParams params{scratch.data(), max_keys, rows, heads, dim, scale, width, d_sources.data(),
-                                       int64_t(max_keys) * width, width, max_keys,
-                                       cache_mode ? d_position.data() : nullptr, width};
+                                       int64_t(max_keys) * width, width, max_keys, step_positions, width};
     cuda::decode_attention<T>(params, d_queries.data(), d_keys.data(), d_values.data(),
                               d_new_keys.data(), d_new_values.data(), out.data(), nullptr);
     std::vector<float> expected(size_t(rows) * width);
     auto table_keys = keys, table_values = values;
     for (int r = 0; r < rows; ++r) {
       const size_t table = size_t(sources[r]) * max_keys * width;
+      const int position = position_of(r);
       if (cache_mode) {
         std::copy_n(new_keys.begin() + r * width, width, table_keys.begin() + table + size_t(position) * width);
         std::copy_n(new_values.begin() + r * width, width, table_values.begin() + table + size_t(position) * width);
       }
       cpu::AttentionShape shape;
-      shape.keys = key_count;
+      shape.keys = cache_mode ? position + 1 : max_keys;
       shape.heads = heads;
       shape.head_dim = dim;
       shape.q_stride = shape.kv_stride = width;
@@ -253,7 +260,7 @@ TYPED_TEST(CudaKernels, DecodeAttentionOverCacheAndCrossKeys) {
       cpu::attention(queries.data() + r * width, table_keys.data() + table, table_values.data() + table,
                      shape, expected.data() + r * width);
     }
-    EXPECT_LE(relative_error(to_host(out), expected), tolerance<T>() * 2) << (cache_mode ? "cache" : "cross");
+    EXPECT_LE(relative_error(to_host(out), expected), tolerance<T>() * 2) << mode;
   }
 }
 
@@ -399,8 +406,8 @@ TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
   min_probability.upload(std::vector<float>(rows, 1.0f));
   DeviceBuffer<int> d_images;
   d_images.upload(std::vector<int>{0, 1, 2});
-  cuda::GreedyParams params{rows, d_images.data(), vocab, max_length, 8, eos, pad, 2, d_position.data(),
-                            d_history.data(), d_finished.data(), sum_log.data(), sum_probability.data(),
+  cuda::GreedyParams params{rows, d_images.data(), vocab, max_length, 8, eos, pad, 2,
+                            cuda::StepPositions{d_position.data()}, d_history.data(), d_finished.data(), sum_log.data(), sum_probability.data(),
                             min_probability.data()};
   cuda::greedy_select(params, d_logits.data(), nullptr);
   const auto result = d_history.download();
@@ -426,11 +433,67 @@ TEST(CudaDecodingKernels, GreedySelectAppliesProcessorsLikeTheCpu) {
   shrunk.images = d_shrunk.data();
   cuda::greedy_select(shrunk, shrunk_logits.data(), nullptr);
   d_position.upload(std::vector<int>{position + 1});
-  cuda::gather_last_tokens(d_history.data(), d_shrunk.data(), 1, max_length, d_position.data(), d_tokens.data(),
-                           nullptr);
+  cuda::gather_last_tokens(d_history.data(), d_shrunk.data(), 1, max_length, cuda::StepPositions{d_position.data()},
+                           d_tokens.data(), nullptr);
   EXPECT_EQ(d_history.download()[1 * max_length + 5], 8);
   EXPECT_EQ(d_history.download()[0 * max_length + 5], pad) << "sequence 0 is not in the batch";
   EXPECT_EQ(d_tokens.download(), std::vector<int>{8});
+}
+
+// Greedy lines in flight: each row chooses, advances and gathers at its own sequence's position,
+// and lines joining start over in their slot.
+TEST(CudaDecodingKernels, GreedyLinesStepAtTheirOwnPositions) {
+  TROCR_SKIP_WITHOUT_GPU();
+  const int vocab = 50, max_length = 10, eos = 2, pad = 1, start = 0;
+  // Sequence 0 holds 7 tokens (position 6), sequence 1 holds 4 (position 3), sequence 2 is free.
+  std::vector<int> history(3 * max_length, pad);
+  const std::vector<int> prefix0 = {0, 11, 12, 13, 14, 15, 16}, prefix1 = {0, 21, 22, 23};
+  std::copy(prefix0.begin(), prefix0.end(), history.begin());
+  std::copy(prefix1.begin(), prefix1.end(), history.begin() + max_length);
+  std::vector<float> logits(2 * vocab, 0.0f);
+  logits[0 * vocab + 30] = 5.0f;  // row 0 decodes sequence 1
+  logits[1 * vocab + 40] = 5.0f;  // row 1 decodes sequence 0
+  DeviceBuffer<int> d_history, d_finished, d_positions, d_images, d_tokens(2);
+  DeviceBuffer<float> d_logits, sum_log, sum_probability, min_probability;
+  d_history.upload(history);
+  d_finished.upload(std::vector<int>{0, 0, 1});
+  d_positions.upload(std::vector<int>{6, 3, 9});
+  d_images.upload(std::vector<int>{1, 0});
+  d_logits.upload(logits);
+  sum_log.upload(std::vector<float>{-1.0f, -2.0f, -3.0f});
+  sum_probability.upload(std::vector<float>{1.0f, 2.0f, 3.0f});
+  min_probability.upload(std::vector<float>{0.5f, 0.5f, 0.5f});
+  const cuda::StepPositions positions{d_positions.data(), d_images.data()};
+  cuda::GreedyParams params{2, d_images.data(), vocab, max_length, 0, eos, pad, 0, positions, d_history.data(),
+                            d_finished.data(), sum_log.data(), sum_probability.data(), min_probability.data()};
+  cuda::greedy_select(params, d_logits.data(), nullptr);
+  cuda::advance_position(positions, 2, nullptr);
+  cuda::gather_last_tokens(d_history.data(), d_images.data(), 2, max_length, positions, d_tokens.data(), nullptr);
+  const auto after = d_history.download();
+  EXPECT_EQ(after[1 * max_length + 4], 30);
+  EXPECT_EQ(after[0 * max_length + 7], 40);
+  EXPECT_EQ(d_positions.download(), (std::vector<int>{7, 4, 9})) << "the free sequence does not move";
+  EXPECT_EQ(d_tokens.download(), (std::vector<int>{30, 40}));
+  // Sequence 2 and 0 start over (lines admitted into freed slots); sequence 1 keeps its state.
+  DeviceBuffer<int> d_lines;
+  d_lines.upload(std::vector<int>{0, 2});
+  const cuda::StartLinesParams restart{d_lines.data(), 2, max_length, start, pad, d_history.data(), d_finished.data(),
+                                       sum_log.data(), sum_probability.data(), min_probability.data(),
+                                       d_positions.data()};
+  cuda::start_greedy_lines(restart, nullptr);
+  const auto restarted = d_history.download();
+  for (int line : {0, 2}) {
+    std::vector<int> expected(max_length, pad);
+    expected[0] = start;
+    EXPECT_EQ(std::vector<int>(restarted.begin() + line * max_length, restarted.begin() + (line + 1) * max_length),
+              expected) << "line " << line;
+  }
+  EXPECT_EQ(restarted[1 * max_length + 4], 30);
+  EXPECT_EQ(d_positions.download(), (std::vector<int>{0, 4, 0}));
+  EXPECT_EQ(d_finished.download(), (std::vector<int>{0, 0, 0}));
+  EXPECT_EQ(sum_log.download(), (std::vector<float>{0.0f, sum_log.download()[1], 0.0f}));
+  EXPECT_EQ(min_probability.download(), (std::vector<float>{1.0f, min_probability.download()[1], 1.0f}));
+  EXPECT_LT(sum_log.download()[1], -2.0f) << "sequence 1 kept its sum and added its token's";
 }
 
 // HF's processors over each row's sequence on the device (rows reading slots out of order),

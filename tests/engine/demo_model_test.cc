@@ -27,5 +27,15 @@ TEST(DemoModel, GreedySearchMatchesHf) {
   EXPECT_EQ(result.identical_ids, result.lines);
 }
 
+// Lines of every length joining and leaving 8 lines in flight, as `trocr serve --batching
+// in-flight` runs them: HF's ids on every line.
+TEST(DemoModel, GreedyLinesInFlightMatchHf) {
+  EngineOptions options;
+  options.batch_size = 8;
+  const DemoComparison result = compare_demo_with_hf(options, "greedy in flight", line_limit(100));
+  for (const auto& difference : result.differences) ADD_FAILURE() << difference;
+  EXPECT_EQ(result.identical_ids, result.lines);
+}
+
 }  // namespace
 }  // namespace trocr::test

@@ -4,6 +4,7 @@
 
 #include "evaluation/labeled_dataset.h"
 #include "evaluation/text_metrics.h"
+#include "support/in_flight.h"
 #include "support/test_support.h"
 
 namespace trocr::test {
@@ -13,7 +14,7 @@ std::string demo_dataset_dir() { return std::string(TROCR_SOURCE_DIR) + "/data/s
 
 GenerationConfig demo_generation(const Recognizer& recognizer, const std::string& setting) {
   GenerationConfig generation = recognizer.default_generation();
-  if (setting == "greedy") generation.num_beams = 1;
+  if (setting.rfind("greedy", 0) == 0) generation.num_beams = 1;
   return generation;
 }
 
@@ -23,20 +24,25 @@ DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::str
   if (limit > 0 && limit < dataset.size()) dataset.resize(limit);
   const Recognizer recognizer(demo_model_dir(), options);
   const GenerationConfig generation = demo_generation(recognizer, setting);
+  const bool in_flight = setting == "greedy in flight";
+  const std::string reference_setting = in_flight ? "greedy" : setting;
 
   DemoComparison comparison;
   TextScore ours_score, hf_score;
-  const size_t batch = std::max(1, options.batch_size);
+  // In flight, every image goes to one stream: lines of all lengths join and leave it.
+  const size_t batch = in_flight ? dataset.size() : std::max(1, options.batch_size);
   for (size_t first = 0; first < dataset.size(); first += batch) {
     const size_t end = std::min(dataset.size(), first + batch);
     std::vector<RgbImage> images;
     for (size_t i = first; i < end; ++i) images.push_back(read_image_file(dataset[i].path));
-    const std::vector<Recognition> results = recognizer.recognize(images, generation);
+    const std::vector<Recognition> results =
+        in_flight ? recognize_in_flight(recognizer, images, generation, std::max(1, options.batch_size)).results
+                  : recognizer.recognize(images, generation);
     for (size_t i = first; i < end; ++i) {
       const std::string name = dataset[i].path.substr(dataset[i].path.rfind('/') + 1);
       const nlohmann::json& line = hf.at("lines").at(name);
       EXPECT_EQ(line.at("label").get<std::string>(), dataset[i].label) << name;
-      const nlohmann::json& reference = line.at(setting);
+      const nlohmann::json& reference = line.at(reference_setting);
       const TextCandidate& best = results[i - first].best();
       const std::string hf_text = reference.at("text").get<std::string>();
       ++comparison.lines;

@@ -29,9 +29,11 @@ struct DemoComparison {
 // The settings of a comparison: the checkpoint's own, with one beam for "greedy".
 GenerationConfig demo_generation(const Recognizer& recognizer, const std::string& setting);
 
-// `setting` is "default" (the checkpoint's generation settings: beam 4) or "greedy"; the first
-// `limit` lines are read (0: all).
+// `setting` is "default" (the checkpoint's generation settings: beam 4), "greedy", or
+// "greedy in flight" (greedy lines through Recognizer::open_stream with options.batch_size lines,
+// each freed line taking the next image between steps); the first `limit` lines are read (0: all).
 DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::string& setting, size_t limit);
+
 
 // Sanitizer builds run ~20x slower: they check a prefix of the set.
 constexpr size_t kSanitizedDemoLines = 16;

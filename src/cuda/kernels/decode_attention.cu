@@ -31,8 +31,8 @@ __global__ void attention_chunk_kernel(DecodeAttentionParams params, const T* qu
   const int64_t table = int64_t(source) * params.source_stride + head * dim;
   int key_count = params.key_count;
   const int first = chunk * kAttentionChunk;
-  if (params.position != nullptr) {
-    const int position = *params.position;
+  if (params.position.values != nullptr) {
+    const int position = params.position.of(row);
     key_count = position + 1;
     if (position >= first && position < first + kAttentionChunk) {
       // The block whose chunk holds the new position writes this head's new key and value.

@@ -51,7 +51,7 @@ __global__ void greedy_select_kernel(GreedyParams params, const float* logits) {
   const int row = blockIdx.x;
   start_next_kernel();
   wait_for_previous_kernel();
-  const int position = *params.position;
+  const int position = params.position.of(row);
   const int image = params.images[row];
   int* history = params.history + static_cast<int64_t>(image) * params.max_length;
   if (params.finished[image]) {
@@ -178,18 +178,34 @@ __global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
   }
 }
 
-__global__ void advance_position_kernel(int* position) {
-  start_next_kernel();
-  wait_for_previous_kernel();
-  *position += 1;
-}
-
-__global__ void gather_last_tokens_kernel(const int* history, const int* images, int rows, int max_length,
-                                          const int* position, int* tokens) {
+__global__ void advance_position_kernel(StepPositions position, int rows) {
   const int row = blockIdx.x * blockDim.x + threadIdx.x;
   start_next_kernel();
   wait_for_previous_kernel();
-  if (row < rows) tokens[row] = history[static_cast<int64_t>(images[row]) * max_length + *position];
+  if (position.per_row == nullptr && row == 0) *position.values += 1;
+  if (position.per_row != nullptr && row < rows) position.values[position.per_row[row]] += 1;
+}
+
+__global__ void gather_last_tokens_kernel(const int* history, const int* images, int rows, int max_length,
+                                          StepPositions position, int* tokens) {
+  const int row = blockIdx.x * blockDim.x + threadIdx.x;
+  start_next_kernel();
+  wait_for_previous_kernel();
+  if (row < rows) tokens[row] = history[static_cast<int64_t>(images[row]) * max_length + position.of(row)];
+}
+
+__global__ void start_greedy_lines_kernel(StartLinesParams params) {
+  const int i = blockIdx.x;
+  const int line = params.lines[i];
+  int* history = params.history + static_cast<int64_t>(line) * params.max_length;
+  for (int t = threadIdx.x; t < params.max_length; t += blockDim.x) history[t] = t == 0 ? params.start : params.pad;
+  if (threadIdx.x == 0) {
+    params.finished[line] = 0;
+    params.sum_log_probability[line] = 0.0f;
+    params.sum_probability[line] = 0.0f;
+    params.min_probability[line] = 1.0f;
+    params.positions[line] = 0;
+  }
 }
 
 // Blocks (x: a stretch of positions, y: an image, z: a cache) move each beam's cache to its
@@ -240,12 +256,20 @@ void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t 
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
 
-void advance_position(int* position, cudaStream_t stream) {
-  launch_dependent(advance_position_kernel, 1, 1, 0, stream, position);
+void advance_position(const StepPositions& position, int rows, cudaStream_t stream) {
+  const int threads = position.per_row == nullptr ? 1 : 256;
+  const int blocks = position.per_row == nullptr ? 1 : (rows + 255) / 256;
+  if (blocks > 0) launch_dependent(advance_position_kernel, blocks, threads, 0, stream, position, rows);
 }
 
-void gather_last_tokens(const int* history, const int* images, int rows, int max_length, const int* position,
-                        int* tokens, cudaStream_t stream) {
+void start_greedy_lines(const StartLinesParams& params, cudaStream_t stream) {
+  if (params.count == 0) return;
+  start_greedy_lines_kernel<<<params.count, 128, 0, stream>>>(params);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
+
+void gather_last_tokens(const int* history, const int* images, int rows, int max_length,
+                        const StepPositions& position, int* tokens, cudaStream_t stream) {
   if (rows == 0) return;
   launch_dependent(gather_last_tokens_kernel, (rows + 255) / 256, 256, 0, stream, history, images, rows, max_length,
                    position, tokens);

@@ -17,7 +17,7 @@ __global__ void decoder_embedding_kernel(EmbeddingParams params, const T* embed_
   start_next_kernel();
   wait_for_previous_kernel();
   const int token = params.tokens[blockIdx.x];
-  const int position = *params.position;
+  const int position = params.position.of(blockIdx.x);
   const int place = position_row(params.learned_positions, position, token, params.pad);
   const T* embedding = embed_tokens + static_cast<int64_t>(token) * params.width;
   const T* position_row = positions + static_cast<int64_t>(place) * params.width;

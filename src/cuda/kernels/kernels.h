@@ -22,12 +22,24 @@ void residual_layer_norm(T* residual, const T* delta, T* normed, const float* ga
 template <typename T>
 void apply_activation(T* values, int64_t count, Activation activation, cudaStream_t stream);
 
+// Where a decode step's rows stand (tokens before them in their caches), read from device memory
+// so that a captured step replays as is: one position for every row (per_row null: a whole-batch
+// search, all rows in step), or row r's own, values[per_row[r]] (greedy lines, which may have
+// joined at different steps; per_row maps a row to its sequence).
+struct StepPositions {
+  int* values = nullptr;
+  const int* per_row = nullptr;
+#ifdef __CUDACC__
+  __device__ int of(int row) const { return per_row != nullptr ? values[per_row[row]] : *values; }
+#endif
+};
+
 // Decoder input for one token per row: embed[token] * scale + position row, then the optional
 // layernorm_embedding. Learned positions: row position + 2; sinusoidal: pad + 1 + position, or
-// the pad row for a pad token. `position` is read from device memory (graph replays).
+// the pad row for a pad token.
 struct EmbeddingParams {
   const int* tokens;
-  const int* position;
+  StepPositions position;
   int rows;
   int width;
   float scale;
@@ -43,8 +55,8 @@ void decoder_embedding(const EmbeddingParams& params, const T* embed_tokens, con
 
 // One query per row against a key/value table, multi-head. Row r attends keys of table
 // source(r): keys + source * source_stride + j * row_stride (values likewise), j < key_count.
-// With `position`, the table is a KV cache: key_count = *position + 1, and row r's new key and
-// value (new_keys/new_values, row stride new_stride) are first written at *position.
+// With `position`, the table is a KV cache: row r reads key_count = position.of(r) + 1 keys, after
+// its new key and value (new_keys/new_values, row stride new_stride) are written at position.of(r).
 struct DecodeAttentionParams {
   float* scratch;  // attention_scratch_size() floats: per-chunk partial results
   int max_keys;    // the most keys any launch of this shape reads (sizes the grid)
@@ -56,8 +68,8 @@ struct DecodeAttentionParams {
   const int* sources;  // row -> table index (cache slot or image)
   int64_t source_stride;
   int64_t row_stride;
-  int key_count;        // when position is null
-  const int* position;  // KV cache mode
+  int key_count;           // when position.values is null
+  StepPositions position;  // KV cache mode
   int64_t new_stride;
 };
 // Keys are processed in chunks by separate blocks (flash-decoding), then combined.
@@ -165,8 +177,8 @@ void softmax_rows(const T* scores, int64_t rows, int columns, int64_t stride, T*
 // Greedy selection for each row: HF's min-length and no-repeat-ngram processors on the fp32
 // logits, argmax (first maximum), the chosen token's probability; finished rows take `pad`.
 // Row r decodes sequence images[r] (the batch shrinks as sequences finish): history is
-// [sequences, max_length], and the token goes to history[images[r], *position + 1]; finished and
-// the sums are per sequence too.
+// [sequences, max_length], and the token goes to history[images[r], position.of(r) + 1]; finished
+// and the sums are per sequence too.
 struct GreedyParams {
   int rows;
   const int* images;
@@ -176,7 +188,7 @@ struct GreedyParams {
   int eos;
   int pad;
   int no_repeat_ngram_size;
-  const int* position;
+  StepPositions position;
   int* history;
   int* finished;
   float* sum_log_probability;
@@ -207,11 +219,28 @@ struct BeamTopKParams {
 };
 void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t stream);
 
-// *position += 1 (the last launch of a captured decode step).
-void advance_position(int* position, cudaStream_t stream);
-// tokens[r] = history[images[r], *position] (the next step's input).
-void gather_last_tokens(const int* history, const int* images, int rows, int max_length, const int* position,
-                        int* tokens, cudaStream_t stream);
+// The rows' positions += 1 (the last launch of a captured decode step): the one shared position,
+// or each of the `rows` rows' own.
+void advance_position(const StepPositions& position, int rows, cudaStream_t stream);
+// tokens[r] = history[images[r], position.of(r)] (the next step's input).
+void gather_last_tokens(const int* history, const int* images, int rows, int max_length,
+                        const StepPositions& position, int* tokens, cudaStream_t stream);
+// Greedy lines joining a running batch (in-flight batching): for each of `count` sequences
+// lines[i], history = [start, pad, ...], not finished, sums at their start, position 0.
+struct StartLinesParams {
+  const int* lines;
+  int count;
+  int max_length;
+  int start;
+  int pad;
+  int* history;
+  int* finished;
+  float* sum_log_probability;
+  float* sum_probability;
+  float* min_probability;
+  int* positions;
+};
+void start_greedy_lines(const StartLinesParams& params, cudaStream_t stream);
 
 // y[m, n] = activation(x[m, k] . w[n, k]^T + bias) for m <= kMaxSmallRows, streaming w once
 // (bias may be null; no activation when it is empty).
