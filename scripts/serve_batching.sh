@@ -4,7 +4,8 @@
 # By default here, on the CPU engine: the demo model made greedy (--beams 1; in-flight batching is
 # greedy's), max batch 16, clients sending the first 64 lines of data/synth-eval in turn (lines of
 # 1-25 characters, so lines end at different steps). DEVICE, DTYPE, MODEL, MAX_BATCH and IMAGES
-# (files) and MAX_WAIT_MS (5) change that (scripts/device_serve_batching.sh runs it on the GPU); TROCR
+# (files), MAX_WAIT_MS (5) and SERVE_FLAGS (--profile: the engine's phases, kept beside the
+# results) change that (scripts/device_serve_batching.sh runs it on the GPU); TROCR
 # (build/src/cli/trocr) is the binary. Writes RESULTS (bench/results/DATE-cpuN-COMMIT-serve-batching)
 # .json and .log.
 set -euo pipefail
@@ -20,7 +21,7 @@ for round in $(seq "${ROUNDS:-2}"); do
   for batching in whole in-flight; do
     $trocr serve -m "$model" --device "${DEVICE:-cpu}" --dtype "${DTYPE:-fp32}" --beams 1 --batching $batching \
       --max-batch "${MAX_BATCH:-16}" --max-wait-ms "${MAX_WAIT_MS:-5}" --queue-size 4096 --port 0 --access-log '' \
-      > /tmp/serve-batching.log 2>&1 &
+      ${SERVE_FLAGS:-} > /tmp/serve-batching.log 2>&1 &
     pid=$!
     for _ in $(seq 600); do grep -q "serve: ready" /tmp/serve-batching.log && break; sleep 0.1; done
     port=$(grep -o '127.0.0.1:[0-9]*' /tmp/serve-batching.log | head -1 | cut -d: -f2)
@@ -29,6 +30,7 @@ for round in $(seq "${ROUNDS:-2}"); do
       --concurrency "${LEVELS:-4,16}" --seconds "${SECONDS_PER_LEVEL:-8}" --json /tmp/batching-$batching-$round.json \
       | tee -a "$name.log"
     kill -TERM $pid; wait $pid || true
+    grep '^engine ' /tmp/serve-batching.log > "$name-$batching-round$round-profile.txt" || rm -f "$name-$batching-round$round-profile.txt"
     records+=(/tmp/batching-$batching-$round.json)
   done
 done

@@ -37,18 +37,28 @@ struct Recognition {
 };
 
 // In-flight batching: images join a running batch between decoding steps and leave as soon as
-// their line ends, so that none waits for another's. Greedy search on the CPU engine so far.
-// From one thread at a time.
+// their line ends, so that none waits for another's. Greedy search (CPU and CUDA engines).
+// From one thread at a time, except that prepare may run beside step.
 class RecognitionStream {
  public:
   virtual ~RecognitionStream() = default;
   virtual int capacity() const = 0;  // lines at once
   virtual int active() const = 0;
-  // A line for each image (resized and normalized here; no more than the free lines); returns
-  // their line numbers, each held until its line ends.
-  virtual std::vector<int> admit(const std::vector<RgbImage>& images) = 0;
+  // Resizes and normalizes images (no more than the free lines) for the next admit_prepared. It
+  // may run on another thread while step runs, so that the host's work overlaps a GPU's step;
+  // never beside another prepare or an admit.
+  virtual void prepare(const std::vector<RgbImage>& images) = 0;
+  // A line for each image of the last prepare; returns their line numbers, each held until its
+  // line ends.
+  virtual std::vector<int> admit_prepared() = 0;
+  std::vector<int> admit(const std::vector<RgbImage>& images) {
+    prepare(images);
+    return admit_prepared();
+  }
   // One decoding step for every line; the lines that ended in it.
   virtual std::vector<std::pair<int, Recognition>> step() = 0;
+  // With EngineOptions::profile: where the lines' time went since the last report.
+  virtual std::string profile_report() { return ""; }
 };
 
 class Recognizer {
@@ -77,7 +87,7 @@ class Recognizer {
   // The encoder's last_hidden_state for preprocessed pixels: [count, sequence, hidden].
   std::vector<float> encode(const std::vector<float>& pixels, int count) const;
   // Lines recognized in flight, `capacity` at once, with these settings; nullptr where the
-  // engine needs whole batches for them (beam search, the CUDA engine so far).
+  // engine needs whole batches for them (beam search).
   std::unique_ptr<RecognitionStream> open_stream(const GenerationConfig& generation, int capacity) const;
   // With EngineOptions::profile: where the last recognize call spent its time.
   std::string profile_report() const;

@@ -244,11 +244,17 @@ class CudaLineBatch : public LineBatch {
     // Per-layer K/V in every slot: the over-encoder-states form reads all of a batch's images.
     cross_ = workspace_->step.choose_cross_attention(capacity, /*greedy=*/false);
     for (int line = capacity - 1; line >= 0; --line) free_.push_back(line);
+    if (backend_.profile_) {
+      for (auto& mark : marks_) TROCR_CUDA_CHECK(cudaEventCreate(&mark));
+    }
     TROCR_CUDA_CHECK(cudaDeviceSynchronize());
   }
   ~CudaLineBatch() override {
     cudaSetDevice(backend_.device_);
     cudaStreamSynchronize(backend_.stream_);
+    for (auto& mark : marks_) {
+      if (mark != nullptr) cudaEventDestroy(mark);
+    }
   }
 
   int capacity() const override { return static_cast<int>(steps_.size()); }
@@ -261,9 +267,15 @@ class CudaLineBatch : public LineBatch {
     std::vector<int> lines(free_.end() - count, free_.end());  // the lowest free lines, ascending
     std::reverse(lines.begin(), lines.end());
     free_.resize(free_.size() - count);
+    if (admission_pending_) add_elapsed(kAdmitted, admission_ms_);  // two admissions without a step
+    mark(kAdmitting);
     backend_.encode_on_device(*workspace_, pixels, count);
     workspace_->states.prepare_slots(lines);
     workspace_->greedy.start_lines(lines, options_);
+    mark(kAdmitted);
+    admission_pending_ = backend_.profile_;
+    ++admissions_;
+    admitted_ += count;
     for (int line : lines) steps_[line] = 0;
     rows_changed_ = true;
     return lines;
@@ -280,8 +292,16 @@ class CudaLineBatch : public LineBatch {
       shape_ = workspace_->step.set_rows(lines, lines, options_.max_length, cross_, cuda::RowPositions::PerImage);
       rows_changed_ = false;
     }
+    mark(kStepping);
     workspace_->greedy.step_lines(shape_, options_);
+    mark(kStepped);
     workspace_->greedy.read_lines(states_);
+    if (backend_.profile_) {
+      if (admission_pending_) add_elapsed(kAdmitted, admission_ms_);
+      add_elapsed(kStepped, step_ms_);
+      ++steps_taken_;
+      rows_stepped_ += static_cast<int64_t>(lines.size());
+    }
     std::vector<Ended> ended;
     for (int line : lines) {
       // A line of n steps holds n + 1 tokens: it ends at end-of-sequence or at max_length.
@@ -296,7 +316,34 @@ class CudaLineBatch : public LineBatch {
     return ended;
   }
 
+  std::string profile_report() override {
+    if (!backend_.profile_ || steps_taken_ == 0) return "";
+    const std::string report = fmt::format(
+        "{} steps of {:.1f} lines on average: {:.3f} ms; {} admissions of {:.1f} images on average: pixels upload + "
+        "encoder + cross-attention K/V {:.3f} ms; step graphs captured so far: {}",
+        steps_taken_, double(rows_stepped_) / steps_taken_, step_ms_, admissions_,
+        admissions_ > 0 ? double(admitted_) / admissions_ : 0.0, admission_ms_, workspace_->graphs.captures());
+    steps_taken_ = admissions_ = admitted_ = 0;
+    rows_stepped_ = 0;
+    step_ms_ = admission_ms_ = 0.0;
+    return report;
+  }
+
  private:
+  // Profiling (the backend's `profile`): CUDA events around each admission's and each step's
+  // GPU work, read once the step's sync has passed them.
+  enum Mark { kAdmitting, kAdmitted, kStepping, kStepped };
+  void mark(Mark which) {
+    if (backend_.profile_) TROCR_CUDA_CHECK(cudaEventRecord(marks_[which], backend_.stream_));
+  }
+  void add_elapsed(Mark end, double& total) {
+    TROCR_CUDA_CHECK(cudaEventSynchronize(marks_[end]));
+    float ms = 0.0f;
+    TROCR_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_[end - 1], marks_[end]));
+    total += ms;
+    if (end == kAdmitted) admission_pending_ = false;
+  }
+
   CudaBackend<T>& backend_;
   const SearchOptions options_;
   std::unique_ptr<cuda::Workspace<T>> workspace_;
@@ -306,6 +353,11 @@ class CudaLineBatch : public LineBatch {
   bool rows_changed_ = true;
   cuda::StepShape shape_{};
   typename cuda::DeviceGreedySearch<T>::LineStates states_;
+  cudaEvent_t marks_[4] = {};
+  bool admission_pending_ = false;
+  int steps_taken_ = 0, admissions_ = 0, admitted_ = 0;
+  int64_t rows_stepped_ = 0;
+  double step_ms_ = 0.0, admission_ms_ = 0.0;
 };
 
 template <typename T>

@@ -27,8 +27,12 @@ class LineBatch {
   // A line for each of `count` preprocessed images ([count, 3, height, width]; count <= the
   // free lines): encodes them and returns their line numbers, each held until its line ends.
   virtual std::vector<int> admit(const float* pixels, int count) = 0;
-  // One decoding step for every active line; the lines that ended in it.
+  // One decoding step for every active line; the lines that ended in it. The pixels of earlier
+  // admissions may be overwritten once it returns.
   virtual std::vector<Ended> step() = 0;
+  // Where the steps and admissions spent their time since the last report, when the backend
+  // was asked to profile; resets.
+  virtual std::string profile_report() { return ""; }
 };
 
 class Backend {

@@ -177,17 +177,34 @@ void Recognizer::Impl::preprocess(const RgbImage* images, size_t count, size_t f
 class Recognizer::Impl::Stream : public RecognitionStream {
  public:
   Stream(const Impl& impl, std::unique_ptr<LineBatch> lines)
-      : impl_(impl), lines_(std::move(lines)), pixels_(impl.backend->pixel_allocator()) {}
+      : impl_(impl), lines_(std::move(lines)),
+        buffers_{Scratch(impl.backend->pixel_allocator()), Scratch(impl.backend->pixel_allocator())} {}
   int capacity() const override { return lines_->capacity(); }
   int active() const override { return lines_->active(); }
 
-  std::vector<int> admit(const std::vector<RgbImage>& images) override {
-    if (static_cast<int>(images.size()) > capacity() - active()) {
-      fail("recognition stream: {} images for {} free lines", images.size(), capacity() - active());
-    }
-    float* pixels = pixels_.floats(images.size() * impl_.image_values());
+  // Two buffers: an admission's upload may still read one until the next step has run, while
+  // prepare fills the other. Free lines are counted in admit_prepared: a step running beside
+  // prepare frees lines, and prepare reads nothing that step writes.
+  void prepare(const std::vector<RgbImage>& images) override {
+    const auto started = std::chrono::steady_clock::now();
+    float* pixels = buffers_[next_].floats(images.size() * impl_.image_values());
     impl_.preprocess(images.data(), images.size(), 0, pixels);
-    return lines_->admit(pixels, static_cast<int>(images.size()));
+    prepared_ = static_cast<int>(images.size());
+    preprocess_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  }
+
+  std::vector<int> admit_prepared() override {
+    const int count = prepared_;
+    prepared_ = 0;
+    if (count == 0) return {};
+    if (count > capacity() - active()) fail("recognition stream: {} images for {} free lines", count, capacity() - active());
+    if (admitted_at_step_[next_] == steps_) {
+      fail("recognition stream: two admissions without a step between them overwrote pixels still being read");
+    }
+    admitted_at_step_[next_] = steps_;
+    const float* pixels = buffers_[next_].data();
+    next_ = 1 - next_;
+    return lines_->admit(pixels, count);
   }
 
   std::vector<std::pair<int, Recognition>> step() override {
@@ -197,13 +214,25 @@ class Recognizer::Impl::Stream : public RecognitionStream {
       hypotheses.push_back(std::move(line.hypothesis));
       ended.emplace_back(line.line, impl_.to_recognition(std::move(hypotheses)));
     }
+    ++steps_;
     return ended;
+  }
+
+  std::string profile_report() override {
+    const std::string lines = lines_->profile_report();
+    if (lines.empty()) return "";
+    const std::string report = fmt::format("host preprocessing {:.3f} ms; {}", preprocess_ms_, lines);
+    preprocess_ms_ = 0.0;
+    return report;
   }
 
  private:
   const Impl& impl_;
   std::unique_ptr<LineBatch> lines_;
-  Scratch pixels_;
+  Scratch buffers_[2];
+  int64_t steps_ = 0, admitted_at_step_[2] = {-1, -1};  // when each buffer was last admitted
+  int next_ = 0, prepared_ = 0;
+  double preprocess_ms_ = 0.0;
 };
 
 std::unique_ptr<RecognitionStream> Recognizer::open_stream(const GenerationConfig& generation, int capacity) const {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <future>
 #include <map>
 #include <optional>
 
@@ -188,28 +189,22 @@ bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, con
   for (;;) {
     std::vector<Job> joining =
         take_for_lines(search, size_t(stream.capacity() - stream.active()), /*wait=*/stream.active() == 0);
+    // The joining images are resized and normalized on another thread while the running lines
+    // take their step (on a GPU the host's work then costs nothing), and join at the next one.
+    std::future<void> preparing;
     if (!joining.empty()) {
       std::vector<RgbImage> images;
       for (Job& job : joining) images.push_back(std::move(job.image));
-      try {
-        const std::vector<int> numbers = stream.admit(images);
-        const auto now = Clock::now();
-        for (size_t i = 0; i < joining.size(); ++i) {
-          lines.emplace(numbers.at(i), Line{std::move(joining[i]), now, stream.active()});
-        }
-      } catch (const std::exception& failure) {
-        fail_all(joining, failure.what());
-        return false;
-      }
+      preparing = std::async(stream.active() > 0 ? std::launch::async : std::launch::deferred,
+                             [&stream, images = std::move(images)] { stream.prepare(images); });
     }
-    if (stream.active() == 0) return true;
-    const auto started = Clock::now();
     std::vector<std::pair<int, Recognition>> ended;
+    const auto started = Clock::now();
     try {
-      ended = stream.step();
+      if (stream.active() > 0) ended = stream.step();
     } catch (const std::exception& failure) {
-      std::vector<Job> none;
-      fail_all(none, failure.what());
+      if (preparing.valid()) preparing.wait();
+      fail_all(joining, failure.what());
       return false;
     }
     const auto now = Clock::now();
@@ -222,6 +217,20 @@ bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, con
               std::chrono::duration<double, std::milli>(now - line.admitted).count(), line.batch_size);
       lines.erase(number);
     }
+    if (!joining.empty()) {
+      try {
+        preparing.get();
+        const std::vector<int> numbers = stream.admit_prepared();
+        const auto admitted = Clock::now();
+        for (size_t i = 0; i < joining.size(); ++i) {
+          lines.emplace(numbers.at(i), Line{std::move(joining[i]), admitted, stream.active()});
+        }
+      } catch (const std::exception& failure) {
+        fail_all(joining, failure.what());
+        return false;
+      }
+    }
+    if (stream.active() == 0) return true;
   }
 }
 

@@ -200,7 +200,15 @@ struct CountingStream : RecognitionStream {
       : capacity_(lines), most_active_(most_active), fail_at_step_3_(fail_at_step_3) {}
   int capacity() const override { return capacity_; }
   int active() const override { return static_cast<int>(remaining_.size()); }
-  std::vector<int> admit(const std::vector<RgbImage>& images) override {
+  void prepare(const std::vector<RgbImage>& images) override {
+    prepared_ = images;
+    if (prepared_off_the_step_thread_ && steps_taken_ > 0 && std::this_thread::get_id() != step_thread_) {
+      *prepared_off_the_step_thread_ = true;
+    }
+  }
+  std::vector<int> admit_prepared() override {
+    const std::vector<RgbImage> images = std::move(prepared_);
+    prepared_.clear();
     if (active() + static_cast<int>(images.size()) > capacity_) throw std::runtime_error("over capacity");
     std::vector<int> lines;
     for (const RgbImage& image : images) {
@@ -211,6 +219,8 @@ struct CountingStream : RecognitionStream {
     return lines;
   }
   std::vector<std::pair<int, Recognition>> step() override {
+    step_thread_ = std::this_thread::get_id();
+    ++steps_taken_;
     std::this_thread::sleep_for(1ms);
     if (fail_at_step_3_ && ++steps_ == 3) throw std::runtime_error("stream lost");
     ++step_;
@@ -232,14 +242,22 @@ struct CountingStream : RecognitionStream {
   bool fail_at_step_3_;
   std::map<int, int> remaining_;
   int next_line_ = 0, step_ = 0, steps_ = 0;
+  std::vector<RgbImage> prepared_;
+  // Set when images were prepared on another thread than the steps' (beside a running step).
+  std::atomic<bool>* prepared_off_the_step_thread_ = nullptr;
+  std::atomic<int> steps_taken_{0};
+  std::thread::id step_thread_;
 };
 
 RequestBatcher::StreamOpener counting_streams(std::atomic<int>* most_active, std::atomic<int>* opened = nullptr,
-                                              bool fail_at_step_3 = false) {
+                                              bool fail_at_step_3 = false,
+                                              std::atomic<bool>* prepared_off_the_step_thread = nullptr) {
   return [=](const GenerationConfig& settings, int capacity) -> std::unique_ptr<RecognitionStream> {
     if (settings.num_beams != 1) return nullptr;
     if (opened) ++*opened;
-    return std::make_unique<CountingStream>(capacity, most_active, fail_at_step_3 && (!opened || *opened == 1));
+    auto stream = std::make_unique<CountingStream>(capacity, most_active, fail_at_step_3 && (!opened || *opened == 1));
+    stream->prepared_off_the_step_thread_ = prepared_off_the_step_thread;
+    return stream;
   };
 }
 
@@ -247,12 +265,14 @@ int ended_at(const BatchedResult& result) {
   return std::stoi(result.recognition.best().text.substr(5));
 }
 
-// An image that arrives while a long line runs joins it at once and is answered when its own
-// line ends, long before the long one; max_batch lines run at most.
+// An image that arrives while a long line runs is prepared beside its step, joins it at the next,
+// and is answered when its own line ends, long before the long one; max_batch lines run at most.
 TEST(RequestBatcherInFlight, ALateImageJoinsTheRunningLinesAndLeavesWhenItsLineEnds) {
   RecordingEngine engine;
   std::atomic<int> most_active{0};
-  RequestBatcher batcher({engine.engine()}, {2, 5ms, 100}, {}, {counting_streams(&most_active)});
+  std::atomic<bool> prepared_beside{false};
+  RequestBatcher batcher({engine.engine()}, {2, 5ms, 100}, {},
+                         {counting_streams(&most_active, nullptr, false, &prepared_beside)});
   auto long_line = submit(batcher, images({300}));
   ASSERT_TRUE(long_line);
   std::this_thread::sleep_for(20ms);
@@ -271,6 +291,7 @@ TEST(RequestBatcherInFlight, ALateImageJoinsTheRunningLinesAndLeavesWhenItsLineE
   EXPECT_LT(ended_at(shorts[0]), ended_at(shorts[1]));
   EXPECT_LT(ended_at(shorts[1]), ended_at(shorts[2]));
   EXPECT_TRUE(engine.batches.empty()) << "greedy images went to whole batches";
+  EXPECT_TRUE(prepared_beside) << "late images are prepared on another thread while the running lines step";
 }
 
 // Settings the stream refuses (beam search here) run as whole batches on the same worker; an
