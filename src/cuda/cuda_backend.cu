@@ -295,7 +295,7 @@ class CudaLineBatch : public LineBatch {
     mark(kStepping);
     workspace_->greedy.step_lines(shape_, options_);
     mark(kStepped);
-    workspace_->greedy.read_lines(states_);
+    const auto states = workspace_->greedy.read_lines();
     if (backend_.profile_) {
       if (admission_pending_) add_elapsed(kAdmitted, admission_ms_);
       add_elapsed(kStepped, step_ms_);
@@ -305,8 +305,8 @@ class CudaLineBatch : public LineBatch {
     std::vector<Ended> ended;
     for (int line : lines) {
       // A line of n steps holds n + 1 tokens: it ends at end-of-sequence or at max_length.
-      if (!states_.finished[line] && ++steps_[line] + 1 < options_.max_length) continue;
-      ended.push_back({line, workspace_->greedy.line_hypothesis(states_, line, options_)});
+      if (!states.finished[line] && ++steps_[line] + 1 < options_.max_length) continue;
+      ended.push_back({line, workspace_->greedy.line_hypothesis(states, line, options_)});
       steps_[line] = -1;
       free_.push_back(line);
       rows_changed_ = true;
@@ -352,7 +352,6 @@ class CudaLineBatch : public LineBatch {
   std::vector<int> free_;   // descending: back() is the lowest
   bool rows_changed_ = true;
   cuda::StepShape shape_{};
-  typename cuda::DeviceGreedySearch<T>::LineStates states_;
   cudaEvent_t marks_[4] = {};
   bool admission_pending_ = false;
   int steps_taken_ = 0, admissions_ = 0, admitted_ = 0;

@@ -79,8 +79,7 @@ Hypotheses DeviceGreedySearch<T>::search(int images, const SearchOptions& option
     active = std::move(unfinished);
     spec.shape = step_.set_rows(active, active, max_length, cross, RowPositions::PerImage);
   }
-  LineStates states;
-  read_lines(states);
+  const LineStates states = read_lines();
   Hypotheses results(images);
   for (int i = 0; i < images; ++i) results[i].push_back(line_hypothesis(states, i, options));
   return results;
@@ -108,19 +107,24 @@ void DeviceGreedySearch<T>::step_lines(const StepShape& shape, const SearchOptio
 }
 
 template <typename T>
-void DeviceGreedySearch<T>::read_lines(LineStates& states) {
+typename DeviceGreedySearch<T>::LineStates DeviceGreedySearch<T>::read_lines() {
   cudaStream_t stream = step_.stream();
-  states.history.resize(history_.size());
-  states.finished.resize(finished_.size());
-  for (auto* values : {&states.sum_log_probability, &states.sum_probability, &states.min_probability}) {
-    values->resize(max_images_);
+  if (!read_history_) {
+    read_history_ = std::make_unique<PinnedBuffer<int>>(history_.size());
+    read_finished_ = std::make_unique<PinnedBuffer<int>>(finished_.size());
+    read_sums_ = std::make_unique<PinnedBuffer<float>>(3 * size_t(max_images_));
   }
-  history_.copy_to(states.history, stream);
-  finished_.copy_to(states.finished, stream);
-  sum_log_probability_.copy_to(states.sum_log_probability, stream);
-  sum_probability_.copy_to(states.sum_probability, stream);
-  min_probability_.copy_to(states.min_probability, stream);
+  const auto copy = [stream](void* to, const void* from, size_t bytes) {
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToHost, stream));
+  };
+  float* sums = read_sums_->data();
+  copy(read_history_->data(), history_.data(), history_.size() * sizeof(int));
+  copy(read_finished_->data(), finished_.data(), finished_.size() * sizeof(int));
+  copy(sums, sum_log_probability_.data(), max_images_ * sizeof(float));
+  copy(sums + max_images_, sum_probability_.data(), max_images_ * sizeof(float));
+  copy(sums + 2 * max_images_, min_probability_.data(), max_images_ * sizeof(float));
   TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {read_history_->data(), read_finished_->data(), sums, sums + max_images_, sums + 2 * max_images_};
 }
 
 template <typename T>

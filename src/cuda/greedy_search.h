@@ -4,7 +4,10 @@
 // sequences and their probability sums), sized once for the plan. A whole batch (search) shrinks
 // to its unfinished rows as they end; lines in flight (start_lines, step_lines) join and leave
 // between any two steps, each in its own slot.
+#include <memory>
+
 #include "cuda/decoder_step.h"
+#include "cuda/device_buffer.h"
 #include "cuda/step_graphs.h"
 #include "decoding/search.h"
 
@@ -21,15 +24,19 @@ class DeviceGreedySearch : public SearchStrategy {
   // Lines in flight: sequence l decodes image slot l in cache slot l (the caller has written its
   // cross-attention K/V there). start_lines sets the sequences of newly admitted lines to the
   // start token at position 0; step_lines runs one step of shape's rows (set_rows of the active
-  // lines, RowPositions::PerImage); read_lines brings every sequence's state to the host (after
-  // a stream sync); line_hypothesis makes line l's answer from it.
+  // lines, RowPositions::PerImage); read_lines brings every sequence's state to the host (into
+  // page-locked memory, one stream sync; valid until the next read); line_hypothesis makes line
+  // l's answer from it.
   void start_lines(const std::vector<int>& lines, const SearchOptions& options);
   void step_lines(const StepShape& shape, const SearchOptions& options);
   struct LineStates {
-    std::vector<int> history, finished;
-    std::vector<float> sum_log_probability, sum_probability, min_probability;
+    const int* history;
+    const int* finished;
+    const float* sum_log_probability;
+    const float* sum_probability;
+    const float* min_probability;
   };
-  void read_lines(LineStates& states);
+  LineStates read_lines();
   Hypothesis line_hypothesis(const LineStates& states, int line, const SearchOptions& options) const;
 
  private:
@@ -44,6 +51,9 @@ class DeviceGreedySearch : public SearchStrategy {
   int max_images_, max_length_;
   DeviceBuffer<int> history_, finished_, started_lines_;
   DeviceBuffer<float> sum_log_probability_, sum_probability_, min_probability_;
+  // read_lines' copies (made at the first read).
+  std::unique_ptr<PinnedBuffer<int>> read_history_, read_finished_;
+  std::unique_ptr<PinnedBuffer<float>> read_sums_;  // the three sums, max_images each
 };
 
 }  // namespace trocr::cuda

@@ -186,17 +186,20 @@ bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, con
     for (auto& [number, line] : lines) deliver(line.job, {}, error, line.admitted, 0.0, line.batch_size);
     lines.clear();
   };
+  // Joining images are resized and normalized on another thread while the running lines step
+  // (on a GPU the host's work then costs nothing), and join at the first step after theirs is
+  // done: the lines never wait for it. Nothing more is taken until they have joined.
+  std::vector<Job> joining;
+  std::future<void> preparing;
   for (;;) {
-    std::vector<Job> joining =
-        take_for_lines(search, size_t(stream.capacity() - stream.active()), /*wait=*/stream.active() == 0);
-    // The joining images are resized and normalized on another thread while the running lines
-    // take their step (on a GPU the host's work then costs nothing), and join at the next one.
-    std::future<void> preparing;
-    if (!joining.empty()) {
-      std::vector<RgbImage> images;
-      for (Job& job : joining) images.push_back(std::move(job.image));
-      preparing = std::async(stream.active() > 0 ? std::launch::async : std::launch::deferred,
-                             [&stream, images = std::move(images)] { stream.prepare(images); });
+    if (joining.empty()) {
+      joining = take_for_lines(search, size_t(stream.capacity() - stream.active()), /*wait=*/stream.active() == 0);
+      if (!joining.empty()) {
+        std::vector<RgbImage> images;
+        for (Job& job : joining) images.push_back(std::move(job.image));
+        preparing = std::async(stream.active() > 0 ? std::launch::async : std::launch::deferred,
+                               [&stream, images = std::move(images)] { stream.prepare(images); });
+      }
     }
     std::vector<std::pair<int, Recognition>> ended;
     const auto started = Clock::now();
@@ -217,7 +220,9 @@ bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, con
               std::chrono::duration<double, std::milli>(now - line.admitted).count(), line.batch_size);
       lines.erase(number);
     }
-    if (!joining.empty()) {
+    const bool prepared = !joining.empty() && (stream.active() == 0 ||
+                                               preparing.wait_for(std::chrono::seconds(0)) == std::future_status::ready);
+    if (prepared) {
       try {
         preparing.get();
         const std::vector<int> numbers = stream.admit_prepared();
@@ -225,12 +230,13 @@ bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, con
         for (size_t i = 0; i < joining.size(); ++i) {
           lines.emplace(numbers.at(i), Line{std::move(joining[i]), admitted, stream.active()});
         }
+        joining.clear();
       } catch (const std::exception& failure) {
         fail_all(joining, failure.what());
         return false;
       }
     }
-    if (stream.active() == 0) return true;
+    if (stream.active() == 0 && joining.empty()) return true;
   }
 }
 
