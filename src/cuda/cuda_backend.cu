@@ -1,7 +1,7 @@
 // The CUDA backend: the weights uploaded once in the chosen dtype (the host's copy released),
 // a workspace planned for the largest batch seen, and a search strategy per call: greedy and
 // beam search run their loops on the device; more than kMaxBeams beams, and the host drives
-// the same decoder step.
+// the same decoder step. Greedy lines in flight (CudaLineBatch) get a workspace of their own.
 #include <fmt/format.h>
 
 #include <algorithm>

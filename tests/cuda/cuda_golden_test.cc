@@ -125,12 +125,7 @@ TEST_P(CudaGolden, GeneratedIdsMatchHf) {
 // stand at different positions; ended lines' slots take the next images) and give HF's ids in
 // fp32; in fp16 and bf16 they may leave HF's only at a near-tie, as whole batches may.
 TEST_P(CudaGolden, InFlightLinesGiveHfIdsWhereverTheyJoin) {
-  std::vector<std::string> names;
-  std::vector<RgbImage> images;
-  for (const auto& [image, entry] : record_.at("images").items()) {
-    names.push_back(image);
-    images.push_back(read_image_file(data_dir() + "/images/" + image));
-  }
+  const auto [names, images] = read_golden_images(record_);
   for (const char* name : {"greedy", "greedy_min4", "greedy_norepeat2"}) {
     const GenerationConfig settings = golden_settings(name, recognizer_->default_generation());
     const InFlightResult in_flight = recognize_in_flight(*recognizer_, images, settings, 3, 1);

@@ -169,12 +169,7 @@ TEST_P(Golden, BatchedGenerateFromImageFiles) {
 // stand at different positions, and an ended line's slot is taken by the next image) and must
 // each give HF's ids, text and token probabilities, under every greedy setting of the goldens.
 TEST_P(Golden, InFlightLinesGiveHfAnswersWhereverTheyJoin) {
-  std::vector<std::string> names;
-  std::vector<RgbImage> images;
-  for (const auto& [image, entry] : record_.at("images").items()) {
-    names.push_back(image);
-    images.push_back(read_image_file(data_dir() + "/images/" + image));
-  }
+  const auto [names, images] = read_golden_images(record_);
   for (const char* name : {"greedy", "greedy_min4", "greedy_norepeat2"}) {
     const GenerationConfig settings = case_settings(name, recognizer_->default_generation());
     const InFlightResult in_flight = recognize_in_flight(*recognizer_, images, settings, 3, 1);

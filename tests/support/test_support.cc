@@ -95,6 +95,15 @@ void write_safetensors(const std::string& path, const Checkpoint& checkpoint,
   write_file(path, safetensors_bytes(header, data));
 }
 
+GoldenImages read_golden_images(const nlohmann::json& record) {
+  GoldenImages golden;
+  for (const auto& [image, entry] : record.at("images").items()) {
+    golden.names.push_back(image);
+    golden.images.push_back(read_image_file(data_dir() + "/images/" + image));
+  }
+  return golden;
+}
+
 std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name) {
   const TensorRecord* record = golden.find(name);
   if (record == nullptr) {

@@ -11,6 +11,7 @@
 
 #include "formats/checkpoint.h"
 #include "trocr/error.h"
+#include "trocr/image.h"
 
 namespace trocr::test {
 
@@ -47,6 +48,12 @@ void write_safetensors(const std::string& path, const Checkpoint& checkpoint,
 
 // A tensor of a golden.safetensors file as floats (a test failure when it is missing).
 std::vector<float> golden_tensor(const Checkpoint& golden, const std::string& name);
+// The images a golden.json record was made from (tests/data/images), in the record's order.
+struct GoldenImages {
+  std::vector<std::string> names;
+  std::vector<RgbImage> images;
+};
+GoldenImages read_golden_images(const nlohmann::json& record);
 // max |ours - reference| / max |reference|; infinite for a size mismatch or a non-finite value.
 double relative_error(const std::vector<float>& ours, const std::vector<float>& reference);
 
