@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `trocr serve --batching whole` against `--batching in-flight` under the same closed-loop load,
-# the two alternating over ROUNDS (2) rounds, at LEVELS (4,16) clients, SECONDS_PER_LEVEL (8) each.
+# the two alternating over ROUNDS (2) rounds, at LEVELS (4,16) clients, SECONDS_PER_LEVEL (8) each
+# (RATES=R1,R2 instead: open-loop Poisson arrivals at those requests per second).
 # By default here, on the CPU engine: the demo model made greedy (--beams 1; in-flight batching is
 # greedy's), max batch 16, clients sending the first 64 lines of data/synth-eval in turn (lines of
 # 1-25 characters, so lines end at different steps). DEVICE, DTYPE, MODEL, MAX_BATCH and IMAGES
@@ -27,7 +28,7 @@ for round in $(seq "${ROUNDS:-2}"); do
     port=$(grep -o '127.0.0.1:[0-9]*' /tmp/serve-batching.log | head -1 | cut -d: -f2)
     echo "== round $round, --batching $batching" | tee -a "$name.log"
     $trocr load-test --url http://127.0.0.1:$port --image $images --name "$batching-round$round" \
-      --concurrency "${LEVELS:-4,16}" --seconds "${SECONDS_PER_LEVEL:-8}" --json /tmp/batching-$batching-$round.json \
+      $([ -n "${RATES:-}" ] && echo "--rate $RATES" || echo "--concurrency ${LEVELS:-4,16}") --seconds "${SECONDS_PER_LEVEL:-8}" --json /tmp/batching-$batching-$round.json \
       | tee -a "$name.log"
     kill -TERM $pid; wait $pid || true
     grep '^engine ' /tmp/serve-batching.log > "$name-$batching-round$round-profile.txt" || rm -f "$name-$batching-round$round-profile.txt"
