@@ -216,7 +216,7 @@ Action add_serve_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1, 16));
   command->add_option("--batching", arguments->batching,
                       "in-flight: images join the running batch between decoding steps and leave as their line "
-                      "ends (greedy on the CPU engine; otherwise whole batches); whole: every batch runs to its end")
+                      "ends (greedy settings; beam search runs whole batches); whole: every batch runs to its end")
       ->capture_default_str()->check(CLI::IsMember({"in-flight", "whole"}));
   command->add_option("--max-wait-ms", arguments->max_wait_ms,
                       "Longest an image waits for its batch to fill")->capture_default_str()->check(CLI::Range(0, 60000));

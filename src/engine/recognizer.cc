@@ -183,8 +183,8 @@ class Recognizer::Impl::Stream : public RecognitionStream {
   int active() const override { return lines_->active(); }
 
   // Two buffers: an admission's upload may still read one until the next step has run, while
-  // prepare fills the other. Free lines are counted in admit_prepared: a step running beside
-  // prepare frees lines, and prepare reads nothing that step writes.
+  // prepare fills the other. Free lines are counted at admission: a step running beside prepare
+  // frees lines, and prepare reads nothing that step writes.
   void prepare(const std::vector<RgbImage>& images) override {
     const auto started = std::chrono::steady_clock::now();
     float* pixels = buffers_[next_].floats(images.size() * impl_.image_values());
@@ -193,18 +193,18 @@ class Recognizer::Impl::Stream : public RecognitionStream {
     preprocess_ms_ += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
   }
 
+  // (The line batch refuses more images than free lines.)
   std::vector<int> admit_prepared() override {
     const int count = prepared_;
     prepared_ = 0;
     if (count == 0) return {};
-    if (count > capacity() - active()) fail("recognition stream: {} images for {} free lines", count, capacity() - active());
     if (admitted_at_step_[next_] == steps_) {
       fail("recognition stream: two admissions without a step between them overwrote pixels still being read");
     }
+    std::vector<int> lines = lines_->admit(buffers_[next_].data(), count);
     admitted_at_step_[next_] = steps_;
-    const float* pixels = buffers_[next_].data();
     next_ = 1 - next_;
-    return lines_->admit(pixels, count);
+    return lines;
   }
 
   std::vector<std::pair<int, Recognition>> step() override {

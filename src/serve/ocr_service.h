@@ -26,10 +26,11 @@ struct ServiceOptions {
   size_t max_images_per_request = 64;
   ImageLimits image_limits;
   BatcherOptions batching;
-  // Lines decoded in flight where the engine can (greedy on the CPU engine so far): an image joins
-  // the running batch at the next decoding step instead of waiting for the whole batch to end.
+  // Lines decoded in flight where the engine can (greedy settings, CPU and CUDA engines): an image
+  // joins the running batch at a decoding step instead of waiting for the whole batch to end.
   // Off by default: on the CPU engine it measured no faster than whole batches, with a longer
-  // tail (docs/REPORT.md sec. 5); the GPU engine, where it should pay, has no streams yet.
+  // tail; on an H200 it was faster at every load measured, but mixed open-loop loads are not yet
+  // (docs/REPORT.md sec. 5).
   bool in_flight = false;
   // What one request may ask for in its generation settings.
   int max_beams = 8;
