@@ -18,7 +18,11 @@ int64_t padded_keys(int sequence) { return (sequence + 7) / 8 * 8; }
 
 template <typename T>
 CudaEncoder<T>::CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm, int max_images)
-    : weights_(weights), config_(config.encoder), gemm_(gemm), chunk_(std::max(1, std::min(kMaxChunk, max_images))) {
+    : weights_(weights),
+      config_(config.encoder),
+      gemm_(gemm),
+      chunk_(std::max(1, std::min(kMaxChunk, max_images))),
+      graphs_(gemm.stream()) {
   const EncoderConfig& e = config_;
   const int hidden = e.hidden_size, sequence = e.sequence_length(), patches = e.patch_count();
   const size_t rows = size_t(chunk_) * sequence;
@@ -77,9 +81,30 @@ void CudaEncoder<T>::attention(const T* qkv, int batch, T* out) {
   merge_heads<T>(context_.data(), batch, sequence, heads, dim, out, stream);
 }
 
+// Everything a captured pass depends on besides the encoder's own buffers (step_graphs.h).
 template <typename T>
-void CudaEncoder<T>::encode(const float* pixels, int batch, T* states) {
-  if (batch > chunk_) fail("CUDA encoder: {} images in a chunk of {}", batch, chunk_);
+struct CudaEncoder<T>::Spec {
+  CudaEncoder<T>* encoder;
+  const float* pixels;
+  T* out;
+  int count;
+  int unused = 0;  // no padding
+};
+
+template <typename T>
+void CudaEncoder<T>::enqueue(const Spec& spec) {
+  spec.encoder->encode_eagerly(spec.pixels, spec.count, spec.out);
+}
+
+template <typename T>
+void CudaEncoder<T>::encode(const float* pixels, int count, T* out) {
+  if (count > chunk_) fail("CUDA encoder: {} images in a chunk of {}", count, chunk_);
+  if (count > kMaxGraphedImages) return encode_eagerly(pixels, count, out);
+  graphs_.replay(Spec{this, pixels, out, count}, &CudaEncoder<T>::enqueue);
+}
+
+template <typename T>
+void CudaEncoder<T>::encode_eagerly(const float* pixels, int batch, T* states) {
   const EncoderConfig& e = config_;
   const int hidden = e.hidden_size, sequence = e.sequence_length(), patches = e.patch_count();
   const int rows = batch * sequence;

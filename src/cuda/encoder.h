@@ -1,10 +1,12 @@
 #pragma once
 // The ViT/DeiT encoder on the GPU: patch embedding, then the pre-LN layers, over chunks of
 // images. It owns its workspace, sized once for its chunk, and its attention chooses its own
-// kernel (kernel_choice.h).
+// kernel (kernel_choice.h). A few images' pass is a CUDA graph: at batch 1 its ~90 launches cost
+// more than their work.
 #include "cuda/cuda_weights.h"
 #include "cuda/gemm.h"
 #include "cuda/kernel_choice.h"
+#include "cuda/step_graphs.h"
 #include "trocr/config.h"
 
 namespace trocr::cuda {
@@ -24,7 +26,13 @@ class CudaEncoder {
   // [count * sequence, hidden] into out.
   void encode(const float* pixels, int count, T* out);
 
+  // Up to this many images, encode() replays a graph captured per (pixels, count, out).
+  static constexpr int kMaxGraphedImages = 8;
+
  private:
+  struct Spec;
+  static void enqueue(const Spec& spec);
+  void encode_eagerly(const float* pixels, int count, T* out);
   void attention(const T* qkv, int batch, T* out);
 
   const DeviceWeights<T>& weights_;
@@ -35,6 +43,7 @@ class CudaEncoder {
   DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, heads_out_, projected_, intermediate_;
   // The unfused attention's: heads split, scores and probabilities, the per-head context.
   DeviceBuffer<T> q_, k_, v_, scores_, probabilities_, context_;
+  StepGraphs graphs_;
 };
 
 }  // namespace trocr::cuda

@@ -19,66 +19,11 @@
 #include "cuda/gemm.h"
 #include "cuda/kernels/kernels.h"
 #include "decoding/logits_processors.h"
+#include "support/device_values.h"
 #include "support/test_support.h"
 
 namespace trocr::test {
 namespace {
-
-using cuda::DeviceBuffer;
-
-std::vector<float> random_values(size_t count, std::mt19937& generator, float scale = 1.0f) {
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> values(count);
-  for (auto& v : values) v = normal(generator);
-  return values;
-}
-
-// Host values rounded to T's precision (what the kernel sees), and device copies.
-template <typename T>
-std::vector<float> rounded(const std::vector<float>& values) {
-  std::vector<float> out(values.size());
-  for (size_t i = 0; i < values.size(); ++i) {
-    if constexpr (std::is_same_v<T, float>) out[i] = values[i];
-    if constexpr (std::is_same_v<T, __half>) out[i] = half_to_float(float_to_half(values[i]));
-    if constexpr (std::is_same_v<T, __nv_bfloat16>) out[i] = bfloat16_to_float(float_to_bfloat16(values[i]));
-  }
-  return out;
-}
-
-template <typename T>
-DeviceBuffer<T> to_device(const std::vector<float>& values) {
-  std::vector<T> converted(values.size());
-  for (size_t i = 0; i < values.size(); ++i) {
-    if constexpr (std::is_same_v<T, float>) {
-      converted[i] = values[i];
-    } else {
-      const uint16_t bits = std::is_same_v<T, __half> ? float_to_half(values[i]) : float_to_bfloat16(values[i]);
-      std::memcpy(static_cast<void*>(&converted[i]), &bits, 2);
-    }
-  }
-  DeviceBuffer<T> buffer;
-  buffer.upload(converted);
-  return buffer;
-}
-
-template <typename T>
-std::vector<float> to_host(const DeviceBuffer<T>& buffer) {
-  const std::vector<T> values = buffer.download();
-  std::vector<float> out(values.size());
-  if constexpr (std::is_same_v<T, float>) {
-    out = values;
-  } else {
-    convert_to_float32(std::is_same_v<T, __half> ? DType::F16 : DType::BF16, values.data(), values.size(), out.data());
-  }
-  return out;
-}
-
-template <typename T>
-double tolerance() {
-  if constexpr (std::is_same_v<T, float>) return 1e-5;
-  if constexpr (std::is_same_v<T, __half>) return 4e-3;
-  return 3e-2;
-}
 
 template <typename T>
 class CudaKernels : public ::testing::Test {
