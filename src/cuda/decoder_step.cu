@@ -185,8 +185,6 @@ void DecoderStep<T>::fused_layer(int layer, const StepShape& shape, T* hidden) {
   params.image_stride = int64_t(sequence) * layers * 2 * width, params.key_stride = int64_t(layers) * 2 * width;
   params.keys = sequence;
   params.groups = shape.groups, params.group_starts = group_starts_.data(), params.row_images = row_images_.data();
-  params.queries = query_.data(), params.context = context_.data(), params.delta = projected_.data();
-  params.hidden = ffn_.data();
   fused_decoder_layer<T>(params, gemm_.stream());
 }
 

@@ -144,8 +144,6 @@ void check_fused_layer(const LayerShape& shape, const RowsCase& rows_case, std::
   d_images.upload(row_images);
   d_starts.upload(starts);
   d_positions.upload(rows_case.positions);
-  DeviceBuffer<T> d_queries(size_t(rows) * width), d_context(size_t(rows) * width), d_delta(size_t(rows) * width),
-      d_ffn(size_t(rows) * ffn);
   cuda::FusedLayerParams<T> params{};
   params.weights = {qkv.device_weight.data(),          qkv.device_bias.data(),          self_output.device_weight.data(),
                     self_output.device_bias.data(),    cross_query.device_weight.data(), cross_query.device_bias.data(),
@@ -162,8 +160,6 @@ void check_fused_layer(const LayerShape& shape, const RowsCase& rows_case, std::
   params.cross_keys = d_table.data(), params.cross_values = d_table.data() + width;
   params.image_stride = image_stride, params.key_stride = key_stride, params.keys = keys;
   params.groups = int(starts.size()) - 1, params.group_starts = d_starts.data(), params.row_images = d_images.data();
-  params.queries = d_queries.data(), params.context = d_context.data(), params.delta = d_delta.data();
-  params.hidden = d_ffn.data();
   cuda::fused_decoder_layer<T>(params, nullptr);
   TROCR_CUDA_CHECK(cudaDeviceSynchronize());
 

@@ -1,6 +1,6 @@
 // A whole post-LN decoder layer in one launch, for small decoders at a few rows (#16): one
 // thread-block cluster runs the layer's stages with a cluster barrier between them instead of a
-// kernel boundary. At batch 1 a separate-kernel layer is ~9 launches of ~3 us, each mostly fixed
+// kernel boundary. At batch 1 a separate-kernel layer is ~9 launches of ~2-3 us, each mostly fixed
 // cost around a little work (docs/CUDA_ENGINE.md); a small decoder's layer (d_model 256: ~1.8 MB
 // of fp16 weights) streams through 16 SMs in a few microseconds.
 //
@@ -10,12 +10,15 @@
 //   3. self-attention output -> delta                   6. cross-attention output -> delta
 //   4. n1 = LN(input + delta) (every CTA, all rows),    7. n2 = LN(n1 + delta), FFN1 + activation
 //      the cross-attention query                        8. FFN2 -> delta; 9. out = LN(n2 + delta)
-// Intermediates between CTAs go through global memory (L2), read with ld.global.cg after the
-// barrier. Rounding follows the separate kernels: every product's output in T, LayerNorm in fp32
-// over float(residual) + float(delta), softmax in fp32.
+// What a stage's latency is made of decides the shape (the first version, which passed its
+// intermediates through L2 and walked values one load at a time, took ~120 us a layer): every
+// intermediate a product writes is stored into every CTA's shared memory (distributed shared
+// memory), so a stage reads only local shared memory; a product's weights are loaded into
+// registers before the barrier that precedes it; attention issues a tile's loads together.
+// Rounding follows the separate kernels: every product's output in T, LayerNorm in fp32 over
+// float(residual) + float(delta), softmax in fp32, probabilities rounded to T before the
+// cross-attention's values (as the grouped tensor-core kernel does).
 #include <cooperative_groups.h>
-
-#include <type_traits>
 
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
@@ -30,14 +33,17 @@ namespace cg = cooperative_groups;
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+constexpr int kMaxRows = kMaxFusedLayerRows;
 constexpr int kMaxHeadDim = 64;
+constexpr int kMaxWidth = 1024;
 constexpr int kKeyTile = 32;
-static_assert(kMaxFusedLayerRows == 16, "the column reduction folds 16 rows over a warp");
-static_assert(kMaxFusedLayerRows >= kWarps, "the query area holds a head per warp or per row");
+constexpr int kPieces = 8;  // 16-byte weight pieces a lane holds for a product
+static_assert(kMaxRows == 16, "the column reduction folds 16 rows over a warp");
+static_assert(kMaxRows >= kWarps, "the query area holds a head per warp or per row");
 
-// Byte offsets of the shared arrays, for `rows` rows.
+// Byte offsets of the shared arrays (the same in every CTA of the cluster: remote stores use them).
 struct SharedLayout {
-  size_t input, normed1, normed2, staged, queries, total;
+  size_t input, normed1, normed2, queries, context, delta, hidden, merge, heads, indices, total;
 };
 
 __host__ __device__ inline size_t round_to_16(size_t bytes) { return (bytes + 15) / 16 * 16; }
@@ -45,54 +51,43 @@ __host__ __device__ inline size_t round_to_16(size_t bytes) { return (bytes + 15
 template <typename T>
 __host__ __device__ SharedLayout shared_layout(int rows, int width, int ffn) {
   const size_t row_bytes = round_to_16(size_t(rows) * width * sizeof(T));
-  const size_t inputs = round_to_16(size_t(rows) * (width > ffn ? width : ffn) * sizeof(T));
-  const size_t merge = round_to_16(size_t(kWarps) * kMaxFusedLayerRows * (kMaxHeadDim + 2) * sizeof(float));
   SharedLayout layout{};
   layout.input = 0;
   layout.normed1 = layout.input + row_bytes;
   layout.normed2 = layout.normed1 + row_bytes;
-  layout.staged = layout.normed2 + row_bytes;
-  layout.queries = layout.staged + (inputs > merge ? inputs : merge);
-  layout.total = layout.queries + round_to_16(size_t(kMaxFusedLayerRows) * kMaxHeadDim * sizeof(float));
+  layout.queries = layout.normed2 + row_bytes;
+  layout.context = layout.queries + row_bytes;
+  layout.delta = layout.context + row_bytes;
+  layout.hidden = layout.delta + row_bytes;
+  layout.merge = layout.hidden + round_to_16(size_t(rows) * ffn * sizeof(T));
+  layout.heads = layout.merge + round_to_16(size_t(kWarps) * kMaxRows * (kMaxHeadDim + 2) * sizeof(float));
+  layout.indices = layout.heads + round_to_16(size_t(kMaxRows) * kMaxHeadDim * sizeof(float));
+  layout.total = layout.indices + round_to_16(size_t(4 * kMaxRows + 1) * sizeof(int));
   return layout;
 }
+
+// A step's small per-row tables, read once into shared memory.
+struct RowIndices {
+  int* slots;      // cache slot
+  int* positions;  // position in the cache
+  int* images;
+  int* group_starts;
+};
 
 // [begin, end) of n split into `parts` near-equal slices.
 __device__ __forceinline__ int2 slice(int n, int part, int parts) {
   return make_int2(int(int64_t(n) * part / parts), int(int64_t(n) * (part + 1) / parts));
 }
 
-__device__ __forceinline__ uint4 load_cg(const void* pointer) {
-  return __ldcg(reinterpret_cast<const uint4*>(pointer));
-}
-
-// A key or value row of `dim` (<= 64, a multiple of 16 bytes) values into fp32 registers.
+// Stores value at index of `local` in every CTA of the cluster (distributed shared memory).
 template <typename T>
-__device__ __forceinline__ void load_head_row(const T* row, int dim, float (&out)[kMaxHeadDim]) {
-  constexpr int kVector = 16 / sizeof(T);
-#pragma unroll
-  for (int d = 0; d < kMaxHeadDim; d += kVector) {
-    uint4 packed = make_uint4(0, 0, 0, 0);
-    if (d < dim) packed = load_cg(row + d);
-    const T* values = reinterpret_cast<const T*>(&packed);
-#pragma unroll
-    for (int v = 0; v < kVector; ++v) out[d + v] = d < dim ? to_float(values[v]) : 0.0f;
-  }
-}
-
-// Copies rows x width values of T from global memory (written by other CTAs) to shared.
-template <typename T>
-__device__ void stage_rows(const T* from, int rows, int width, T* to) {
-  constexpr int kVector = 16 / sizeof(T);
-  const int pieces = rows * width / kVector;
-  for (int i = threadIdx.x; i < pieces; i += kThreads) {
-    reinterpret_cast<uint4*>(to)[i] = load_cg(from + int64_t(i) * kVector);
-  }
+__device__ __forceinline__ void broadcast(cg::cluster_group& cluster, int ctas, T* local, int index, T value) {
+  for (int rank = 0; rank < ctas; ++rank) cluster.map_shared_rank(local, rank)[index] = value;
 }
 
 // Sums 16 values over a warp with 16 shuffles (not 80): each step halves the values a lane
 // keeps. Lane l ends with row (l >> 1) & 15's total.
-__device__ __forceinline__ float fold_rows(float (&v)[kMaxFusedLayerRows], int lane) {
+__device__ __forceinline__ float fold_rows(float (&v)[kMaxRows], int lane) {
 #pragma unroll
   for (int step = 0; step < 4; ++step) {
     const int half = 8 >> step, bit = 16 >> step;
@@ -107,19 +102,26 @@ __device__ __forceinline__ float fold_rows(float (&v)[kMaxFusedLayerRows], int l
   return v[0] + __shfl_xor_sync(0xffffffff, v[0], 1);
 }
 
-// Columns [begin, end) of x W^T + bias for the staged rows x [rows, k] (shared), a warp per
-// column, as many columns' weights in flight per lane as kPieces registers hold; then
-// epilogue(row, column, value) once per (row, column).
-template <typename T, typename Epilogue>
-__device__ void linear_columns(const T* x, int rows, int k, const T* w, const T* bias, int2 columns,
-                               Epilogue epilogue) {
-  constexpr int kVector = 16 / sizeof(T);
-  constexpr int kPieces = 8;  // 16-byte weight pieces per lane in flight
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int pieces_per_column = (k / kVector + 31) / 32;
-  const int together = max(1, kPieces / pieces_per_column);  // columns a warp loads at once
-  for (int first = columns.x + warp * together; first < columns.y; first += kWarps * together) {
-    uint4 weights[kPieces];
+// A product y = x W^T + b over this CTA's columns: a warp per column, `together` columns per warp
+// at a time so that kPieces 16-byte loads per lane are in flight. load() issues the warp's first
+// batch (call it before the barrier that precedes the product: weights do not depend on it);
+// run() computes every batch and calls epilogue(row, column, value) once per (row, column).
+template <typename T>
+struct ColumnProduct {
+  static constexpr int kVector = 16 / sizeof(T);
+  const T* w;
+  const T* bias;
+  int k;
+  int2 columns;
+  int pieces_per_column, together;
+  uint4 weights[kPieces];
+
+  __device__ ColumnProduct(const T* w, const T* bias, int k, int2 columns)
+      : w(w), bias(bias), k(k), columns(columns), pieces_per_column((k / kVector + 31) / 32),
+        together(max(1, kPieces / pieces_per_column)) {}
+
+  __device__ __forceinline__ void load_batch(int first) {
+    const int lane = threadIdx.x % 32;
 #pragma unroll
     for (int p = 0; p < kPieces; ++p) {
       const int column = first + p / pieces_per_column, base = (lane + 32 * (p % pieces_per_column)) * kVector;
@@ -127,74 +129,134 @@ __device__ void linear_columns(const T* x, int rows, int k, const T* w, const T*
         weights[p] = __ldg(reinterpret_cast<const uint4*>(w + int64_t(column) * k + base));
       }
     }
-    for (int c = 0; c < together && first + c < columns.y; ++c) {
-      float sums[kMaxFusedLayerRows];
+  }
+  __device__ __forceinline__ void load() { load_batch(columns.x + (threadIdx.x / 32) * together); }
+
+  template <typename Epilogue>
+  __device__ __forceinline__ void run(const T* x, int rows, Epilogue epilogue) {
+    const int lane = threadIdx.x % 32;
+    bool loaded = true;
+    for (int first = columns.x + (threadIdx.x / 32) * together; first < columns.y; first += kWarps * together) {
+      if (!loaded) load_batch(first);
+      loaded = false;
+      for (int c = 0; c < together && first + c < columns.y; ++c) {
+        float sums[kMaxRows];
 #pragma unroll
-      for (int r = 0; r < kMaxFusedLayerRows; ++r) sums[r] = 0.0f;
+        for (int r = 0; r < kMaxRows; ++r) sums[r] = 0.0f;
 #pragma unroll
-      for (int p = 0; p < kPieces; ++p) {
-        if (p / pieces_per_column != c) continue;
-        const int base = (lane + 32 * (p % pieces_per_column)) * kVector;
-        if (base >= k) continue;
-        const T* weight = reinterpret_cast<const T*>(&weights[p]);
+        for (int p = 0; p < kPieces; ++p) {
+          if (p / pieces_per_column != c) continue;
+          const int base = (lane + 32 * (p % pieces_per_column)) * kVector;
+          if (base >= k) continue;
+          const T* weight = reinterpret_cast<const T*>(&weights[p]);
 #pragma unroll
-        for (int r = 0; r < kMaxFusedLayerRows; ++r) {
-          if (r < rows) {
-            const uint4 packed = *reinterpret_cast<const uint4*>(x + r * k + base);
-            const T* input = reinterpret_cast<const T*>(&packed);
+          for (int r = 0; r < kMaxRows; ++r) {
+            if (r < rows) {
+              const uint4 packed = *reinterpret_cast<const uint4*>(x + r * k + base);
+              const T* input = reinterpret_cast<const T*>(&packed);
 #pragma unroll
-            for (int v = 0; v < kVector; ++v) sums[r] += to_float(weight[v]) * to_float(input[v]);
+              for (int v = 0; v < kVector; ++v) sums[r] += to_float(weight[v]) * to_float(input[v]);
+            }
           }
         }
+        const float total = fold_rows(sums, lane);
+        const int row = (lane >> 1) & 15, column = first + c;
+        if ((lane & 1) == 0 && row < rows) {
+          epilogue(row, column, total + (bias != nullptr ? to_float(bias[column]) : 0.0f));
+        }
       }
-      const float total = fold_rows(sums, lane);
-      const int row = (lane >> 1) & 15, column = first + c;
-      if ((lane & 1) == 0 && row < rows) epilogue(row, column, total + (bias != nullptr ? to_float(bias[column]) : 0.0f));
     }
   }
-}
+};
 
-// out[r] = LayerNorm(float(residual[r]) + float(delta[r])) for rows r = first, first + step, ...,
-// a warp per row; residual may be shared or global, delta is global (read through L2).
+// out[row] = LayerNorm(float(residual[row]) + float(delta[row])) for the rows first, first +
+// step, ..., a warp per row, the row in registers (one round of loads).
 template <typename T>
 __device__ void layer_norm_rows(const T* residual, const T* delta, const float* gamma, const float* beta, int rows,
                                 int width, float eps, int first, int step, T* out) {
+  constexpr int kPerLane = kMaxWidth / 32;
   const int lane = threadIdx.x % 32;
   for (int row = first; row < rows; row += step) {
+    float values[kPerLane];
     float sum = 0.0f;
-    for (int c = lane; c < width; c += 32) {
-      sum += to_float(residual[row * width + c]) + to_float(__ldcg(delta + row * width + c));
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int c = lane + 32 * i;
+      values[i] = c < width ? to_float(residual[row * width + c]) + to_float(delta[row * width + c]) : 0.0f;
+      sum += values[i];
     }
     for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
     const float mean = sum / width;
     float squares = 0.0f;
-    for (int c = lane; c < width; c += 32) {
-      const float value = to_float(residual[row * width + c]) + to_float(__ldcg(delta + row * width + c)) - mean;
-      squares += value * value;
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      if (lane + 32 * i < width) squares += (values[i] - mean) * (values[i] - mean);
     }
     for (int offset = 16; offset > 0; offset /= 2) squares += __shfl_xor_sync(0xffffffff, squares, offset);
     const float inverse = rsqrtf(squares / width + eps);
-    for (int c = lane; c < width; c += 32) {
-      const float value = to_float(residual[row * width + c]) + to_float(__ldcg(delta + row * width + c));
-      out[row * width + c] = from_float<T>((value - mean) * inverse * gamma[c] + beta[c]);
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int c = lane + 32 * i;
+      if (c < width) out[row * width + c] = from_float<T>((values[i] - mean) * inverse * gamma[c] + beta[c]);
     }
   }
 }
 
-// Self-attention of row `row`, head `head` over its cache (keys 0 .. position), a warp: lanes
-// take keys in tiles of 32 (online softmax), then output dimensions. fp32 throughout.
+// A key row of `dim` (<= 64, a multiple of 16 bytes) values into fp32 registers, 16 bytes at a time.
 template <typename T>
-__device__ void self_attention_unit(const FusedLayerParams<T>& p, int row, int head, float* query) {
+__device__ __forceinline__ void load_head_row(const T* row, int dim, float (&out)[kMaxHeadDim]) {
+  constexpr int kVector = 16 / sizeof(T);
+#pragma unroll
+  for (int d = 0; d < kMaxHeadDim; d += kVector) {
+    uint4 packed = make_uint4(0, 0, 0, 0);
+    if (d < dim) packed = __ldcg(reinterpret_cast<const uint4*>(row + d));
+    const T* values = reinterpret_cast<const T*>(&packed);
+#pragma unroll
+    for (int v = 0; v < kVector; ++v) out[d + v] = d < dim ? to_float(values[v]) : 0.0f;
+  }
+}
+
+// A tile's value rows for the lane's output dimensions (lane, lane + 32), 8 keys per round of
+// loads: values[u][i] is key (first + u)'s dimension lane + 32 i.
+constexpr int kValueRound = 8;
+template <typename T>
+__device__ __forceinline__ void load_value_round(const T* values, int64_t stride, int first, int count, int dim,
+                                                 float (&out)[kValueRound][kMaxHeadDim / 32]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int u = 0; u < kValueRound; ++u) {
+#pragma unroll
+    for (int i = 0; i < kMaxHeadDim / 32; ++i) {
+      const int d = lane + 32 * i;
+      out[u][i] = first + u < count && d < dim ? to_float(__ldcg(values + int64_t(first + u) * stride + d)) : 0.0f;
+    }
+  }
+}
+
+template <typename T>
+struct LayerContext {
+  const FusedLayerParams<T>& p;
+  cg::cluster_group& cluster;
+  int ctas;
+  RowIndices index;
+  T *queries, *context;
+};
+
+// Self-attention of one (row, head) over its cache (keys 0 .. position), a warp: lanes take keys
+// in tiles of 32 (online softmax), then output dimensions. fp32 throughout, as decode_attention.
+template <typename T>
+__device__ void self_attention_unit(const LayerContext<T>& layer, int row, int head, float* query) {
+  const FusedLayerParams<T>& p = layer.p;
   const int lane = threadIdx.x % 32, dim = p.width / p.heads;
-  const int keys = p.position.of(row) + 1;
-  const int64_t table = int64_t(p.row_slots[row]) * p.slot_stride + head * dim;
+  const int keys = layer.index.positions[row] + 1;
+  const int64_t table = int64_t(layer.index.slots[row]) * p.slot_stride + head * dim;
   for (int d = lane; d < kMaxHeadDim; d += 32) {
-    query[d] = d < dim ? to_float(__ldcg(p.queries + row * p.width + head * dim + d)) * p.scale : 0.0f;
+    query[d] = d < dim ? to_float(layer.queries[row * p.width + head * dim + d]) * p.scale : 0.0f;
   }
   __syncwarp();
   float running_max = -INFINITY, partial_sum = 0.0f, out[kMaxHeadDim / 32] = {};
   for (int tile = 0; tile < keys; tile += kKeyTile) {
-    const int j = tile + lane;
+    const int j = tile + lane, count = min(kKeyTile, keys - tile);
     float score = -INFINITY;
     if (j < keys) {
       float key[kMaxHeadDim];
@@ -209,59 +271,65 @@ __device__ void self_attention_unit(const FusedLayerParams<T>& p, int row, int h
     const float correction = expf(running_max - new_max);
     const float weight = j < keys ? expf(score - new_max) : 0.0f;
     partial_sum = partial_sum * correction + weight;
+    running_max = new_max;
 #pragma unroll
     for (int i = 0; i < kMaxHeadDim / 32; ++i) out[i] *= correction;
-    const int count = min(kKeyTile, keys - tile);
-    for (int k = 0; k < count; ++k) {
-      const float w = __shfl_sync(0xffffffff, weight, k);
-      const T* value = p.cache_values + table + int64_t(tile + k) * p.width;
+    const T* values = p.cache_values + table + int64_t(tile) * p.width;
+    for (int first = 0; first < count; first += kValueRound) {
+      float v[kValueRound][kMaxHeadDim / 32];
+      load_value_round(values, p.width, first, count, dim, v);
 #pragma unroll
-      for (int i = 0; i < kMaxHeadDim / 32; ++i) {
-        if (lane + 32 * i < dim) out[i] += w * to_float(__ldcg(value + lane + 32 * i));
+      for (int u = 0; u < kValueRound; ++u) {
+        const float w = __shfl_sync(0xffffffff, weight, (first + u) & 31);
+#pragma unroll
+        for (int i = 0; i < kMaxHeadDim / 32; ++i) out[i] += w * v[u][i];  // v is 0 past count
       }
     }
-    running_max = new_max;
   }
   for (int offset = 16; offset > 0; offset /= 2) partial_sum += __shfl_xor_sync(0xffffffff, partial_sum, offset);
 #pragma unroll
   for (int i = 0; i < kMaxHeadDim / 32; ++i) {
-    if (lane + 32 * i < dim) {
-      p.context[row * p.width + head * dim + lane + 32 * i] = from_float<T>(out[i] / partial_sum);
+    const int d = lane + 32 * i;
+    if (d < dim) {
+      broadcast(layer.cluster, layer.ctas, layer.context, row * p.width + head * dim + d,
+                from_float<T>(out[i] / partial_sum));
     }
   }
   __syncwarp();
 }
 
-// Cross-attention of group `group` (consecutive rows of one image), head `head`: the CTA's warps
-// split the image's keys; a lane scores one key against every row of the group (online softmax
-// per row), then the warps' states merge in shared memory (merge: [kWarps][16][dim + 2]).
+// Cross-attention of one group (consecutive rows of one image) and head: the CTA's warps split
+// the image's keys; a lane scores one key against every row of the group (online softmax per
+// row), then the warps' states merge in shared memory (merge: [kWarps][16][dim + 2] floats).
 template <typename T>
-__device__ void cross_attention_unit(const FusedLayerParams<T>& p, int group, int head, float* queries, float* merge) {
+__device__ void cross_attention_unit(const LayerContext<T>& layer, int group, int head, float* queries, float* merge) {
+  const FusedLayerParams<T>& p = layer.p;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, dim = p.width / p.heads;
-  const int first_row = p.group_starts[group], count = p.group_starts[group + 1] - first_row;
-  const int64_t table = int64_t(p.row_images[first_row]) * p.image_stride + head * dim;
+  const int first_row = layer.index.group_starts[group], count = layer.index.group_starts[group + 1] - first_row;
+  const int64_t table = int64_t(layer.index.images[first_row]) * p.image_stride + head * dim;
   for (int i = threadIdx.x; i < count * kMaxHeadDim; i += kThreads) {
     const int r = i / kMaxHeadDim, d = i % kMaxHeadDim;
-    queries[i] = d < dim ? to_float(__ldcg(p.queries + (first_row + r) * p.width + head * dim + d)) * p.scale : 0.0f;
+    queries[i] = d < dim ? to_float(layer.queries[(first_row + r) * p.width + head * dim + d]) * p.scale : 0.0f;
   }
   __syncthreads();
   const int2 range = slice(p.keys, warp, kWarps);
-  float running_max[kMaxFusedLayerRows], partial_sum[kMaxFusedLayerRows], out[kMaxFusedLayerRows][kMaxHeadDim / 32];
+  float running_max[kMaxRows], partial_sum[kMaxRows], out[kMaxRows][kMaxHeadDim / 32];
 #pragma unroll
-  for (int r = 0; r < kMaxFusedLayerRows; ++r) {
+  for (int r = 0; r < kMaxRows; ++r) {
     running_max[r] = -INFINITY, partial_sum[r] = 0.0f;
 #pragma unroll
     for (int i = 0; i < kMaxHeadDim / 32; ++i) out[r][i] = 0.0f;
   }
   for (int tile = range.x; tile < range.y; tile += kKeyTile) {
-    const int j = tile + lane;
+    const int j = tile + lane, keys_here = min(kKeyTile, range.y - tile);
     const bool inside = j < range.y;
     float key[kMaxHeadDim];
     load_head_row(p.cross_keys + table + int64_t(inside ? j : range.x) * p.key_stride, dim, key);
-    const int keys_here = min(kKeyTile, range.y - tile);
+    float weights[kMaxRows];
 #pragma unroll
-    for (int r = 0; r < kMaxFusedLayerRows; ++r) {
-      if (r >= count) break;
+    for (int r = 0; r < kMaxRows; ++r) {
+      weights[r] = 0.0f;
+      if (r >= count) continue;
       float score = 0.0f;
 #pragma unroll
       for (int d = 0; d < kMaxHeadDim; ++d) score += queries[r * kMaxHeadDim + d] * key[d];
@@ -277,25 +345,31 @@ __device__ void cross_attention_unit(const FusedLayerParams<T>& p, int group, in
       running_max[r] = new_max;
 #pragma unroll
       for (int i = 0; i < kMaxHeadDim / 32; ++i) out[r][i] *= correction;
-      // The grouped tensor-core kernel multiplies values by probabilities rounded to T.
-      const float rounded = to_float(from_float<T>(weight));
-      for (int k = 0; k < keys_here; ++k) {
-        const float w = __shfl_sync(0xffffffff, rounded, k);
-        const T* value = p.cross_values + table + int64_t(tile + k) * p.key_stride;
+      weights[r] = to_float(from_float<T>(weight));
+    }
+    const T* values = p.cross_values + table + int64_t(tile) * p.key_stride;
+    for (int first = 0; first < keys_here; first += kValueRound) {
+      float v[kValueRound][kMaxHeadDim / 32];
+      load_value_round(values, p.key_stride, first, keys_here, dim, v);
 #pragma unroll
-        for (int i = 0; i < kMaxHeadDim / 32; ++i) {
-          if (lane + 32 * i < dim) out[r][i] += w * to_float(value[lane + 32 * i]);
+      for (int u = 0; u < kValueRound; ++u) {
+#pragma unroll
+        for (int r = 0; r < kMaxRows; ++r) {
+          if (r >= count) continue;
+          const float w = __shfl_sync(0xffffffff, weights[r], (first + u) & 31);
+#pragma unroll
+          for (int i = 0; i < kMaxHeadDim / 32; ++i) out[r][i] += w * v[u][i];
         }
       }
     }
   }
   const int stride = dim + 2;
 #pragma unroll
-  for (int r = 0; r < kMaxFusedLayerRows; ++r) {
-    if (r >= count) break;
+  for (int r = 0; r < kMaxRows; ++r) {
+    if (r >= count) continue;
     float sum = partial_sum[r];
     for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
-    float* state = merge + (warp * kMaxFusedLayerRows + r) * stride;
+    float* state = merge + (warp * kMaxRows + r) * stride;
 #pragma unroll
     for (int i = 0; i < kMaxHeadDim / 32; ++i) {
       if (lane + 32 * i < dim) state[lane + 32 * i] = out[r][i];
@@ -306,28 +380,19 @@ __device__ void cross_attention_unit(const FusedLayerParams<T>& p, int group, in
   for (int i = threadIdx.x; i < count * dim; i += kThreads) {
     const int r = i / dim, d = i % dim;
     float largest = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) largest = fmaxf(largest, merge[(w * kMaxFusedLayerRows + r) * stride + dim]);
+    for (int w = 0; w < kWarps; ++w) largest = fmaxf(largest, merge[(w * kMaxRows + r) * stride + dim]);
     float total = 0.0f, value = 0.0f;
     for (int w = 0; w < kWarps; ++w) {
-      const float* state = merge + (w * kMaxFusedLayerRows + r) * stride;
+      const float* state = merge + (w * kMaxRows + r) * stride;
       if (state[dim] == -INFINITY) continue;  // a warp without keys
       const float factor = expf(state[dim] - largest);
       total += state[dim + 1] * factor;
       value += state[d] * factor;
     }
-    p.context[(first_row + r) * p.width + head * dim + d] = from_float<T>(value / total);
+    broadcast(layer.cluster, layer.ctas, layer.context, (first_row + r) * p.width + head * dim + d,
+              from_float<T>(value / total));
   }
   __syncthreads();  // queries and merge are the next unit's
-}
-
-// Starts the L2's fetch of this CTA's slice of a [n, k] weight matrix (columns `columns`).
-template <typename T>
-__device__ void prefetch_slice(const T* w, int k, int2 columns) {
-  const char* begin = reinterpret_cast<const char*>(w + int64_t(columns.x) * k);
-  const int64_t bytes = int64_t(columns.y - columns.x) * k * sizeof(T);
-  for (int64_t offset = int64_t(threadIdx.x) * 128; offset < bytes; offset += int64_t(kThreads) * 128) {
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(begin + offset));
-  }
 }
 
 template <typename T>
@@ -342,88 +407,104 @@ __global__ void __launch_bounds__(kThreads) fused_decoder_layer_kernel(FusedLaye
   T* input = reinterpret_cast<T*>(raw + layout.input);
   T* normed1 = reinterpret_cast<T*>(raw + layout.normed1);
   T* normed2 = reinterpret_cast<T*>(raw + layout.normed2);
-  T* staged = reinterpret_cast<T*>(raw + layout.staged);
-  float* queries = reinterpret_cast<float*>(raw + layout.queries);
+  T* delta = reinterpret_cast<T*>(raw + layout.delta);
+  T* hidden = reinterpret_cast<T*>(raw + layout.hidden);
+  float* merge = reinterpret_cast<float*>(raw + layout.merge);
+  float* heads = reinterpret_cast<float*>(raw + layout.heads);
+  int* indices = reinterpret_cast<int*>(raw + layout.indices);
+  const RowIndices index{indices, indices + kMaxRows, indices + 2 * kMaxRows, indices + 3 * kMaxRows};
+  const LayerContext<T> layer{p, cluster, ctas, index, reinterpret_cast<T*>(raw + layout.queries),
+                              reinterpret_cast<T*>(raw + layout.context)};
   const FusedLayerWeights<T>& w = p.weights;
-  const int2 qkv_columns = slice(3 * width, rank, ctas), width_columns = slice(width, rank, ctas),
-             ffn_columns = slice(p.ffn, rank, ctas);
+  const int2 width_columns = slice(width, rank, ctas);
+  const auto store = [&](T* buffer, int stride) {
+    return [&, buffer, stride](int r, int column, float value) {
+      broadcast(cluster, ctas, buffer, r * stride + column, from_float<T>(value));
+    };
+  };
 
-  // The weights do not depend on the previous kernel: the L2 fetches them while it finishes.
+  // The weights do not depend on the previous kernel: the first product's load while it finishes.
   start_next_kernel();
-  prefetch_slice(w.qkv, width, qkv_columns);
-  prefetch_slice(w.self_output, width, width_columns);
-  prefetch_slice(w.cross_query, width, width_columns);
-  prefetch_slice(w.cross_output, width, width_columns);
-  prefetch_slice(w.fc1, width, ffn_columns);
-  prefetch_slice(w.fc2, p.ffn, width_columns);
+  ColumnProduct<T> qkv(w.qkv, w.qkv_bias, width, slice(3 * width, rank, ctas));
+  qkv.load();
   wait_for_previous_kernel();
-  stage_rows(p.input, rows, width, input);
-  __syncthreads();
+  if (threadIdx.x < rows) {
+    const int r = threadIdx.x;
+    index.slots[r] = p.row_slots[r];
+    index.positions[r] = p.position.of(r);
+    index.images[r] = p.row_images[r];
+  }
+  if (threadIdx.x <= p.groups) index.group_starts[threadIdx.x] = p.group_starts[threadIdx.x];
+  constexpr int kVector = 16 / sizeof(T);
+  for (int i = threadIdx.x; i < rows * width / kVector; i += kThreads) {
+    reinterpret_cast<uint4*>(input)[i] = reinterpret_cast<const uint4*>(p.input)[i];
+  }
+  cluster.sync();  // every CTA runs (and its indices are in) before anyone stores into it
 
   // 1. Q, K, V; K and V into the cache at each row's position.
-  linear_columns(input, rows, width, w.qkv, w.qkv_bias, qkv_columns, [&](int r, int column, float value) {
+  qkv.run(input, rows, [&](int r, int column, float value) {
     const T rounded = from_float<T>(value);
     if (column < width) {
-      p.queries[r * width + column] = rounded;
+      broadcast(cluster, ctas, layer.queries, r * width + column, rounded);
       return;
     }
     const bool key = column < 2 * width;
     T* cache = key ? p.cache_keys : p.cache_values;
     const int c = column - (key ? width : 2 * width);
-    cache[int64_t(p.row_slots[r]) * p.slot_stride + int64_t(p.position.of(r)) * width + c] = rounded;
+    cache[int64_t(index.slots[r]) * p.slot_stride + int64_t(index.positions[r]) * width + c] = rounded;
   });
   cluster.sync();
 
   // 2. Self-attention, a warp per (row, head) over the cluster.
+  ColumnProduct<T> self_output(w.self_output, w.self_output_bias, width, width_columns);
   for (int unit = rank * kWarps + warp; unit < rows * p.heads; unit += ctas * kWarps) {
-    self_attention_unit(p, unit / p.heads, unit % p.heads, queries + warp * kMaxHeadDim);
+    self_attention_unit(layer, unit / p.heads, unit % p.heads, heads + warp * kMaxHeadDim);
   }
+  self_output.load();
   cluster.sync();
 
   // 3. Its output projection.
-  stage_rows(p.context, rows, width, staged);
-  __syncthreads();
-  linear_columns(staged, rows, width, w.self_output, w.self_output_bias, width_columns,
-                 [&](int r, int column, float value) { p.delta[r * width + column] = from_float<T>(value); });
+  ColumnProduct<T> cross_query(w.cross_query, w.cross_query_bias, width, width_columns);
+  self_output.run(layer.context, rows, store(delta, width));
+  cross_query.load();
   cluster.sync();
 
   // 4. n1 = LN(input + delta) in every CTA; the cross-attention query.
-  layer_norm_rows(input, p.delta, w.self_gamma, w.self_beta, rows, width, p.eps, warp, kWarps, normed1);
+  layer_norm_rows(input, delta, w.self_gamma, w.self_beta, rows, width, p.eps, warp, kWarps, normed1);
   __syncthreads();
-  linear_columns(normed1, rows, width, w.cross_query, w.cross_query_bias, width_columns,
-                 [&](int r, int column, float value) { p.queries[r * width + column] = from_float<T>(value); });
+  cross_query.run(normed1, rows, store(layer.queries, width));
   cluster.sync();
 
   // 5. Cross-attention, a CTA per (group, head).
+  ColumnProduct<T> cross_output(w.cross_output, w.cross_output_bias, width, width_columns);
   for (int unit = rank; unit < p.groups * p.heads; unit += ctas) {
-    cross_attention_unit(p, unit / p.heads, unit % p.heads, queries, reinterpret_cast<float*>(staged));
+    cross_attention_unit(layer, unit / p.heads, unit % p.heads, heads, merge);
   }
+  cross_output.load();
   cluster.sync();
 
   // 6. Its output projection.
-  stage_rows(p.context, rows, width, staged);
-  __syncthreads();
-  linear_columns(staged, rows, width, w.cross_output, w.cross_output_bias, width_columns,
-                 [&](int r, int column, float value) { p.delta[r * width + column] = from_float<T>(value); });
+  ColumnProduct<T> fc1(w.fc1, w.fc1_bias, width, slice(p.ffn, rank, ctas));
+  cross_output.run(layer.context, rows, store(delta, width));
+  fc1.load();
   cluster.sync();
 
   // 7. n2 = LN(n1 + delta); FFN1 with the activation.
-  layer_norm_rows(normed1, p.delta, w.cross_gamma, w.cross_beta, rows, width, p.eps, warp, kWarps, normed2);
+  ColumnProduct<T> fc2(w.fc2, w.fc2_bias, p.ffn, width_columns);
+  layer_norm_rows(normed1, delta, w.cross_gamma, w.cross_beta, rows, width, p.eps, warp, kWarps, normed2);
   __syncthreads();
-  linear_columns(normed2, rows, width, w.fc1, w.fc1_bias, ffn_columns, [&](int r, int column, float value) {
-    p.hidden[r * p.ffn + column] = from_float<T>(activate(value, p.activation));
+  fc1.run(normed2, rows, [&](int r, int column, float value) {
+    broadcast(cluster, ctas, hidden, r * p.ffn + column, from_float<T>(activate(value, p.activation)));
   });
+  fc2.load();
   cluster.sync();
 
   // 8. FFN2.
-  stage_rows(p.hidden, rows, p.ffn, staged);
-  __syncthreads();
-  linear_columns(staged, rows, p.ffn, w.fc2, w.fc2_bias, width_columns,
-                 [&](int r, int column, float value) { p.delta[r * width + column] = from_float<T>(value); });
-  cluster.sync();
+  fc2.run(hidden, rows, store(delta, width));
+  cluster.sync();  // the last stores into other CTAs' memory are done before any CTA leaves
 
   // 9. out = LN(n2 + delta), a warp per row over the cluster.
-  layer_norm_rows(normed2, p.delta, w.final_gamma, w.final_beta, rows, width, p.eps, rank * kWarps + warp,
+  layer_norm_rows(normed2, delta, w.final_gamma, w.final_beta, rows, width, p.eps, rank * kWarps + warp,
                   ctas * kWarps, p.output);
 #endif
 }
@@ -463,10 +544,10 @@ template <typename T>
 bool fits(int rows, int width, int heads, int ffn) {
   constexpr int kVector = 16 / sizeof(T);
   const int dim = heads > 0 ? width / heads : 0;
-  return rows >= 1 && rows <= kMaxFusedLayerRows && dim * heads == width && dim <= kMaxHeadDim &&
+  return rows >= 1 && rows <= kMaxRows && width <= kMaxWidth && dim * heads == width && dim <= kMaxHeadDim &&
          dim % kVector == 0 && ffn % kVector == 0 &&
-         // linear_columns holds a column's 16-byte pieces in 8 registers per lane
-         (ffn / kVector + 31) / 32 <= 8 && (width / kVector + 31) / 32 <= 8 &&
+         // ColumnProduct holds a column's 16-byte pieces in kPieces registers per lane
+         (ffn / kVector + 31) / 32 <= kPieces && (width / kVector + 31) / 32 <= kPieces &&
          shared_layout<T>(rows, width, ffn).total <= kMaxSharedBytes;
 }
 

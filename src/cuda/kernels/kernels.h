@@ -298,8 +298,6 @@ struct FusedLayerParams {
   int groups;  // as cross_attention's: consecutive rows of one image, group_starts[groups + 1]
   const int* group_starts;
   const int* row_images;
-  // Scratch, written and read within the launch: [rows, width] x 3 and [rows, ffn].
-  T *queries, *context, *delta, *hidden;
 };
 constexpr int kMaxFusedLayerRows = 16;
 bool fused_decoder_layer_fits(DType dtype, int rows, int width, int heads, int ffn);
