@@ -10,11 +10,14 @@
 //   3. self-attention output -> delta                   6. cross-attention output -> delta
 //   4. n1 = LN(input + delta) (every CTA, all rows),    7. n2 = LN(n1 + delta), FFN1 + activation
 //      the cross-attention query                        8. FFN2 -> delta; 9. out = LN(n2 + delta)
-// What a stage's latency is made of decides the shape (the first version, which passed its
-// intermediates through L2 and walked values one load at a time, took ~120 us a layer): every
-// intermediate a product writes is stored into every CTA's shared memory (distributed shared
-// memory), so a stage reads only local shared memory; a product's weights are loaded into
-// registers before the barrier that precedes it; attention issues a tile's loads together.
+// What a stage's latency is made of decides the shape. The first version passed its
+// intermediates through L2 and walked values one load at a time (~120 us a layer); the second
+// kept each product's weights in registers across a barrier with every loop unrolled over 16 rows,
+// 680 KB of code that the SM fetched anew each launch (~150 us; ncu: warps waiting for
+// instructions and for each other). So: every intermediate a product writes is stored into every
+// CTA's shared memory (distributed shared memory) and a stage reads only local shared memory; a
+// product's weight slice is copied into shared memory (cp.async) before the barrier that precedes
+// it; loops over rows and columns are plain loops, so that the code stays small.
 // Rounding follows the separate kernels: every product's output in T, LayerNorm in fp32 over
 // float(residual) + float(delta), softmax in fp32, probabilities rounded to T before the
 // cross-attention's values (as the grouped tensor-core kernel does).
@@ -25,6 +28,7 @@
 #include "cuda/kernels/activation.cuh"
 #include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
+#include "cuda/kernels/mma_fragments.cuh"
 
 namespace trocr::cuda {
 namespace {
@@ -37,13 +41,14 @@ constexpr int kMaxRows = kMaxFusedLayerRows;
 constexpr int kMaxHeadDim = 64;
 constexpr int kMaxWidth = 1024;
 constexpr int kKeyTile = 32;
-constexpr int kPieces = 8;  // 16-byte weight pieces a lane holds for a product
+// Shared memory is sized for this many CTAs (the portable cluster size; 16 need half as much).
+constexpr int kSizingCtas = 8;
 static_assert(kMaxRows == 16, "the column reduction folds 16 rows over a warp");
 static_assert(kMaxRows >= kWarps, "the query area holds a head per warp or per row");
 
 // Byte offsets of the shared arrays (the same in every CTA of the cluster: remote stores use them).
 struct SharedLayout {
-  size_t input, normed1, normed2, queries, context, delta, hidden, merge, heads, indices, total;
+  size_t input, normed1, normed2, queries, context, delta, hidden, merge, heads, indices, weights, total;
 };
 
 __host__ __device__ inline size_t round_to_16(size_t bytes) { return (bytes + 15) / 16 * 16; }
@@ -62,7 +67,13 @@ __host__ __device__ SharedLayout shared_layout(int rows, int width, int ffn) {
   layout.merge = layout.hidden + round_to_16(size_t(rows) * ffn * sizeof(T));
   layout.heads = layout.merge + round_to_16(size_t(kWarps) * kMaxRows * (kMaxHeadDim + 2) * sizeof(float));
   layout.indices = layout.heads + round_to_16(size_t(kMaxRows) * kMaxHeadDim * sizeof(float));
-  layout.total = layout.indices + round_to_16(size_t(4 * kMaxRows + 1) * sizeof(int));
+  layout.weights = layout.indices + round_to_16(size_t(4 * kMaxRows + 1) * sizeof(int));
+  // The largest slice of a product's weights a CTA stages: [n / CTAs, k] of (3w, w), (ffn, w), (w, ffn).
+  const auto slice_bytes = [](int n, int k) { return size_t((n + kSizingCtas - 1) / kSizingCtas) * k * sizeof(T); };
+  size_t weights = slice_bytes(3 * width, width);
+  weights = weights > slice_bytes(ffn, width) ? weights : slice_bytes(ffn, width);
+  weights = weights > slice_bytes(width, ffn) ? weights : slice_bytes(width, ffn);
+  layout.total = layout.weights + round_to_16(weights);
   return layout;
 }
 
@@ -79,33 +90,28 @@ __device__ __forceinline__ int2 slice(int n, int part, int parts) {
   return make_int2(int(int64_t(n) * part / parts), int(int64_t(n) * (part + 1) / parts));
 }
 
-// Stores value at index of `local` in every CTA of the cluster (distributed shared memory).
+// Stores value at index of `local` in every CTA of the cluster (distributed shared memory); the
+// warp's lanes share the stores when the whole warp holds the value.
 template <typename T>
 __device__ __forceinline__ void broadcast(cg::cluster_group& cluster, int ctas, T* local, int index, T value) {
   for (int rank = 0; rank < ctas; ++rank) cluster.map_shared_rank(local, rank)[index] = value;
 }
-
-// Sums 16 values over a warp with 16 shuffles (not 80): each step halves the values a lane
-// keeps. Lane l ends with row (l >> 1) & 15's total.
-__device__ __forceinline__ float fold_rows(float (&v)[kMaxRows], int lane) {
-#pragma unroll
-  for (int step = 0; step < 4; ++step) {
-    const int half = 8 >> step, bit = 16 >> step;
-    const bool upper = (lane & bit) != 0;
-#pragma unroll
-    for (int i = 0; i < half; ++i) {
-      const float send = upper ? v[i] : v[i + half];
-      const float keep = upper ? v[i + half] : v[i];
-      v[i] = keep + __shfl_xor_sync(0xffffffff, send, bit);
-    }
-  }
-  return v[0] + __shfl_xor_sync(0xffffffff, v[0], 1);
+template <typename T>
+__device__ __forceinline__ void broadcast_from_warp(cg::cluster_group& cluster, int ctas, T* local, int index,
+                                                    T value) {
+  const int lane = threadIdx.x % 32;
+  if (lane < ctas) cluster.map_shared_rank(local, lane)[index] = value;
 }
 
-// A product y = x W^T + b over this CTA's columns: a warp per column, `together` columns per warp
-// at a time so that kPieces 16-byte loads per lane are in flight. load() issues the warp's first
-// batch (call it before the barrier that precedes the product: weights do not depend on it);
-// run() computes every batch and calls epilogue(row, column, value) once per (row, column).
+__device__ __forceinline__ float warp_sum(float value) {
+  for (int offset = 16; offset > 0; offset /= 2) value += __shfl_xor_sync(0xffffffff, value, offset);
+  return value;
+}
+
+// A product y = x W^T + b over this CTA's columns. load() copies the CTA's slice of W into shared
+// memory asynchronously (call it before the barrier that precedes the product: weights do not
+// depend on it); run() waits for it, then computes a column per warp, row by row, and calls
+// epilogue(row, column, value) on every lane of the warp, which all hold the value.
 template <typename T>
 struct ColumnProduct {
   static constexpr int kVector = 16 / sizeof(T);
@@ -113,59 +119,50 @@ struct ColumnProduct {
   const T* bias;
   int k;
   int2 columns;
-  int pieces_per_column, together;
-  uint4 weights[kPieces];
 
-  __device__ ColumnProduct(const T* w, const T* bias, int k, int2 columns)
-      : w(w), bias(bias), k(k), columns(columns), pieces_per_column((k / kVector + 31) / 32),
-        together(max(1, kPieces / pieces_per_column)) {}
-
-  __device__ __forceinline__ void load_batch(int first) {
-    const int lane = threadIdx.x % 32;
-#pragma unroll
-    for (int p = 0; p < kPieces; ++p) {
-      const int column = first + p / pieces_per_column, base = (lane + 32 * (p % pieces_per_column)) * kVector;
-      if (p < together * pieces_per_column && column < columns.y && base < k) {
-        weights[p] = __ldg(reinterpret_cast<const uint4*>(w + int64_t(column) * k + base));
-      }
-    }
+  __device__ void load(T* staged) const {
+    const int pieces = (columns.y - columns.x) * k / kVector;
+    const T* from = w + int64_t(columns.x) * k;
+    for (int i = threadIdx.x; i < pieces; i += kThreads) copy_async_16(staged + i * kVector, from + i * kVector, true);
+    commit_async();
   }
-  __device__ __forceinline__ void load() { load_batch(columns.x + (threadIdx.x / 32) * together); }
 
   template <typename Epilogue>
-  __device__ __forceinline__ void run(const T* x, int rows, Epilogue epilogue) {
+  __device__ void run(const T* staged, const T* x, int rows, Epilogue epilogue) const {
+    constexpr int kRowBlock = 4;  // rows computed together: independent chains for the latency
+    wait_async<0>();
+    __syncthreads();
     const int lane = threadIdx.x % 32;
-    bool loaded = true;
-    for (int first = columns.x + (threadIdx.x / 32) * together; first < columns.y; first += kWarps * together) {
-      if (!loaded) load_batch(first);
-      loaded = false;
-      for (int c = 0; c < together && first + c < columns.y; ++c) {
-        float sums[kMaxRows];
+    for (int c = threadIdx.x / 32; c < columns.y - columns.x; c += kWarps) {
+      const T* weight = staged + c * k;
+      const float b = bias != nullptr ? to_float(bias[columns.x + c]) : 0.0f;
+      for (int first = 0; first < rows; first += kRowBlock) {
+        float sums[kRowBlock] = {};
+        for (int base = lane * kVector; base < k; base += 32 * kVector) {
+          const uint4 packed_w = *reinterpret_cast<const uint4*>(weight + base);
+          const T* wv = reinterpret_cast<const T*>(&packed_w);
 #pragma unroll
-        for (int r = 0; r < kMaxRows; ++r) sums[r] = 0.0f;
+          for (int i = 0; i < kRowBlock; ++i) {
+            if (first + i < rows) {
+              const uint4 packed_x = *reinterpret_cast<const uint4*>(x + (first + i) * k + base);
+              const T* xv = reinterpret_cast<const T*>(&packed_x);
 #pragma unroll
-        for (int p = 0; p < kPieces; ++p) {
-          if (p / pieces_per_column != c) continue;
-          const int base = (lane + 32 * (p % pieces_per_column)) * kVector;
-          if (base >= k) continue;
-          const T* weight = reinterpret_cast<const T*>(&weights[p]);
-#pragma unroll
-          for (int r = 0; r < kMaxRows; ++r) {
-            if (r < rows) {
-              const uint4 packed = *reinterpret_cast<const uint4*>(x + r * k + base);
-              const T* input = reinterpret_cast<const T*>(&packed);
-#pragma unroll
-              for (int v = 0; v < kVector; ++v) sums[r] += to_float(weight[v]) * to_float(input[v]);
+              for (int v = 0; v < kVector; ++v) sums[i] += to_float(wv[v]) * to_float(xv[v]);
             }
           }
         }
-        const float total = fold_rows(sums, lane);
-        const int row = (lane >> 1) & 15, column = first + c;
-        if ((lane & 1) == 0 && row < rows) {
-          epilogue(row, column, total + (bias != nullptr ? to_float(bias[column]) : 0.0f));
+#pragma unroll
+        for (int offset = 16; offset > 0; offset /= 2) {
+#pragma unroll
+          for (int i = 0; i < kRowBlock; ++i) sums[i] += __shfl_xor_sync(0xffffffff, sums[i], offset);
+        }
+#pragma unroll
+        for (int i = 0; i < kRowBlock; ++i) {
+          if (first + i < rows) epilogue(first + i, columns.x + c, sums[i] + b);
         }
       }
     }
+    __syncthreads();  // the staged slice is free for the next product's copy
   }
 };
 
@@ -300,36 +297,35 @@ __device__ void self_attention_unit(const LayerContext<T>& layer, int row, int h
 
 // Cross-attention of one group (consecutive rows of one image) and head: the CTA's warps split
 // the image's keys; a lane scores one key against every row of the group (online softmax per
-// row), then the warps' states merge in shared memory (merge: [kWarps][16][dim + 2] floats).
+// row), each warp keeping its rows' states in shared memory (state: [kWarps][16][dim + 2] floats:
+// the unnormalised output, the max, the sum); then the warps' states merge.
 template <typename T>
-__device__ void cross_attention_unit(const LayerContext<T>& layer, int group, int head, float* queries, float* merge) {
+__device__ void cross_attention_unit(const LayerContext<T>& layer, int group, int head, float* queries, float* state) {
   const FusedLayerParams<T>& p = layer.p;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, dim = p.width / p.heads;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, dim = p.width / p.heads, stride = dim + 2;
   const int first_row = layer.index.group_starts[group], count = layer.index.group_starts[group + 1] - first_row;
   const int64_t table = int64_t(layer.index.images[first_row]) * p.image_stride + head * dim;
   for (int i = threadIdx.x; i < count * kMaxHeadDim; i += kThreads) {
     const int r = i / kMaxHeadDim, d = i % kMaxHeadDim;
     queries[i] = d < dim ? to_float(layer.queries[(first_row + r) * p.width + head * dim + d]) * p.scale : 0.0f;
   }
+  float* mine = state + warp * kMaxRows * stride;
+  for (int i = lane; i < count * stride; i += 32) mine[i] = i % stride == dim ? -INFINITY : 0.0f;
   __syncthreads();
   const int2 range = slice(p.keys, warp, kWarps);
-  float running_max[kMaxRows], partial_sum[kMaxRows], out[kMaxRows][kMaxHeadDim / 32];
-#pragma unroll
-  for (int r = 0; r < kMaxRows; ++r) {
-    running_max[r] = -INFINITY, partial_sum[r] = 0.0f;
-#pragma unroll
-    for (int i = 0; i < kMaxHeadDim / 32; ++i) out[r][i] = 0.0f;
-  }
   for (int tile = range.x; tile < range.y; tile += kKeyTile) {
     const int j = tile + lane, keys_here = min(kKeyTile, range.y - tile);
     const bool inside = j < range.y;
     float key[kMaxHeadDim];
     load_head_row(p.cross_keys + table + int64_t(inside ? j : range.x) * p.key_stride, dim, key);
-    float weights[kMaxRows];
+    float v[kKeyTile / kValueRound][kValueRound][kMaxHeadDim / 32];
+    const T* values = p.cross_values + table + int64_t(tile) * p.key_stride;
 #pragma unroll
-    for (int r = 0; r < kMaxRows; ++r) {
-      weights[r] = 0.0f;
-      if (r >= count) continue;
+    for (int round = 0; round < kKeyTile / kValueRound; ++round) {
+      load_value_round(values, p.key_stride, round * kValueRound, keys_here, dim, v[round]);
+    }
+    for (int r = 0; r < count; ++r) {
+      float* row = mine + r * stride;
       float score = 0.0f;
 #pragma unroll
       for (int d = 0; d < kMaxHeadDim; ++d) score += queries[r * kMaxHeadDim + d] * key[d];
@@ -338,61 +334,49 @@ __device__ void cross_attention_unit(const LayerContext<T>& layer, int group, in
       for (int offset = 16; offset > 0; offset /= 2) {
         tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, offset));
       }
-      const float new_max = fmaxf(running_max[r], tile_max);
-      const float correction = expf(running_max[r] - new_max);
+      const float running_max = row[dim], new_max = fmaxf(running_max, tile_max);
+      const float correction = expf(running_max - new_max);
       const float weight = inside ? expf(score - new_max) : 0.0f;
-      partial_sum[r] = partial_sum[r] * correction + weight;
-      running_max[r] = new_max;
+      const float rounded = to_float(from_float<T>(weight));
+      float out[kMaxHeadDim / 32];
 #pragma unroll
-      for (int i = 0; i < kMaxHeadDim / 32; ++i) out[r][i] *= correction;
-      weights[r] = to_float(from_float<T>(weight));
-    }
-    const T* values = p.cross_values + table + int64_t(tile) * p.key_stride;
-    for (int first = 0; first < keys_here; first += kValueRound) {
-      float v[kValueRound][kMaxHeadDim / 32];
-      load_value_round(values, p.key_stride, first, keys_here, dim, v);
+      for (int i = 0; i < kMaxHeadDim / 32; ++i) out[i] = lane + 32 * i < dim ? row[lane + 32 * i] * correction : 0.0f;
 #pragma unroll
-      for (int u = 0; u < kValueRound; ++u) {
+      for (int round = 0; round < kKeyTile / kValueRound; ++round) {
 #pragma unroll
-        for (int r = 0; r < kMaxRows; ++r) {
-          if (r >= count) continue;
-          const float w = __shfl_sync(0xffffffff, weights[r], (first + u) & 31);
+        for (int u = 0; u < kValueRound; ++u) {
+          const float w = __shfl_sync(0xffffffff, rounded, round * kValueRound + u);
 #pragma unroll
-          for (int i = 0; i < kMaxHeadDim / 32; ++i) out[r][i] += w * v[u][i];
+          for (int i = 0; i < kMaxHeadDim / 32; ++i) out[i] += w * v[round][u][i];  // v is 0 past the tile
         }
       }
-    }
-  }
-  const int stride = dim + 2;
+      const float sum = warp_sum(weight);
+      __syncwarp();
 #pragma unroll
-  for (int r = 0; r < kMaxRows; ++r) {
-    if (r >= count) continue;
-    float sum = partial_sum[r];
-    for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
-    float* state = merge + (warp * kMaxRows + r) * stride;
-#pragma unroll
-    for (int i = 0; i < kMaxHeadDim / 32; ++i) {
-      if (lane + 32 * i < dim) state[lane + 32 * i] = out[r][i];
+      for (int i = 0; i < kMaxHeadDim / 32; ++i) {
+        if (lane + 32 * i < dim) row[lane + 32 * i] = out[i];
+      }
+      if (lane == 0) row[dim] = new_max, row[dim + 1] = row[dim + 1] * correction + sum;
+      __syncwarp();
     }
-    if (lane == 0) state[dim] = running_max[r], state[dim + 1] = sum;
   }
   __syncthreads();
   for (int i = threadIdx.x; i < count * dim; i += kThreads) {
     const int r = i / dim, d = i % dim;
     float largest = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) largest = fmaxf(largest, merge[(w * kMaxRows + r) * stride + dim]);
+    for (int w = 0; w < kWarps; ++w) largest = fmaxf(largest, state[(w * kMaxRows + r) * stride + dim]);
     float total = 0.0f, value = 0.0f;
     for (int w = 0; w < kWarps; ++w) {
-      const float* state = merge + (w * kMaxRows + r) * stride;
-      if (state[dim] == -INFINITY) continue;  // a warp without keys
-      const float factor = expf(state[dim] - largest);
-      total += state[dim + 1] * factor;
-      value += state[d] * factor;
+      const float* merged = state + (w * kMaxRows + r) * stride;
+      if (merged[dim] == -INFINITY) continue;  // a warp without keys
+      const float factor = expf(merged[dim] - largest);
+      total += merged[dim + 1] * factor;
+      value += merged[d] * factor;
     }
     broadcast(layer.cluster, layer.ctas, layer.context, (first_row + r) * p.width + head * dim + d,
               from_float<T>(value / total));
   }
-  __syncthreads();  // queries and merge are the next unit's
+  __syncthreads();  // queries and states are the next unit's
 }
 
 template <typename T>
@@ -409,6 +393,7 @@ __global__ void __launch_bounds__(kThreads) fused_decoder_layer_kernel(FusedLaye
   T* normed2 = reinterpret_cast<T*>(raw + layout.normed2);
   T* delta = reinterpret_cast<T*>(raw + layout.delta);
   T* hidden = reinterpret_cast<T*>(raw + layout.hidden);
+  T* staged = reinterpret_cast<T*>(raw + layout.weights);
   float* merge = reinterpret_cast<float*>(raw + layout.merge);
   float* heads = reinterpret_cast<float*>(raw + layout.heads);
   int* indices = reinterpret_cast<int*>(raw + layout.indices);
@@ -417,16 +402,19 @@ __global__ void __launch_bounds__(kThreads) fused_decoder_layer_kernel(FusedLaye
                               reinterpret_cast<T*>(raw + layout.context)};
   const FusedLayerWeights<T>& w = p.weights;
   const int2 width_columns = slice(width, rank, ctas);
-  const auto store = [&](T* buffer, int stride) {
-    return [&, buffer, stride](int r, int column, float value) {
-      broadcast(cluster, ctas, buffer, r * stride + column, from_float<T>(value));
+  // An epilogue storing y (activated or not) into `buffer` [rows, stride] of every CTA.
+  const auto store = [&](T* buffer, int stride, bool activated) {
+    return [&, buffer, stride, activated](int r, int column, float value) {
+      if (activated) value = activate(value, p.activation);
+      broadcast_from_warp(cluster, ctas, buffer, r * stride + column, from_float<T>(value));
     };
   };
 
-  // The weights do not depend on the previous kernel: the first product's load while it finishes.
+  // The weights do not depend on the previous kernel: the first product's copy starts while it
+  // finishes.
   start_next_kernel();
-  ColumnProduct<T> qkv(w.qkv, w.qkv_bias, width, slice(3 * width, rank, ctas));
-  qkv.load();
+  const ColumnProduct<T> qkv{w.qkv, w.qkv_bias, width, slice(3 * width, rank, ctas)};
+  qkv.load(staged);
   wait_for_previous_kernel();
   if (threadIdx.x < rows) {
     const int r = threadIdx.x;
@@ -442,65 +430,61 @@ __global__ void __launch_bounds__(kThreads) fused_decoder_layer_kernel(FusedLaye
   cluster.sync();  // every CTA runs (and its indices are in) before anyone stores into it
 
   // 1. Q, K, V; K and V into the cache at each row's position.
-  qkv.run(input, rows, [&](int r, int column, float value) {
+  qkv.run(staged, input, rows, [&](int r, int column, float value) {
     const T rounded = from_float<T>(value);
     if (column < width) {
-      broadcast(cluster, ctas, layer.queries, r * width + column, rounded);
-      return;
+      broadcast_from_warp(cluster, ctas, layer.queries, r * width + column, rounded);
+    } else if (threadIdx.x % 32 == 0) {
+      const bool key = column < 2 * width;
+      T* cache = key ? p.cache_keys : p.cache_values;
+      const int c = column - (key ? width : 2 * width);
+      cache[int64_t(index.slots[r]) * p.slot_stride + int64_t(index.positions[r]) * width + c] = rounded;
     }
-    const bool key = column < 2 * width;
-    T* cache = key ? p.cache_keys : p.cache_values;
-    const int c = column - (key ? width : 2 * width);
-    cache[int64_t(index.slots[r]) * p.slot_stride + int64_t(index.positions[r]) * width + c] = rounded;
   });
   cluster.sync();
 
   // 2. Self-attention, a warp per (row, head) over the cluster.
-  ColumnProduct<T> self_output(w.self_output, w.self_output_bias, width, width_columns);
+  const ColumnProduct<T> self_output{w.self_output, w.self_output_bias, width, width_columns};
+  self_output.load(staged);
   for (int unit = rank * kWarps + warp; unit < rows * p.heads; unit += ctas * kWarps) {
     self_attention_unit(layer, unit / p.heads, unit % p.heads, heads + warp * kMaxHeadDim);
   }
-  self_output.load();
   cluster.sync();
 
   // 3. Its output projection.
-  ColumnProduct<T> cross_query(w.cross_query, w.cross_query_bias, width, width_columns);
-  self_output.run(layer.context, rows, store(delta, width));
-  cross_query.load();
+  self_output.run(staged, layer.context, rows, store(delta, width, false));
+  const ColumnProduct<T> cross_query{w.cross_query, w.cross_query_bias, width, width_columns};
+  cross_query.load(staged);
   cluster.sync();
 
   // 4. n1 = LN(input + delta) in every CTA; the cross-attention query.
   layer_norm_rows(input, delta, w.self_gamma, w.self_beta, rows, width, p.eps, warp, kWarps, normed1);
-  __syncthreads();
-  cross_query.run(normed1, rows, store(layer.queries, width));
+  cross_query.run(staged, normed1, rows, store(layer.queries, width, false));
+  const ColumnProduct<T> cross_output{w.cross_output, w.cross_output_bias, width, width_columns};
+  cross_output.load(staged);
   cluster.sync();
 
   // 5. Cross-attention, a CTA per (group, head).
-  ColumnProduct<T> cross_output(w.cross_output, w.cross_output_bias, width, width_columns);
   for (int unit = rank; unit < p.groups * p.heads; unit += ctas) {
     cross_attention_unit(layer, unit / p.heads, unit % p.heads, heads, merge);
   }
-  cross_output.load();
   cluster.sync();
 
   // 6. Its output projection.
-  ColumnProduct<T> fc1(w.fc1, w.fc1_bias, width, slice(p.ffn, rank, ctas));
-  cross_output.run(layer.context, rows, store(delta, width));
-  fc1.load();
+  cross_output.run(staged, layer.context, rows, store(delta, width, false));
+  const ColumnProduct<T> fc1{w.fc1, w.fc1_bias, width, slice(p.ffn, rank, ctas)};
+  fc1.load(staged);
   cluster.sync();
 
   // 7. n2 = LN(n1 + delta); FFN1 with the activation.
-  ColumnProduct<T> fc2(w.fc2, w.fc2_bias, p.ffn, width_columns);
   layer_norm_rows(normed1, delta, w.cross_gamma, w.cross_beta, rows, width, p.eps, warp, kWarps, normed2);
-  __syncthreads();
-  fc1.run(normed2, rows, [&](int r, int column, float value) {
-    broadcast(cluster, ctas, hidden, r * p.ffn + column, from_float<T>(activate(value, p.activation)));
-  });
-  fc2.load();
+  fc1.run(staged, normed2, rows, store(hidden, p.ffn, true));
+  const ColumnProduct<T> fc2{w.fc2, w.fc2_bias, p.ffn, width_columns};
+  fc2.load(staged);
   cluster.sync();
 
   // 8. FFN2.
-  fc2.run(hidden, rows, store(delta, width));
+  fc2.run(staged, hidden, rows, store(delta, width, false));
   cluster.sync();  // the last stores into other CTAs' memory are done before any CTA leaves
 
   // 9. out = LN(n2 + delta), a warp per row over the cluster.
@@ -545,10 +529,7 @@ bool fits(int rows, int width, int heads, int ffn) {
   constexpr int kVector = 16 / sizeof(T);
   const int dim = heads > 0 ? width / heads : 0;
   return rows >= 1 && rows <= kMaxRows && width <= kMaxWidth && dim * heads == width && dim <= kMaxHeadDim &&
-         dim % kVector == 0 && ffn % kVector == 0 &&
-         // ColumnProduct holds a column's 16-byte pieces in kPieces registers per lane
-         (ffn / kVector + 31) / 32 <= kPieces && (width / kVector + 31) / 32 <= kPieces &&
-         shared_layout<T>(rows, width, ffn).total <= kMaxSharedBytes;
+         dim % kVector == 0 && ffn % kVector == 0 && shared_layout<T>(rows, width, ffn).total <= kMaxSharedBytes;
 }
 
 }  // namespace
