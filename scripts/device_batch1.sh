@@ -3,9 +3,7 @@
 # (carry .device-bin from scripts/device_build.sh and build-base-bin from device_build_base.sh),
 # the binaries alternating over ROUNDS rounds. `trocr bench` at batch 1, greedy and beam 4,
 # exactly 20 new tokens, fp16, with --profile (encoder and decoding phases), on the demo model,
-# trocr-small and trocr-base (random weights, real shapes); this tree also with its decoder layers
-# forced separate (`--kernels decoder_layer=separate`: the fused layer's share of the change).
-# Then `trocr eval --batch 1` on the demo set with the demo's own beam-4 settings (#16's eval
+# trocr-small and trocr-base (random weights, real shapes). Then `trocr eval --batch 1` on the demo set with the demo's own beam-4 settings (#16's eval
 # target), each binary three times. Output: $OUT/batch1.log and $OUT/records.json.
 # usage: BASE_COMMIT=48f57e3 COMMIT=<this tree> bash scripts/device_batch1.sh
 set -uo pipefail
@@ -34,8 +32,6 @@ for round in $(seq 1 "$rounds"); do
       --json "$out/base-$model-$round.json" | tee -a "$log"
     run "$commit r$round" new bench -m $models/$model --name $model "${settings[@]}" --commit "$commit" \
       --json "$out/new-$model-$round.json" | tee -a "$log"
-    run "$commit separate r$round" new bench -m $models/$model --name $model "${settings[@]}" \
-      --commit "$commit-separate" --kernels decoder_layer=separate --json "$out/separate-$model-$round.json" | tee -a "$log"
   done
 done
 for round in 1 2 3; do

@@ -184,14 +184,11 @@ class CudaBackend : public Backend {
                           cuda::BeamBookkeeping::Device;
       bookkeeping = device ? ", beam bookkeeping on the device" : ", beam bookkeeping on the host";
     }
-    const DecoderConfig& d = config_.decoder;
-    const auto layers = cuda::choose_decoder_layer(cuda::DataType<T>::dtype, count * options.num_beams, d.d_model,
-                                                   d.num_heads, d.ffn_dim, cross);
     report_ = fmt::format(
         "pixels upload + encoder {:.3f} ms, decoding (cross-attention K/V included) {:.3f} ms; kernels: encoder "
-        "attention {}, cross-attention {}, decoder layers {}{}; step graphs captured so far: {}",
+        "attention {}, cross-attention {}{}; step graphs captured so far: {}",
         phases[0], phases[1], cuda::kernel_name(workspace_->encoder.attention_kernel()), cuda::kernel_name(cross),
-        cuda::kernel_name(layers), bookkeeping, workspace_->graphs.captures());
+        bookkeeping, workspace_->graphs.captures());
   }
 
   // Pixels go up in pieces of the encoder's chunk on a copy stream, into two alternating

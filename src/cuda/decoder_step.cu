@@ -125,14 +125,8 @@ void DecoderStep<T>::forward(const StepShape& shape) {
     if (pending != nullptr && apply_pending(layer.weight.data(), bias, layer.out, y, activation)) return;
     linear(gemm_, residual, rows, layer, y, activation);
   };
-  const bool fused = choose_decoder_layer(DataType<T>::dtype, rows, width, heads, d.ffn_dim, shape.cross_attention) ==
-                     DecoderLayerKernel::Fused;
   for (int l = 0; l < d.num_layers; ++l) {
     const DeviceDecoderLayer<T>& layer = weights_.decoder_layers[l];
-    if (fused) {
-      fused_layer(l, shape, residual);
-      continue;
-    }
     layer_linear(layer.self_qkv, qkv_.data());
     decode_attention<T>(self, qkv_.data(), caches_.keys(l), caches_.values(l), qkv_.data() + width,
                         qkv_.data() + 2 * width, context_.data(), stream);
@@ -149,43 +143,8 @@ void DecoderStep<T>::forward(const StepShape& shape) {
     pending = &layer.final_norm;
   }
   const T* projection = weights_.output_projection.data();
-  if (pending != nullptr &&
-      apply_pending(projection, static_cast<const float*>(nullptr), d.vocab_size, logits_.data(), std::nullopt)) {
-    return;
-  }
+  if (apply_pending(projection, static_cast<const float*>(nullptr), d.vocab_size, logits_.data(), std::nullopt)) return;
   logits_projection(gemm_, residual, rows, projection, d.vocab_size, width, logits_.data());
-}
-
-// Layer `layer` in one launch (fused_decoder_layer), hidden rows in place.
-template <typename T>
-void DecoderStep<T>::fused_layer(int layer, const StepShape& shape, T* hidden) {
-  const DecoderConfig& d = config_.decoder;
-  const DeviceDecoderLayer<T>& weights = weights_.decoder_layers[layer];
-  const int width = d.d_model, heads = d.num_heads, layers = d.num_layers;
-  const auto bias = [](const DeviceLinear<T>& linear) { return linear.bias.empty() ? nullptr : linear.bias.data(); };
-  FusedLayerParams<T> params{};
-  params.weights = {weights.self_qkv.weight.data(),   bias(weights.self_qkv),    weights.self_output.weight.data(),
-                    bias(weights.self_output),         weights.cross_query.weight.data(), bias(weights.cross_query),
-                    weights.cross_output.weight.data(), bias(weights.cross_output), weights.fc1.weight.data(),
-                    bias(weights.fc1),                 weights.fc2.weight.data(),  bias(weights.fc2),
-                    weights.self_norm.gamma.data(),    weights.self_norm.beta.data(), weights.cross_norm.gamma.data(),
-                    weights.cross_norm.beta.data(),    weights.final_norm.gamma.data(), weights.final_norm.beta.data()};
-  params.rows = shape.rows, params.width = width, params.heads = heads, params.ffn = d.ffn_dim;
-  params.scale = 1.0f / std::sqrt(static_cast<float>(width / heads));
-  params.eps = d.layer_norm_eps;
-  params.activation = d.activation;
-  params.input = params.output = hidden;
-  params.cache_keys = caches_.keys(layer), params.cache_values = caches_.values(layer);
-  params.slot_stride = int64_t(caches_.positions()) * width;
-  params.row_slots = row_slots_.data();
-  params.position = positions(shape);
-  const int sequence = config_.encoder.sequence_length();
-  params.cross_keys = states_.key_values() + int64_t(layer) * 2 * width;
-  params.cross_values = params.cross_keys + width;
-  params.image_stride = int64_t(sequence) * layers * 2 * width, params.key_stride = int64_t(layers) * 2 * width;
-  params.keys = sequence;
-  params.groups = shape.groups, params.group_starts = group_starts_.data(), params.row_images = row_images_.data();
-  fused_decoder_layer<T>(params, gemm_.stream());
 }
 
 // query_ -> context_ for layer `layer`: the chosen kernel over the per-layer K/V, or over the

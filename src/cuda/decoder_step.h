@@ -60,7 +60,6 @@ class DecoderStep {
   cudaStream_t stream() const { return gemm_.stream(); }
 
  private:
-  void fused_layer(int layer, const StepShape& shape, T* hidden);
   void cross_attention(int layer, const StepShape& shape);
   void attention_over_encoder_states(int layer, int rows);
 

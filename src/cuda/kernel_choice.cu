@@ -36,13 +36,9 @@ KernelOverrides parse_kernel_overrides(const std::string& spec) {
     } else if (item == "beam_bookkeeping=device" || item == "beam_bookkeeping=host") {
       overrides.force_beam_bookkeeping = true;
       overrides.beam_bookkeeping = item == "beam_bookkeeping=device" ? BeamBookkeeping::Device : BeamBookkeeping::Host;
-    } else if (item == "decoder_layer=fused" || item == "decoder_layer=separate") {
-      overrides.force_decoder_layer = true;
-      overrides.decoder_layer = item == "decoder_layer=fused" ? DecoderLayerKernel::Fused : DecoderLayerKernel::Separate;
     } else {
       fail("TROCR_KERNELS: unknown item '{}' (expected portable, encoder_attention=fused|gemms, "
-           "cross_attention=grouped|chunked|encoder_states, beam_bookkeeping=device|host or "
-           "decoder_layer=fused|separate)",
+           "cross_attention=grouped|chunked|encoder_states or beam_bookkeeping=device|host)",
            item);
     }
   }
@@ -140,21 +136,6 @@ BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size, const Cho
   return device_fits ? BeamBookkeeping::Device : BeamBookkeeping::Host;
 }
 
-DecoderLayerKernel choose_decoder_layer(DType dtype, int rows, int d_model, int heads, int ffn,
-                                        CrossAttentionKernel cross_attention, const ChoiceContext& context) {
-  const KernelOverrides& forced = context.forced;
-  // Thread-block clusters are Hopper's; the fused layer reads the per-layer cross K/V.
-  const bool fused_fits = !forced.portable && context.capability >= kDependentLaunchArch &&
-                          cross_attention != CrossAttentionKernel::OverEncoderStates &&
-                          fused_decoder_layer_fits(dtype, rows, d_model, heads, ffn);
-  if (forced.force_decoder_layer && (fused_fits || forced.decoder_layer == DecoderLayerKernel::Separate)) {
-    return forced.decoder_layer;
-  }
-  // Small decoders only: a cluster of 16 SMs streams a d_model-256 layer (~1.8 MB in fp16) in a
-  // few microseconds, but trocr-base's 28 MB layers need every SM (docs/CUDA_ENGINE.md, #16).
-  return fused_fits && d_model <= 512 ? DecoderLayerKernel::Fused : DecoderLayerKernel::Separate;
-}
-
 bool use_tensor_core_small_linear(DType dtype, const ChoiceContext& context) {
   return is_16_bit(dtype) && tensor_cores(context);
 }
@@ -174,10 +155,6 @@ const char* kernel_name(CrossAttentionKernel kernel) {
     case CrossAttentionKernel::OverEncoderStates: return "encoder_states";
   }
   return "?";
-}
-
-const char* kernel_name(DecoderLayerKernel kernel) {
-  return kernel == DecoderLayerKernel::Fused ? "fused" : "separate";
 }
 
 }  // namespace trocr::cuda

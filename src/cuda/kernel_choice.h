@@ -26,10 +26,6 @@ enum class CrossAttentionKernel {
   OverEncoderStates,  // greedy only: W_k folded into the query, W_v after the sum; no per-layer K/V
 };
 enum class BeamBookkeeping { Device, Host };
-enum class DecoderLayerKernel {
-  Fused,     // a layer in one cluster launch (fused_decoder_layer): small decoders at a few rows
-  Separate,  // a kernel or GEMM per product, attention and LayerNorm
-};
 
 struct KernelOverrides {
   bool portable = false;  // every op's portable path, and no dependent launch
@@ -39,13 +35,11 @@ struct KernelOverrides {
   CrossAttentionKernel cross_attention = CrossAttentionKernel::Chunked;
   bool force_beam_bookkeeping = false;
   BeamBookkeeping beam_bookkeeping = BeamBookkeeping::Host;
-  bool force_decoder_layer = false;
-  DecoderLayerKernel decoder_layer = DecoderLayerKernel::Separate;
 };
 
 // From TROCR_KERNELS when first asked; a comma-separated list of `portable`,
-// `encoder_attention=fused|gemms`, `cross_attention=grouped|chunked|encoder_states`,
-// `beam_bookkeeping=device|host` and `decoder_layer=fused|separate`. Set before an engine is made: a made engine's captured
+// `encoder_attention=fused|gemms`, `cross_attention=grouped|chunked|encoder_states` and
+// `beam_bookkeeping=device|host`. Set before an engine is made: a made engine's captured
 // graphs keep the choices they were captured with.
 const KernelOverrides& kernel_overrides();
 void set_kernel_overrides(const std::string& spec);  // "" restores the defaults
@@ -68,10 +62,6 @@ EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const
 CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
                                             int cross_width, const ChoiceContext& context);
 BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size, const ChoiceContext& context);
-// A decode step's layers: rows, the decoder's shape, and the step's cross-attention kernel (the
-// fused layer reads the per-layer K/V).
-DecoderLayerKernel choose_decoder_layer(DType dtype, int rows, int d_model, int heads, int ffn,
-                                        CrossAttentionKernel cross_attention, const ChoiceContext& context);
 // small_linear's tensor-core kernel (16-bit dtypes) rather than its CUDA-core one.
 bool use_tensor_core_small_linear(DType dtype, const ChoiceContext& context);
 bool use_dependent_launch(const ChoiceContext& context);
@@ -86,10 +76,6 @@ inline CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, in
 inline BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size) {
   return choose_beam_bookkeeping(num_beams, vocab_size, current_choice_context());
 }
-inline DecoderLayerKernel choose_decoder_layer(DType dtype, int rows, int d_model, int heads, int ffn,
-                                               CrossAttentionKernel cross_attention) {
-  return choose_decoder_layer(dtype, rows, d_model, heads, ffn, cross_attention, current_choice_context());
-}
 inline bool use_tensor_core_small_linear(DType dtype) {
   return use_tensor_core_small_linear(dtype, current_choice_context());
 }
@@ -97,6 +83,5 @@ inline bool use_dependent_launch() { return use_dependent_launch(current_choice_
 
 const char* kernel_name(EncoderAttentionKernel kernel);
 const char* kernel_name(CrossAttentionKernel kernel);
-const char* kernel_name(DecoderLayerKernel kernel);
 
 }  // namespace trocr::cuda

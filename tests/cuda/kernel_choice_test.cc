@@ -85,35 +85,6 @@ TEST(KernelChoice, BeamBookkeepingOnTheDeviceUpToSixteenBeams) {
   EXPECT_EQ(choose_beam_bookkeeping(17, 11000, gpu(kHopper, "beam_bookkeeping=device")), BeamBookkeeping::Host);
 }
 
-DecoderLayerKernel layer(DType dtype, const Decoder& decoder, int rows, const ChoiceContext& context,
-                         CrossAttentionKernel cross_attention = CrossAttentionKernel::GroupedTensorCore) {
-  return choose_decoder_layer(dtype, rows, decoder.d_model, decoder.d_model / decoder.head_dim, 4 * decoder.d_model,
-                              cross_attention, context);
-}
-
-TEST(KernelChoice, FusedDecoderLayersForSmallDecodersAtFewRowsOnHopper) {
-  for (DType dtype : {DType::F16, DType::BF16, DType::F32}) {
-    EXPECT_EQ(layer(dtype, kSmall, 1, gpu(kHopper)), DecoderLayerKernel::Fused);
-    EXPECT_EQ(layer(dtype, kSmall, 16, gpu(kHopper)), DecoderLayerKernel::Fused) << "batch 4, beam 4";
-    EXPECT_EQ(layer(dtype, kSmall, 17, gpu(kHopper)), DecoderLayerKernel::Separate);
-    EXPECT_EQ(layer(dtype, kSmall, 1, gpu(kAmpere)), DecoderLayerKernel::Separate) << "clusters are sm_90's";
-    EXPECT_EQ(layer(dtype, kBase, 1, gpu(kHopper)), DecoderLayerKernel::Separate) << "28 MB layers need every SM";
-  }
-  EXPECT_EQ(layer(DType::F16, kSmall, 1, gpu(kHopper), CrossAttentionKernel::OverEncoderStates),
-            DecoderLayerKernel::Separate)
-      << "the fused layer reads the per-layer K/V";
-  EXPECT_EQ(layer(DType::F16, kSmall, 1, gpu(kHopper, "portable")), DecoderLayerKernel::Separate);
-  EXPECT_EQ(layer(DType::F16, kSmall, 1, gpu(kHopper, "decoder_layer=separate")), DecoderLayerKernel::Separate);
-  EXPECT_EQ(layer(DType::F16, kSmall, 17, gpu(kHopper, "decoder_layer=fused")), DecoderLayerKernel::Separate)
-      << "forced only where it fits";
-  EXPECT_EQ(choose_decoder_layer(DType::F16, 1, 256, 3, 1024, CrossAttentionKernel::GroupedTensorCore, gpu(kHopper)),
-            DecoderLayerKernel::Separate)
-      << "heads that do not divide the width";
-  EXPECT_EQ(choose_decoder_layer(DType::F16, 1, 256, 2, 1024, CrossAttentionKernel::GroupedTensorCore, gpu(kHopper)),
-            DecoderLayerKernel::Separate)
-      << "heads wider than 64";
-}
-
 TEST(KernelChoice, OverridesSyntax) {
   const KernelOverrides both = parse_kernel_overrides("encoder_attention=fused,beam_bookkeeping=host");
   EXPECT_TRUE(both.force_encoder_attention);
@@ -122,9 +93,6 @@ TEST(KernelChoice, OverridesSyntax) {
   EXPECT_FALSE(both.force_cross_attention);
   EXPECT_FALSE(both.portable);
   EXPECT_FALSE(parse_kernel_overrides("").portable);
-  const KernelOverrides fused = parse_kernel_overrides("decoder_layer=fused");
-  EXPECT_TRUE(fused.force_decoder_layer);
-  EXPECT_EQ(fused.decoder_layer, DecoderLayerKernel::Fused);
   EXPECT_ERROR_CONTAINS(parse_kernel_overrides("portable,cross_attention=fast"),
                         "TROCR_KERNELS: unknown item 'cross_attention=fast'");
 }

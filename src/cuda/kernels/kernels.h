@@ -7,7 +7,6 @@
 #include <optional>
 #include <vector>
 
-#include "common/dtype.h"
 #include "trocr/config.h"
 
 namespace trocr::cuda {
@@ -265,44 +264,6 @@ constexpr int kMaxNormedWidth = 1024;
 template <typename T, typename TOut>
 bool small_linear_normed(const NormedInput<T>& input, const T* w, const TOut* bias, TOut* y, int m, int n, int k,
                          std::optional<Activation> activation, cudaStream_t stream);
-
-// A whole post-LN decoder layer for at most kMaxFusedLayerRows rows in one launch on a thread-block
-// cluster (sm_90): self-attention over the KV caches (each row's new K and V written at its
-// position), cross-attention over the per-layer K/V in groups of rows of one image, the FFN and
-// the three LayerNorms. Input and output are [rows, width], normalized (output may alias input).
-template <typename T>
-struct FusedLayerWeights {
-  const T *qkv, *qkv_bias, *self_output, *self_output_bias, *cross_query, *cross_query_bias, *cross_output,
-      *cross_output_bias, *fc1, *fc1_bias, *fc2, *fc2_bias;  // biases may be null
-  const float *self_gamma, *self_beta, *cross_gamma, *cross_beta, *final_gamma, *final_beta;
-};
-template <typename T>
-struct FusedLayerParams {
-  FusedLayerWeights<T> weights;
-  int rows, width, heads, ffn;
-  float scale, eps;
-  Activation activation;
-  const T* input;
-  T* output;
-  // The layer's self-attention cache [slots, positions, width]: row r's is slot row_slots[r].
-  T* cache_keys;
-  T* cache_values;
-  int64_t slot_stride;
-  const int* row_slots;
-  StepPositions position;
-  // The layer's cross-attention K/V: image i's key j at cross_keys + i * image_stride + j * key_stride.
-  const T* cross_keys;
-  const T* cross_values;
-  int64_t image_stride, key_stride;
-  int keys;
-  int groups;  // as cross_attention's: consecutive rows of one image, group_starts[groups + 1]
-  const int* group_starts;
-  const int* row_images;
-};
-constexpr int kMaxFusedLayerRows = 16;
-bool fused_decoder_layer_fits(DType dtype, int rows, int width, int heads, int ffn);
-template <typename T>
-void fused_decoder_layer(const FusedLayerParams<T>& params, cudaStream_t stream);
 
 // Beam reordering of KV caches, all of them in one launch. Slots are image-major, `beams` per
 // image; slot j of an image takes the cache its slot parents[j] (an index within the image)
