@@ -144,7 +144,15 @@ class CudaBackend : public Backend {
     workspace_.reset();  // its memory first: the new one may need it
     workspace_ = std::make_unique<cuda::Workspace<T>>(*weights_, config_, *gemm_, plan);
     grow_pixel_buffers(workspace_->encoder.chunk());
-    TROCR_CUDA_CHECK(cudaDeviceSynchronize());
+    synchronize_own_streams();
+  }
+
+  // Waits for this backend's work only: another engine on this GPU may be capturing a graph from
+  // its own thread, and a device-wide sync would break that capture (and wait for its work).
+  void synchronize_own_streams() {
+    for (cudaStream_t stream : {stream_, copy_stream_, cudaStream_t{nullptr}}) {
+      TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
+    }
   }
 
   // The upload buffers hold a chunk of the largest encoder that uses them (whole batches' or a
@@ -247,7 +255,7 @@ class CudaLineBatch : public LineBatch {
     if (backend_.profile_) {
       for (auto& mark : marks_) TROCR_CUDA_CHECK(cudaEventCreate(&mark));
     }
-    TROCR_CUDA_CHECK(cudaDeviceSynchronize());
+    backend_.synchronize_own_streams();
   }
   ~CudaLineBatch() override {
     cudaSetDevice(backend_.device_);

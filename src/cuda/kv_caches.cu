@@ -17,7 +17,9 @@ KvCaches<T>::KvCaches(const DecoderConfig& config, int slots, int positions)
     table.push_back(values(l));
   }
   table_.upload(table);
-  TROCR_CUDA_CHECK(cudaDeviceSynchronize());  // the table's pageable source goes when this returns
+  // The table's pageable source goes when this returns. Not a device-wide sync: another engine's
+  // thread may be capturing a graph on this GPU, and a device sync would break its capture.
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 }
 
 template <typename T>
