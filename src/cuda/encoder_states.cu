@@ -48,6 +48,13 @@ void EncoderStates<T>::prepare_slots(const std::vector<int>& slots) {
   }
 }
 
+template <typename T>
+void EncoderStates<T>::clear_slot(int slot) {
+  if (slot < 0 || slot >= max_images_) fail("CUDA decoder: slot {}, planned for {}", slot, max_images_);
+  const size_t values = size_t(config_.encoder.sequence_length()) * weights_.cross_key_values.out;
+  TROCR_CUDA_CHECK(cudaMemsetAsync(key_values_.data() + slot * values, 0, values * sizeof(T), gemm_.stream()));
+}
+
 template class EncoderStates<float>;
 template class EncoderStates<__half>;
 template class EncoderStates<__nv_bfloat16>;

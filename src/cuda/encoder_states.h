@@ -24,6 +24,8 @@ class EncoderStates {
   // i's K/V go to image slot slots[i] (ascending; a run of consecutive slots is one product).
   // Only the per-layer K/V are kept per slot: the outputs are the next admission's staging.
   void prepare_slots(const std::vector<int>& slots);
+  // Zeroes image slot `slot`'s K/V (a slot only padding rows read: finite values).
+  void clear_slot(int slot);
 
   // [images * sequence, cross width]: the (projected) encoder output.
   const T* states() const { return projected_.empty() ? output_.data() : projected_.data(); }

@@ -14,7 +14,9 @@ template <typename T>
 struct DeviceGreedySearch<T>::Spec {
   DeviceGreedySearch<T>* search;
   StepShape shape;
-  int max_length, min_length, no_repeat_ngram_size, eos, pad;  // with the shape's five: no padding
+  int max_length, min_length, no_repeat_ngram_size, eos, pad;
+  int scratch_line;  // lines in flight: the sequence that padding rows decode (-1: none)
+  int unused = 0;    // with the shape's five ints, an even count: no padding
 };
 
 template <typename T>
@@ -29,6 +31,11 @@ void DeviceGreedySearch<T>::enqueue(const Spec& spec) {
   DeviceGreedySearch<T>& self = *spec.search;
   DecoderStep<T>& step = self.step_;
   cudaStream_t stream = step.stream();
+  // Padding rows all decode the scratch line: it starts every step at position 0 (their writes
+  // race each other there, and nothing reads the scratch line's results).
+  if (spec.scratch_line >= 0) {
+    TROCR_CUDA_CHECK(cudaMemsetAsync(step.position() + spec.scratch_line, 0, sizeof(int), stream));
+  }
   const StepPositions positions = step.positions(spec.shape);
   const GreedyParams params{spec.shape.rows, step.row_images(), self.config_.decoder.vocab_size, spec.max_length,
                             spec.min_length, spec.eos, spec.pad, spec.no_repeat_ngram_size, positions,
@@ -43,10 +50,10 @@ void DeviceGreedySearch<T>::enqueue(const Spec& spec) {
 
 template <typename T>
 typename DeviceGreedySearch<T>::Spec DeviceGreedySearch<T>::spec_for(const StepShape& shape,
-                                                                    const SearchOptions& options) {
+                                                                    const SearchOptions& options, int scratch_line) {
   // The sequences' row stride is the plan's; a search ends its rows at options.max_length.
   return Spec{this, shape, max_length_, options.min_length, options.no_repeat_ngram_size, options.eos,
-              config_.tokens.pad};
+              config_.tokens.pad, scratch_line};
 }
 
 template <typename T>
@@ -102,8 +109,8 @@ void DeviceGreedySearch<T>::start_lines(const std::vector<int>& lines, const Sea
 }
 
 template <typename T>
-void DeviceGreedySearch<T>::step_lines(const StepShape& shape, const SearchOptions& options) {
-  graphs_.replay(spec_for(shape, options), &DeviceGreedySearch<T>::enqueue);
+void DeviceGreedySearch<T>::step_lines(const StepShape& shape, const SearchOptions& options, int scratch_line) {
+  graphs_.replay(spec_for(shape, options, scratch_line), &DeviceGreedySearch<T>::enqueue);
 }
 
 template <typename T>

@@ -24,11 +24,12 @@ class DeviceGreedySearch : public SearchStrategy {
   // Lines in flight: sequence l decodes image slot l in cache slot l (the caller has written its
   // cross-attention K/V there). start_lines sets the sequences of newly admitted lines to the
   // start token at position 0; step_lines runs one step of shape's rows (set_rows of the active
-  // lines, RowPositions::PerImage); read_lines brings every sequence's state to the host (into
+  // lines, RowPositions::PerImage; rows past them padding rows of scratch_line, a started line
+  // whose results nobody reads); read_lines brings every sequence's state to the host (into
   // page-locked memory, one stream sync; valid until the next read); line_hypothesis makes line
   // l's answer from it.
   void start_lines(const std::vector<int>& lines, const SearchOptions& options);
-  void step_lines(const StepShape& shape, const SearchOptions& options);
+  void step_lines(const StepShape& shape, const SearchOptions& options, int scratch_line = -1);
   struct LineStates {
     const int* history;
     const int* finished;
@@ -42,7 +43,7 @@ class DeviceGreedySearch : public SearchStrategy {
  private:
   struct Spec;
   static void enqueue(const Spec& spec);
-  Spec spec_for(const StepShape& shape, const SearchOptions& options);
+  Spec spec_for(const StepShape& shape, const SearchOptions& options, int scratch_line = -1);
 
   DecoderStep<T>& step_;
   EncoderStates<T>& states_;
