@@ -240,7 +240,7 @@ class CudaBackend : public Backend {
 // their lines' slots; every step runs the active lines' rows and reads the sequences back, so that
 // ended lines leave and their slots take the next images. Above kExactRows rows the row count is
 // rounded up to a multiple of kExactRows with padding rows of the scratch line, so that a server
-// captures ~capacity / 8 + 8 step graphs, not one per row count (185-215 in a minute of trocr-base
+// captures ~capacity / 8 + 8 step graphs, not one per row count (127-215 in a minute of trocr-base
 // at 128 clients before). It shares its backend's stream: one caller at a time, as for generate.
 template <typename T>
 class CudaLineBatch : public LineBatch {
@@ -303,8 +303,15 @@ class CudaLineBatch : public LineBatch {
     if (rows_changed_) {
       std::vector<int> rows = lines;
       if (rows.size() > size_t(kExactRows)) {
+        // Each padding row follows a line's row: no two neighbours share an image, so the grouped
+        // cross-attention's group count (part of the step's graph key) is the rounded row count.
         const int rounded = (static_cast<int>(rows.size()) + kExactRows - 1) / kExactRows * kExactRows;
-        rows.resize(std::min(rounded, capacity()), scratch_line());
+        const size_t padding = std::min(rounded, capacity()) - rows.size();
+        rows.clear();
+        for (size_t i = 0; i < lines.size(); ++i) {
+          rows.push_back(lines[i]);
+          if (i < padding) rows.push_back(scratch_line());
+        }
       }
       shape_ = workspace_->step.set_rows(rows, rows, options_.max_length, cross_, cuda::RowPositions::PerImage);
       rows_changed_ = false;
