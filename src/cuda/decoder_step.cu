@@ -72,9 +72,9 @@ StepShape DecoderStep<T>::set_rows(const std::vector<int>& slots, const std::vec
   row_slots_.assign(slots, stream);
   row_images_.assign(images, stream);
   group_starts_.assign(starts, stream);
-  if (positions == RowPositions::PerImage && *std::max_element(images.begin(), images.end()) >= max_rows_) {
-    fail("CUDA decoder: image {} has no position, planned for {}", *std::max_element(images.begin(), images.end()),
-         max_rows_);
+  if (positions == RowPositions::PerImage) {
+    const int last_image = *std::max_element(images.begin(), images.end());
+    if (last_image >= max_rows_) fail("CUDA decoder: image {} has no position, planned for {}", last_image, max_rows_);
   }
   return StepShape{rows, static_cast<int>(starts.size()) - 1, max_keys, cross_attention, positions};
 }

@@ -231,3 +231,14 @@ def test_in_flight_batching_gives_hf_texts(cli):
             assert status == 200 and body["results"][0]["text"] == expected_text(name, case), (name, case)
         metrics = running.request("GET", "/metrics")[1]
         assert f'trocr_device_images_total{{device="cpu"}} {len(answers)}' in metrics, metrics
+        assert any("in-flight batching," in line for line in running.lines), running.lines
+
+
+def test_batching_defaults_to_whole_batches_on_the_cpu(server):
+    """`--batching auto` (the default) takes in-flight batching on CUDA devices only: on the CPU
+    engine each admission's encoder pass stalls the running lines (REPORT sec. 5)."""
+    deadline = time.monotonic() + 10  # the ready line may trail /readyz by a moment
+    while not any("trocr serve: ready" in line for line in server.lines) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    ready = [line for line in server.lines if "trocr serve: ready" in line]
+    assert ready and "whole batching (auto)," in ready[0], server.lines
