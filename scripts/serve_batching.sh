@@ -15,7 +15,7 @@ trocr=${TROCR:-build/src/cli/trocr}
 commit=${COMMIT:-$(git rev-parse --short HEAD)}
 name=${RESULTS:-bench/results/$(date +%Y-%m-%d)-cpu$(nproc)-$commit-serve-batching}
 model=${MODEL:-models/demo}
-images=${IMAGES:-$(ls data/synth-eval/*.jpg | head -64)}
+images=${IMAGES:-$(ls data/synth-eval/*.jpg | sed -n 1,64p)}  # sed reads all: head would end ls with SIGPIPE, which pipefail and -e turn into a silent exit
 : > "$name.log"
 records=()
 for round in $(seq "${ROUNDS:-2}"); do

@@ -240,8 +240,8 @@ class CudaBackend : public Backend {
 // their lines' slots; every step runs the active lines' rows and reads the sequences back, so that
 // ended lines leave and their slots take the next images. Above kExactRows rows the row count is
 // rounded up to a multiple of kExactRows with padding rows of the scratch line, so that a server
-// captures ~capacity / 8 + 8 step graphs, not one per row count (127-215 in a minute of trocr-base
-// at 128 clients before). It shares its backend's stream: one caller at a time, as for generate.
+// captures ~capacity / 8 + 8 step graphs, not one per row count (17 in a minute of trocr-base at 128
+// clients; 185-215 before). It shares its backend's stream: one caller at a time, as for generate.
 template <typename T>
 class CudaLineBatch : public LineBatch {
  public:
