@@ -32,6 +32,7 @@ CudaEncoder<T>::CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& 
   normed_.resize(rows * hidden);
   qkv_.resize(rows * 3 * hidden);
   heads_out_.resize(rows * hidden);
+  projected_.resize(rows * hidden);
   intermediate_.resize(rows * e.intermediate_size);
   if (attention_kernel_ == EncoderAttentionKernel::Gemms) {
     q_.resize(rows * hidden);
@@ -113,22 +114,21 @@ void CudaEncoder<T>::encode_eagerly(const float* pixels, int batch, T* states) {
   assemble_tokens<T>(patch_embeddings_.data(), weights_.cls_token.data(),
                      e.type == EncoderType::Deit ? weights_.distillation_token.data() : nullptr,
                      weights_.encoder_positions.data(), batch, patches, hidden, states, stream);
-  // Pre-LN layers: each sublayer's output joins the residual stream (states) in its last GEMM's
-  // epilogue; LayerNorm reads the stream and writes the next sublayer's input.
-  const auto normalize = [&](const DeviceNorm& norm, T* out) {
-    residual_layer_norm<T>(states, nullptr, out, norm.gamma.data(), norm.beta.data(), rows, hidden, e.layer_norm_eps,
-                           false, stream);
-  };
-  for (const DeviceEncoderLayer<T>& layer : weights_.encoder_layers) {
-    normalize(layer.before, normed_.data());
+  for (size_t l = 0; l < weights_.encoder_layers.size(); ++l) {
+    const DeviceEncoderLayer<T>& layer = weights_.encoder_layers[l];
+    // Pre-LN: the previous block's output joins the residual stream, then LayerNorm.
+    residual_layer_norm<T>(states, l == 0 ? nullptr : projected_.data(), normed_.data(), layer.before.gamma.data(),
+                           layer.before.beta.data(), rows, hidden, e.layer_norm_eps, l != 0, stream);
     linear(gemm_, normed_.data(), rows, layer.qkv, qkv_.data());
     attention(qkv_.data(), batch, heads_out_.data());
-    linear_accumulate(gemm_, heads_out_.data(), rows, layer.attention_output, states);
-    normalize(layer.after, normed_.data());
+    linear(gemm_, heads_out_.data(), rows, layer.attention_output, projected_.data());
+    residual_layer_norm<T>(states, projected_.data(), normed_.data(), layer.after.gamma.data(),
+                           layer.after.beta.data(), rows, hidden, e.layer_norm_eps, true, stream);
     linear(gemm_, normed_.data(), rows, layer.intermediate, intermediate_.data(), e.activation);
-    linear_accumulate(gemm_, intermediate_.data(), rows, layer.output, states);
+    linear(gemm_, intermediate_.data(), rows, layer.output, projected_.data());
   }
-  normalize(weights_.encoder_norm, states);
+  residual_layer_norm<T>(states, projected_.data(), states, weights_.encoder_norm.gamma.data(),
+                         weights_.encoder_norm.beta.data(), rows, hidden, e.layer_norm_eps, false, stream);
 }
 
 template class CudaEncoder<float>;

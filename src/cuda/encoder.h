@@ -40,7 +40,7 @@ class CudaEncoder {
   Gemm& gemm_;
   int chunk_;
   EncoderAttentionKernel attention_kernel_;
-  DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, heads_out_, intermediate_;
+  DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, heads_out_, projected_, intermediate_;
   // The unfused attention's: heads split, scores and probabilities, the per-head context.
   DeviceBuffer<T> q_, k_, v_, scores_, probabilities_, context_;
   StepGraphs graphs_;

@@ -113,7 +113,7 @@ void Gemm::matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c,
     TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
         chosen.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
   }
-  const float alpha = shape.alpha, beta = shape.beta;
+  const float alpha = shape.alpha, beta = 0.0f;
   TROCR_CUBLAS_CHECK(cublasLtMatmul(handle_, chosen.operation, &alpha, b, chosen.a, a, chosen.b,
                                     &beta, c, chosen.c, c, chosen.c, &chosen.algorithm,
                                     workspace_.data(), workspace_.size(), stream_));

@@ -22,7 +22,6 @@ struct MatmulShape {
   int batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements between batch items
   float alpha = 1.0f;
-  float beta = 0.0f;  // 1: C accumulates, C = alpha * A . op(B) (+ bias) + C
 };
 
 class Gemm {
@@ -32,7 +31,7 @@ class Gemm {
   Gemm(const Gemm&) = delete;
   Gemm& operator=(const Gemm&) = delete;
 
-  // C[m, n] = alpha * A[m, k] . op(B) (+ bias[n], then the epilogue's activation) + beta * C.
+  // C[m, n] = alpha * A[m, k] . op(B) (+ bias[n], then the epilogue's activation).
   // A and B are TIn; C and bias are TOut.
   template <typename TIn, typename TOut>
   void matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c,

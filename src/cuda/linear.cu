@@ -23,17 +23,6 @@ void linear(Gemm& gemm, const T* x, int rows, const DeviceLinear<T>& layer, T* y
 }
 
 template <typename T>
-void linear_accumulate(Gemm& gemm, const T* x, int rows, const DeviceLinear<T>& layer, T* y) {
-  MatmulShape shape;
-  shape.m = rows;
-  shape.n = layer.out;
-  shape.k = layer.in;
-  shape.beta = 1.0f;
-  gemm.matmul<T, T>(shape, x, layer.weight.data(), y, layer.bias.empty() ? nullptr : layer.bias.data(),
-                    Epilogue::Bias);
-}
-
-template <typename T>
 void logits_projection(Gemm& gemm, const T* x, int rows, const T* weight, int vocab, int width, float* logits) {
   if (small_linear<T, float>(x, weight, nullptr, logits, rows, vocab, width, std::nullopt, gemm.stream())) return;
   MatmulShape shape;
@@ -45,7 +34,6 @@ void logits_projection(Gemm& gemm, const T* x, int rows, const T* weight, int vo
 
 #define INSTANTIATE(T)                                                                                            \
   template void linear<T>(Gemm&, const T*, int, const DeviceLinear<T>&, T*, std::optional<Activation>, const T*); \
-  template void linear_accumulate<T>(Gemm&, const T*, int, const DeviceLinear<T>&, T*);             \
   template void logits_projection<T>(Gemm&, const T*, int, const T*, int, int, float*);
 INSTANTIATE(float)
 INSTANTIATE(__half)

@@ -15,11 +15,6 @@ template <typename T>
 void linear(Gemm& gemm, const T* x, int rows, const DeviceLinear<T>& layer, T* y,
             std::optional<Activation> activation = {}, const T* bias_override = nullptr);
 
-// y += x W^T + b: a residual stream taking a sublayer's output in the GEMM's epilogue (one pass
-// over y instead of a separate add's three).
-template <typename T>
-void linear_accumulate(Gemm& gemm, const T* x, int rows, const DeviceLinear<T>& layer, T* y);
-
 // fp32 logits [rows, vocab] = x [rows, width] . weight [vocab, width]^T (no bias).
 template <typename T>
 void logits_projection(Gemm& gemm, const T* x, int rows, const T* weight, int vocab, int width, float* logits);
