@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/check.h"
+#include "common/slot_runs.h"
 #include "cuda/dtype_traits.h"
 #include "cuda/linear.h"
 
@@ -39,12 +40,9 @@ void EncoderStates<T>::prepare_slots(const std::vector<int>& slots) {
     linear(gemm_, output_.data(), count * sequence, *weights_.encoder_to_decoder, projected_.data());
   }
   const int64_t state_width = weights_.cross_key_values.in, key_value_width = weights_.cross_key_values.out;
-  for (int first = 0; first < count;) {
-    int end = first + 1;
-    while (end < count && slots[end] == slots[end - 1] + 1) ++end;
-    linear(gemm_, states() + int64_t(first) * sequence * state_width, (end - first) * sequence,
-           weights_.cross_key_values, key_values_.data() + int64_t(slots[first]) * sequence * key_value_width);
-    first = end;
+  for (const SlotRun& run : consecutive_slot_runs(slots)) {
+    linear(gemm_, states() + int64_t(run.first) * sequence * state_width, static_cast<int>(run.count) * sequence,
+           weights_.cross_key_values, key_values_.data() + int64_t(run.slot) * sequence * key_value_width);
   }
 }
 

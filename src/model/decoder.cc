@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/check.h"
+#include "common/slot_runs.h"
 #include "cpu/attention.h"
 #include "cpu/layer_norm.h"
 #include "cpu/linear.h"
@@ -48,12 +49,10 @@ void CpuDecoder::load_images(const float* encoder_hidden, const std::vector<int>
   }
   const int64_t hidden_width = weights_.encoder_to_decoder ? width : config_.encoder.hidden_size;
   const size_t per_layer = static_cast<size_t>(images_) * image_rows * width;
-  // Runs of consecutive slots in one product each (a whole batch is one run).
-  for (size_t first = 0, end; first < image_slots.size(); first = end) {
-    for (end = first + 1; end < image_slots.size() && image_slots[end] == image_slots[end - 1] + 1;) ++end;
-    const float* input = encoder_hidden + int64_t(first) * image_rows * hidden_width;
-    const int64_t run_rows = int64_t(end - first) * image_rows;
-    const size_t offset = size_t(image_slots[first]) * image_rows * width;
+  for (const SlotRun& run : consecutive_slot_runs(image_slots)) {
+    const float* input = encoder_hidden + int64_t(run.first) * image_rows * hidden_width;
+    const int64_t run_rows = int64_t(run.count) * image_rows;
+    const size_t offset = size_t(run.slot) * image_rows * width;
     for (size_t l = 0; l < weights_.decoder.layers.size(); ++l) {
       const DecoderLayerWeights& layer = weights_.decoder.layers[l];
       cpu::linear(input, run_rows, layer.cross_key, cross_keys_.data() + l * per_layer + offset);
