@@ -28,9 +28,9 @@ struct ServiceOptions {
   BatcherOptions batching;
   // Lines decoded in flight where the engine can (greedy settings, CPU and CUDA engines): an image
   // joins the running batch at a decoding step instead of waiting for the whole batch to end.
-  // Off by default: on the CPU engine it measured no faster than whole batches, with a longer
-  // tail; on an H200 it was faster at every load measured, but mixed open-loop loads are not yet
-  // (docs/REPORT.md sec. 5).
+  // Off here; `trocr serve --batching auto` (its default) turns it on for CUDA devices, where it
+  // was faster at every load measured, open-loop arrivals included, and leaves the CPU engine on
+  // whole batches, where it measured no faster, with a longer tail (docs/REPORT.md sec. 5).
   bool in_flight = false;
   // What one request may ask for in its generation settings.
   int max_beams = 8;
