@@ -123,7 +123,11 @@ TYPED_TEST(CudaKernels, SmallRowLinearOverLayerNormedInput) {
 
 TYPED_TEST(CudaKernels, ResidualLayerNorm) {
   using T = TypeParam;
-  for (auto [rows, width] : {std::pair{1, 32}, std::pair{7, 331}, std::pair{19, 1024}}) {
+  // A warp per row in 16-byte pieces (32, 768, 1024, 2048: one to all of a lane's pieces), and the
+  // block per row where they do not fit (331 and 4100 elements, fp32 rows over 1024).
+  for (auto [rows, width] :
+       {std::pair{1, 32}, std::pair{7, 331}, std::pair{37, 768}, std::pair{19, 1024}, std::pair{3, 2048},
+        std::pair{2, 4100}}) {
     const auto residual = rounded<T>(random_values(size_t(rows) * width, this->generator_, 3.0f));
     const auto delta = rounded<T>(random_values(size_t(rows) * width, this->generator_));
     LayerNormWeights weights{{{width}, random_values(width, this->generator_), {}},
@@ -143,10 +147,32 @@ TYPED_TEST(CudaKernels, ResidualLayerNorm) {
   }
 }
 
+// The encoder's first and last LayerNorms: no delta, and the output over the input.
+TYPED_TEST(CudaKernels, LayerNormInPlaceWithoutDelta) {
+  using T = TypeParam;
+  for (int width : {768, 331}) {
+    const int rows = 9;
+    const auto residual = rounded<T>(random_values(size_t(rows) * width, this->generator_, 3.0f));
+    LayerNormWeights weights{{{width}, random_values(width, this->generator_), {}},
+                             {{width}, random_values(width, this->generator_), {}}};
+    std::vector<float> expected(residual.size());
+    cpu::layer_norm(residual.data(), rows, width, weights, 1e-6f, expected.data());
+    auto states = to_device<T>(residual);
+    DeviceBuffer<float> gamma, beta;
+    gamma.upload(weights.weight.values);
+    beta.upload(weights.bias.values);
+    cuda::residual_layer_norm<T>(states.data(), nullptr, states.data(), gamma.data(), beta.data(), rows, width, 1e-6f,
+                                 false, nullptr);
+    EXPECT_LE(relative_error(to_host(states), expected), tolerance<T>()) << width;
+  }
+}
+
 TYPED_TEST(CudaKernels, Activations) {
   using T = TypeParam;
-  for (Activation activation : {Activation::Gelu, Activation::GeluTanh, Activation::Relu}) {
-    const auto values = rounded<T>(random_values(1001, this->generator_, 3.0f));
+  // 1001 elements one at a time, 8192 in 16-byte pieces.
+  for (auto [activation, count] : {std::pair{Activation::Gelu, 1001}, std::pair{Activation::GeluTanh, 1001},
+                                   std::pair{Activation::Relu, 1001}, std::pair{Activation::Gelu, 8192}}) {
+    const auto values = rounded<T>(random_values(count, this->generator_, 3.0f));
     auto expected = values;
     cpu::apply_activation(activation, expected.data(), expected.size());
     auto device = to_device<T>(values);
@@ -302,7 +328,10 @@ TYPED_TEST(CudaHalfKernels, FoldedAttentionMatchesTheCpu) {
 TYPED_TEST(CudaHalfKernels, FusedEncoderAttentionMatchesTheCpu) {
   using T = TypeParam;
   const int heads = 3, dim = 64, width = heads * dim, batch = 2;
-  for (int sequence : {577, 37, 64}) {  // several key tiles with a partial one, one partial, one full
+  // ViT's 577 (a last key tile of one key, a last warp with one query), one partial tile, one full,
+  // a last key tile of exactly 16 keys (144) and of 17 (145, whose last warp has one query in its
+  // second row tile), a warp with one query in its first (161), a block with a single query (129).
+  for (int sequence : {577, 37, 64, 144, 145, 161, 129}) {
     const auto qkv = rounded<T>(random_values(size_t(batch) * sequence * 3 * width, this->generator_));
     auto d_qkv = to_device<T>(qkv);
     DeviceBuffer<T> out(size_t(batch) * sequence * width);

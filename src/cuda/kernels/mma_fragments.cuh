@@ -130,6 +130,34 @@ __device__ __forceinline__ void scale_rows(float (&output)[Blocks][4], const flo
   }
 }
 
+// An array as the only element of an array of one, for the one-row-tile forms below.
+template <typename A>
+__device__ __forceinline__ A (&as_one_tile(A& a))[1] {
+  return *reinterpret_cast<A(*)[1]>(&a);
+}
+
+// output[r] += P[r] V for kRows row tiles of 16 (P as A fragments, one per 16 keys) over kColumns
+// columns of the tile's rows v from first_column (read transposed). Each V fragment serves every
+// row tile: with more row tiles per warp, fewer shared-memory reads per product.
+template <typename T, int kRows, int kKeys, int kColumns, int kStride>
+__device__ __forceinline__ void accumulate_values(const uint32_t (&p)[kRows][kKeys / 16][4], const T (*v)[kStride],
+                                                  int first_column, float (&output)[kRows][kColumns / 8][4]) {
+  const int lane = threadIdx.x % 32;
+#pragma unroll
+  for (int j = 0; j < kKeys / 16; ++j) {
+#pragma unroll
+    for (int n = 0; n < kColumns / 16; ++n) {
+      uint32_t values[4];  // keys 16j + [0,8) and [8,16) of columns 16n + [0,8), then of 16n + [8,16)
+      load_matrix_x4_transposed(values, &v[j * 16 + lane % 16][first_column + n * 16 + 8 * (lane / 16)]);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        mma<T>(output[r][2 * n], p[r][j], values[0], values[1]);
+        mma<T>(output[r][2 * n + 1], p[r][j], values[2], values[3]);
+      }
+    }
+  }
+}
+
 // The rest of a key tile once its scores s are scaled to base 2 and masked: the online softmax,
 // then output += P V over kColumns columns of the tile's rows v from first_column (read
 // transposed).
@@ -137,50 +165,64 @@ template <typename T, int kKeys, int kColumns, int kStride>
 __device__ __forceinline__ void softmax_and_accumulate(float (&s)[kKeys / 8][4], const T (*v)[kStride],
                                                        int first_column, float (&running_max)[2],
                                                        float (&running_sum)[2], float (&output)[kColumns / 8][4]) {
-  const int lane = threadIdx.x % 32;
   float alpha[2];
   uint32_t p[kKeys / 16][4];  // P as A fragments, one per 16 keys
   online_softmax<T>(s, running_max, running_sum, alpha, p);
   scale_rows(output, alpha);
-#pragma unroll
-  for (int j = 0; j < kKeys / 16; ++j) {
-#pragma unroll
-    for (int n = 0; n < kColumns / 16; ++n) {
-      uint32_t values[4];  // keys 16j + [0,8) and [8,16) of columns 16n + [0,8), then of 16n + [8,16)
-      load_matrix_x4_transposed(values, &v[j * 16 + lane % 16][first_column + n * 16 + 8 * (lane / 16)]);
-      mma<T>(output[2 * n], p[j], values[0], values[1]);
-      mma<T>(output[2 * n + 1], p[j], values[2], values[3]);
-    }
-  }
+  accumulate_values<T, 1, kKeys, kColumns, kStride>(as_one_tile(p), v, first_column, as_one_tile(output));
 }
 
-// One key tile of flash attention for a warp's 16 query rows (A fragments q, kDim wide): S = Q K^T
-// over the tile's kKeys keys (rows of k, in shared memory), scaled to base 2 with keys from
-// `valid` on masked, the online softmax, then output += P V (rows of v, read transposed).
+// One key tile of flash attention for a warp's kRows row tiles of 16 queries (A fragments q[r],
+// kDim wide): S = Q K^T over the tile's kKeys keys (rows of k, in shared memory), scaled to base
+// 2 with keys from `valid` on masked, the online softmax, then output += P V (rows of v, read
+// transposed). Each key and value fragment loaded serves all kRows row tiles.
+template <typename T, int kRows, int kKeys, int kDim, int kStride>
+__device__ __forceinline__ void attend_tile_rows(const uint32_t (&q)[kRows][kDim / 16][4], const T (*k)[kStride],
+                                                 const T (*v)[kStride], int valid, float scale_log2,
+                                                 float (&running_max)[kRows][2], float (&running_sum)[kRows][2],
+                                                 float (&output)[kRows][kDim / 8][4]) {
+  const int lane = threadIdx.x % 32, pair = lane % 4;
+  float s[kRows][kKeys / 8][4];
+#pragma unroll
+  for (int n = 0; n < kKeys / 8; ++n) {
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) s[r][n][0] = s[r][n][1] = s[r][n][2] = s[r][n][3] = 0.0f;
+#pragma unroll
+    for (int d = 0; d < kDim / 32; ++d) {
+      uint32_t keys[4];  // dims 32d + [0,8), [8,16), [16,24), [24,32) of keys 8n..8n+7
+      load_matrix_x4(keys, &k[n * 8 + lane % 8][d * 32 + 8 * (lane / 8)]);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        mma<T>(s[r][n], q[r][2 * d], keys[0], keys[1]);
+        mma<T>(s[r][n], q[r][2 * d + 1], keys[2], keys[3]);
+      }
+    }
+  }
+  uint32_t p[kRows][kKeys / 16][4];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+    for (int n = 0; n < kKeys / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[r][n][e] = n * 8 + 2 * pair + (e & 1) < valid ? s[r][n][e] * scale_log2 : -INFINITY;
+      }
+    }
+    float alpha[2];
+    online_softmax<T>(s[r], running_max[r], running_sum[r], alpha, p[r]);
+    scale_rows(output[r], alpha);
+  }
+  accumulate_values<T, kRows, kKeys, kDim, kStride>(p, v, 0, output);
+}
+
+// attend_tile_rows for one row tile.
 template <typename T, int kKeys, int kDim, int kStride>
 __device__ __forceinline__ void attend_tile(const uint32_t (&q)[kDim / 16][4], const T (*k)[kStride],
                                             const T (*v)[kStride], int valid, float scale_log2,
                                             float (&running_max)[2], float (&running_sum)[2],
                                             float (&output)[kDim / 8][4]) {
-  const int lane = threadIdx.x % 32, pair = lane % 4;
-  float s[kKeys / 8][4];
-#pragma unroll
-  for (int n = 0; n < kKeys / 8; ++n) {
-    s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.0f;
-#pragma unroll
-    for (int d = 0; d < kDim / 32; ++d) {
-      uint32_t keys[4];  // dims 32d + [0,8), [8,16), [16,24), [24,32) of keys 8n..8n+7
-      load_matrix_x4(keys, &k[n * 8 + lane % 8][d * 32 + 8 * (lane / 8)]);
-      mma<T>(s[n], q[2 * d], keys[0], keys[1]);
-      mma<T>(s[n], q[2 * d + 1], keys[2], keys[3]);
-    }
-  }
-#pragma unroll
-  for (int n = 0; n < kKeys / 8; ++n) {
-#pragma unroll
-    for (int e = 0; e < 4; ++e) s[n][e] = n * 8 + 2 * pair + (e & 1) < valid ? s[n][e] * scale_log2 : -INFINITY;
-  }
-  softmax_and_accumulate<T, kKeys, kDim, kStride>(s, v, 0, running_max, running_sum, output);
+  attend_tile_rows<T, 1, kKeys, kDim, kStride>(as_one_tile(q), k, v, valid, scale_log2, as_one_tile(running_max),
+                                               as_one_tile(running_sum), as_one_tile(output));
 }
 
 // A row's running sum is spread over the 4 lanes of its group.

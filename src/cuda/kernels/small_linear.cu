@@ -13,6 +13,7 @@
 #include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
 #include "cuda/kernels/mma_fragments.cuh"
+#include "cuda/kernels/row_norm.cuh"
 
 namespace trocr::cuda {
 namespace {
@@ -25,44 +26,15 @@ static_assert(kWarps >= kMaxSmallRows, "a warp per normalized row");
 // Row `warp` of the normalized input into staged (and, from block 0, into input.normed).
 template <typename T>
 __device__ void stage_normed_row(const NormedInput<T>& input, int k, T* staged, int stride) {
-  constexpr int kVector = 16 / sizeof(T);
-  constexpr int kPieces = kMaxNormedWidth / 32 / kVector;  // 16-byte pieces per lane
+  constexpr int kPieces = kMaxNormedWidth / 32 / kRowVector<T>;
   const int row = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float values[kPieces][kVector];
-  float sum = 0.0f;
+  RowStatistics<T, kPieces> statistics;
+  statistics.load(input.residual + int64_t(row) * k, input.delta + int64_t(row) * k, k, input.eps, lane);
 #pragma unroll
   for (int p = 0; p < kPieces; ++p) {
-    const int base = (lane + 32 * p) * kVector;
-    if (base >= k) break;
-    const uint4 a = *reinterpret_cast<const uint4*>(input.residual + int64_t(row) * k + base);
-    const uint4 b = *reinterpret_cast<const uint4*>(input.delta + int64_t(row) * k + base);
-#pragma unroll
-    for (int v = 0; v < kVector; ++v) {
-      values[p][v] = to_float(reinterpret_cast<const T*>(&a)[v]) + to_float(reinterpret_cast<const T*>(&b)[v]);
-      sum += values[p][v];
-    }
-  }
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffff, sum, offset);
-  const float mean = sum / k;
-  float squares = 0.0f;
-#pragma unroll
-  for (int p = 0; p < kPieces; ++p) {
-    if ((lane + 32 * p) * kVector >= k) break;
-#pragma unroll
-    for (int v = 0; v < kVector; ++v) squares += (values[p][v] - mean) * (values[p][v] - mean);
-  }
-  for (int offset = 16; offset > 0; offset /= 2) squares += __shfl_xor_sync(0xffffffff, squares, offset);
-  const float inverse = rsqrtf(squares / k + input.eps);
-#pragma unroll
-  for (int p = 0; p < kPieces; ++p) {
-    const int base = (lane + 32 * p) * kVector;
-    if (base >= k) break;
-    uint4 packed;
-    T* normed = reinterpret_cast<T*>(&packed);
-#pragma unroll
-    for (int v = 0; v < kVector; ++v) {
-      normed[v] = from_float<T>((values[p][v] - mean) * inverse * input.gamma[base + v] + input.beta[base + v]);
-    }
+    if (!statistics.inside(p, k, lane)) break;
+    const int base = (lane + 32 * p) * kRowVector<T>;
+    const uint4 packed = statistics.piece(p, lane, true, input.gamma, input.beta);
     *reinterpret_cast<uint4*>(staged + row * stride + base) = packed;
     if (blockIdx.x == 0) *reinterpret_cast<uint4*>(input.normed + int64_t(row) * k + base) = packed;
   }
