@@ -129,10 +129,11 @@ __global__ void __launch_bounds__(kThreads)
         float total = 0.0f;
 #pragma unroll
         for (int w = 0; w < kWarps; ++w) total += shared.scores[w][row][key];
-        s[n][e] = key < valid ? total * scale_log2 : -INFINITY;
+        s[n][e] = key < valid ? total : -INFINITY;
       }
     }
-    softmax_and_accumulate<T, kKeys, kSlice, kStride>(s, tile_states, first_column, running_max, running_sum, output);
+    softmax_and_accumulate<T, kKeys, kSlice, kStride>(s, scale_log2, tile_states, first_column, running_max,
+                                                      running_sum, output);
     __syncthreads();  // the next tile's copies and scores overwrite this one's
   }
 

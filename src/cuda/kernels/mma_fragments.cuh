@@ -86,14 +86,16 @@ __device__ __forceinline__ uint32_t pack(float low, float high) {
 constexpr float kLog2e = 1.4426950408889634f;
 
 // One key tile of an online softmax over a warp's rows g (index 0) and g + 8 (index 1). s holds
-// the tile's scores, already scaled to base 2 and -inf where masked, as Blocks accumulator
-// blocks of 8 keys; at least one key of every tile is unmasked. Updates the running maximum
-// and this lane's share of the running sum, packs exp2(s - max) into A fragments p (16 keys
-// each), and returns in alpha the factors the output accumulators must be scaled by.
+// the tile's raw scores, -inf where masked, as Blocks accumulator blocks of 8 keys; at least one
+// key of every tile is unmasked. scale_log2 takes them to base 2 inside the exponent's FMA (one
+// instruction per score instead of a multiply and a subtraction); the running maximum is kept
+// scaled. Updates it and this lane's share of the running sum, packs exp2(s * scale - max) into
+// A fragments p (16 keys each), and returns in alpha the factors the output accumulators must be
+// scaled by.
 template <typename T, int Blocks>
-__device__ __forceinline__ void online_softmax(float (&s)[Blocks][4], float (&running_max)[2],
-                                               float (&running_sum)[2], float (&alpha)[2],
-                                               uint32_t (&p)[Blocks / 2][4]) {
+__device__ __forceinline__ void online_softmax(const float (&s)[Blocks][4], float scale_log2,
+                                               float (&running_max)[2], float (&running_sum)[2],
+                                               float (&alpha)[2], uint32_t (&p)[Blocks / 2][4]) {
   float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
   for (int n = 0; n < Blocks; ++n) {
@@ -104,15 +106,17 @@ __device__ __forceinline__ void online_softmax(float (&s)[Blocks][4], float (&ru
   for (int h = 0; h < 2; ++h) {
     tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffff, tile_max[h], 1));
     tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffff, tile_max[h], 2));
-    const float new_max = fmaxf(running_max[h], tile_max[h]);
+    const float new_max = fmaxf(running_max[h], tile_max[h] * scale_log2);  // the scale is positive
     alpha[h] = exp2f(running_max[h] - new_max);  // 0 on the first tile
     running_max[h] = new_max;
     running_sum[h] *= alpha[h];
   }
 #pragma unroll
   for (int n = 0; n < Blocks; ++n) {
-    const float p0 = exp2f(s[n][0] - running_max[0]), p1 = exp2f(s[n][1] - running_max[0]);
-    const float p2 = exp2f(s[n][2] - running_max[1]), p3 = exp2f(s[n][3] - running_max[1]);
+    const float p0 = exp2f(fmaf(s[n][0], scale_log2, -running_max[0]));
+    const float p1 = exp2f(fmaf(s[n][1], scale_log2, -running_max[0]));
+    const float p2 = exp2f(fmaf(s[n][2], scale_log2, -running_max[1]));
+    const float p3 = exp2f(fmaf(s[n][3], scale_log2, -running_max[1]));
     running_sum[0] += p0 + p1;
     running_sum[1] += p2 + p3;
     p[n / 2][(n % 2) * 2 + 0] = pack<T>(p0, p1);
@@ -158,24 +162,26 @@ __device__ __forceinline__ void accumulate_values(const uint32_t (&p)[kRows][kKe
   }
 }
 
-// The rest of a key tile once its scores s are scaled to base 2 and masked: the online softmax,
-// then output += P V over kColumns columns of the tile's rows v from first_column (read
+// The rest of a key tile once its raw scores s are masked: the online softmax (scale_log2 as
+// there), then output += P V over kColumns columns of the tile's rows v from first_column (read
 // transposed).
 template <typename T, int kKeys, int kColumns, int kStride>
-__device__ __forceinline__ void softmax_and_accumulate(float (&s)[kKeys / 8][4], const T (*v)[kStride],
-                                                       int first_column, float (&running_max)[2],
-                                                       float (&running_sum)[2], float (&output)[kColumns / 8][4]) {
+__device__ __forceinline__ void softmax_and_accumulate(const float (&s)[kKeys / 8][4], float scale_log2,
+                                                       const T (*v)[kStride], int first_column,
+                                                       float (&running_max)[2], float (&running_sum)[2],
+                                                       float (&output)[kColumns / 8][4]) {
   float alpha[2];
   uint32_t p[kKeys / 16][4];  // P as A fragments, one per 16 keys
-  online_softmax<T>(s, running_max, running_sum, alpha, p);
+  online_softmax<T>(s, scale_log2, running_max, running_sum, alpha, p);
   scale_rows(output, alpha);
   accumulate_values<T, 1, kKeys, kColumns, kStride>(as_one_tile(p), v, first_column, as_one_tile(output));
 }
 
 // One key tile of flash attention for a warp's kRows row tiles of 16 queries (A fragments q[r],
 // kDim wide): S = Q K^T over the tile's kKeys keys (rows of k, in shared memory), scaled to base
-// 2 with keys from `valid` on masked, the online softmax, then output += P V (rows of v, read
-// transposed). Each key and value fragment loaded serves all kRows row tiles.
+// 2 with keys from `valid` on masked (full tiles skip the mask), the online softmax, then
+// output += P V (rows of v, read transposed). Each key and value fragment loaded serves all kRows
+// row tiles.
 template <typename T, int kRows, int kKeys, int kDim, int kStride>
 __device__ __forceinline__ void attend_tile_rows(const uint32_t (&q)[kRows][kDim / 16][4], const T (*k)[kStride],
                                                  const T (*v)[kStride], int valid, float scale_log2,
@@ -199,17 +205,18 @@ __device__ __forceinline__ void attend_tile_rows(const uint32_t (&q)[kRows][kDim
     }
   }
   uint32_t p[kRows][kKeys / 16][4];
+  const bool partial = valid < kKeys;  // uniform: the sequence's last tile
 #pragma unroll
   for (int r = 0; r < kRows; ++r) {
+    if (partial) {
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) {
+      for (int n = 0; n < kKeys / 8; ++n) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        s[r][n][e] = n * 8 + 2 * pair + (e & 1) < valid ? s[r][n][e] * scale_log2 : -INFINITY;
+        for (int e = 0; e < 4; ++e) s[r][n][e] = n * 8 + 2 * pair + (e & 1) < valid ? s[r][n][e] : -INFINITY;
       }
     }
     float alpha[2];
-    online_softmax<T>(s[r], running_max[r], running_sum[r], alpha, p[r]);
+    online_softmax<T>(s[r], scale_log2, running_max[r], running_sum[r], alpha, p[r]);
     scale_rows(output[r], alpha);
   }
   accumulate_values<T, kRows, kKeys, kDim, kStride>(p, v, 0, output);
