@@ -113,8 +113,9 @@ class CudaLineBatch : public LineBatch {
       free_.push_back(line);
       rows_changed_ = true;
     }
-    // Free lines are taken lowest first, so that admitted images sit in runs of slots.
-    std::sort(free_.begin(), free_.end(), std::greater<int>());
+    // Free lines are taken lowest first, so that admitted images sit in runs of slots (admit takes
+    // from the back, which keeps the order; only lines ending here can break it).
+    if (!ended.empty()) std::sort(free_.begin(), free_.end(), std::greater<int>());
     return ended;
   }
 

@@ -123,11 +123,12 @@ TYPED_TEST(CudaKernels, SmallRowLinearOverLayerNormedInput) {
 
 TYPED_TEST(CudaKernels, ResidualLayerNorm) {
   using T = TypeParam;
-  // A warp per row in 16-byte pieces (32, 768, 1024, 2048: one to all of a lane's pieces), and the
-  // block per row where they do not fit (331 and 4100 elements, fp32 rows over 1024).
+  // The block per row (few rows, or rows that do not split into 16-byte pieces: 331 and 4100
+  // elements, fp32 rows over 1024), and a warp per row for thousands of rows (768, 1024, 2048: three
+  // to all of a lane's pieces).
   for (auto [rows, width] :
-       {std::pair{1, 32}, std::pair{7, 331}, std::pair{37, 768}, std::pair{19, 1024}, std::pair{3, 2048},
-        std::pair{2, 4100}}) {
+       {std::pair{1, 32}, std::pair{7, 331}, std::pair{19, 1024}, std::pair{2, 4100}, std::pair{2053, 768},
+        std::pair{2048, 1024}, std::pair{2048, 2048}}) {
     const auto residual = rounded<T>(random_values(size_t(rows) * width, this->generator_, 3.0f));
     const auto delta = rounded<T>(random_values(size_t(rows) * width, this->generator_));
     LayerNormWeights weights{{{width}, random_values(width, this->generator_), {}},
@@ -142,7 +143,7 @@ TYPED_TEST(CudaKernels, ResidualLayerNorm) {
     beta.upload(weights.bias.values);
     cuda::residual_layer_norm<T>(d_residual.data(), d_delta.data(), normed.data(), gamma.data(),
                                  beta.data(), rows, width, 1e-5f, true, nullptr);
-    EXPECT_LE(relative_error(to_host(normed), expected), tolerance<T>()) << width;
+    EXPECT_LE(relative_error(to_host(normed), expected), tolerance<T>()) << rows << " x " << width;
     EXPECT_LE(relative_error(to_host(d_residual), sum), tolerance<T>()) << "stored sum";
   }
 }
@@ -150,8 +151,7 @@ TYPED_TEST(CudaKernels, ResidualLayerNorm) {
 // The encoder's first and last LayerNorms: no delta, and the output over the input.
 TYPED_TEST(CudaKernels, LayerNormInPlaceWithoutDelta) {
   using T = TypeParam;
-  for (int width : {768, 331}) {
-    const int rows = 9;
+  for (auto [rows, width] : {std::pair{2050, 768}, std::pair{9, 768}, std::pair{9, 331}}) {
     const auto residual = rounded<T>(random_values(size_t(rows) * width, this->generator_, 3.0f));
     LayerNormWeights weights{{{width}, random_values(width, this->generator_), {}},
                              {{width}, random_values(width, this->generator_), {}}};
@@ -163,7 +163,7 @@ TYPED_TEST(CudaKernels, LayerNormInPlaceWithoutDelta) {
     beta.upload(weights.bias.values);
     cuda::residual_layer_norm<T>(states.data(), nullptr, states.data(), gamma.data(), beta.data(), rows, width, 1e-6f,
                                  false, nullptr);
-    EXPECT_LE(relative_error(to_host(states), expected), tolerance<T>()) << width;
+    EXPECT_LE(relative_error(to_host(states), expected), tolerance<T>()) << rows << " x " << width;
   }
 }
 

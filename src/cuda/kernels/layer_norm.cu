@@ -91,9 +91,13 @@ void residual_layer_norm(T* residual, const T* delta, T* normed, const float* ga
                          const float* beta, int rows, int width, float eps, bool store_sum,
                          cudaStream_t stream) {
   if (rows == 0) return;
+  // A warp per row pays off only with enough rows to fill the GPU: at a decode step's 32 rows of
+  // 1024 it took 6.4 us against the block kernel's 5.7 (ncu, H200); at the encoder's 18,464 rows of
+  // 768, 42 us against 65.
+  constexpr int kMinWarpRows = 2048;
   const bool vectorizable = width % kRowVector<T> == 0 && aligned_16(residual) && aligned_16(normed) &&
                             (delta == nullptr || aligned_16(delta));
-  if (vectorizable &&
+  if (rows >= kMinWarpRows && vectorizable &&
       launch_rows_kernel<T>(residual, delta, normed, gamma, beta, rows, width, eps, store_sum, stream)) {
     return;
   }
