@@ -4,7 +4,8 @@
 //
 // A block of 4 warps takes 128 queries of one (image, head); each warp owns 32 of them as two
 // 16-row mma tiles, so that every key and value fragment it loads from shared memory serves two
-// products (with one tile per warp, shared-memory reads took as long as the mma). Keys go by in
+// products (with one tile per warp, shared-memory reads took as long as the mma). Batches too
+// small to fill the GPU with such blocks take 64 queries per block, one tile per warp. Keys go by in
 // tiles of 64, copied with cp.async into a double buffer so that the next tile loads while this
 // one is computed. Both products are mma.sync m16n8k16 (fp32 accumulation) with operands from
 // ldmatrix, and the scores never leave registers: the accumulator layout of S = Q K^T is, pair by
@@ -26,17 +27,17 @@ namespace {
 constexpr int kDim = kEncoderAttentionHeadDim;
 constexpr int kKeys = 64;       // keys per step
 constexpr int kTailKeys = 16;   // the shortest key tile computed
-constexpr int kRowTiles = 2;    // 16-query mma tiles per warp
 constexpr int kWarps = 4;
-constexpr int kWarpQueries = 16 * kRowTiles;
-constexpr int kQueries = kWarps * kWarpQueries;  // per block
 constexpr int kThreads = kWarps * 32;
+// Queries per block with RowTiles 16-query mma tiles per warp.
+template <int RowTiles>
+constexpr int kQueries = kWarps * 16 * RowTiles;
 constexpr int kStride = kDim + 8;  // padded shared rows: ldmatrix's 8 row reads hit distinct banks
 constexpr int kChunks = kDim * 2 / 16;  // 16-byte pieces per row
 
-template <typename T>
+template <typename T, int RowTiles>
 struct EncoderAttentionShared {
-  T q[kQueries][kStride];
+  T q[kQueries<RowTiles>][kStride];
   T k[2][kKeys][kStride];
   T v[2][kKeys][kStride];
 };
@@ -54,15 +55,16 @@ __device__ void load_tile_async(const T* slice, int64_t row_stride, int sequence
 }
 
 // Lane 4g + t owns rows g and g + 8 of each of its warp's row tiles (see mma_fragments.cuh).
-template <typename T>
+template <typename T, int kRowTiles>
 __global__ void __launch_bounds__(kThreads)
     encoder_attention_kernel(const T* qkv, int sequence, int heads, float scale_log2, T* out) {
+  constexpr int kWarpQueries = 16 * kRowTiles;
   extern __shared__ __align__(128) unsigned char raw[];
-  auto& shared = *reinterpret_cast<EncoderAttentionShared<T>*>(raw);
+  auto& shared = *reinterpret_cast<EncoderAttentionShared<T, kRowTiles>*>(raw);
   const int width = heads * kDim;
   const int64_t row_stride = 3 * int64_t(width);
   const int head = blockIdx.y % heads, image = blockIdx.y / heads;
-  const int first_query = blockIdx.x * kQueries;
+  const int first_query = blockIdx.x * kQueries<kRowTiles>;
   const T* queries = qkv + int64_t(image) * sequence * row_stride + head * kDim;
   const T* keys = queries + width;
   const T* values = queries + 2 * width;
@@ -71,7 +73,7 @@ __global__ void __launch_bounds__(kThreads)
   const int warp_first = first_query + warp * kWarpQueries;
   const int row_tiles = min(kRowTiles, max(0, (sequence - warp_first + 15) / 16));  // holding queries
 
-  load_tile_async<kQueries>(queries, row_stride, sequence, first_query, shared.q);
+  load_tile_async<kQueries<kRowTiles>>(queries, row_stride, sequence, first_query, shared.q);
   load_tile_async<kKeys>(keys, row_stride, sequence, 0, shared.k[0]);
   load_tile_async<kKeys>(values, row_stride, sequence, 0, shared.v[0]);
 
@@ -119,7 +121,7 @@ __global__ void __launch_bounds__(kThreads)
         attend_tile_rows<T, kRowTiles, kKeys, kDim, kStride>(q, k, v, valid, scale_log2, running_max, running_sum,
                                                              output);
       }
-    } else if (row_tiles == 1) {
+    } else if (kRowTiles > 1 && row_tiles == 1) {
       if (valid <= kTailKeys) {
         attend_tile<T, kTailKeys, kDim, kStride>(q[0], k, v, valid, scale_log2, running_max[0], running_sum[0],
                                                  output[0]);
@@ -148,31 +150,50 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+template <typename T, int RowTiles>
+void launch(const T* qkv, int batch, int sequence, int heads, float scale, T* out, cudaStream_t stream) {
+  constexpr size_t kSharedBytes = sizeof(EncoderAttentionShared<T, RowTiles>);
+  static_assert(kSharedBytes <= 227 * 1024, "fits an H100 block's shared memory");
+  TROCR_CUDA_CHECK(cudaFuncSetAttribute(encoder_attention_kernel<T, RowTiles>,
+                                        cudaFuncAttributeMaxDynamicSharedMemorySize, int(kSharedBytes)));
+  const dim3 grid((sequence + kQueries<RowTiles> - 1) / kQueries<RowTiles>, unsigned(batch) * heads);
+  encoder_attention_kernel<T, RowTiles>
+      <<<grid, kThreads, kSharedBytes, stream>>>(qkv, sequence, heads, scale * kLog2e, out);
+}
+
 }  // namespace
 
 template <typename T>
 bool encoder_attention(const T* qkv, int batch, int sequence, int heads, int head_dim, float scale, T* out,
-                       cudaStream_t stream) {
+                       cudaStream_t stream, int row_tiles) {
   if constexpr (std::is_same_v<T, float>) {
     return false;  // fp32 keeps the GEMM path (the tensor-core shapes here are 16-bit)
   } else {
-    if (head_dim != kDim || batch <= 0 || sequence <= 0) return false;
+    if (head_dim != kDim || batch <= 0 || sequence <= 0 || row_tiles < 0 || row_tiles > 2) return false;
     // 16-byte copies need 16-byte-aligned rows.
     if (reinterpret_cast<uintptr_t>(qkv) % 16 != 0 || (3 * heads * kDim * sizeof(T)) % 16 != 0) return false;
-    const size_t shared_bytes = sizeof(EncoderAttentionShared<T>);
-    static_assert(sizeof(EncoderAttentionShared<T>) <= 227 * 1024, "fits an H100 block's shared memory");
-    TROCR_CUDA_CHECK(cudaFuncSetAttribute(encoder_attention_kernel<T>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          int(shared_bytes)));
-    const dim3 grid((sequence + kQueries - 1) / kQueries, unsigned(batch) * heads);
-    encoder_attention_kernel<T><<<grid, kThreads, shared_bytes, stream>>>(qkv, sequence, heads, scale * kLog2e, out);
+    // Two row tiles per warp halve the shared-memory reads per product, but also the blocks: below
+    // two per SM (a batch of 1-4 ViT images on an H200) one tile per warp keeps the GPU filled.
+    if (row_tiles == 0) {
+      int device = 0, processors = 0;
+      TROCR_CUDA_CHECK(cudaGetDevice(&device));
+      TROCR_CUDA_CHECK(cudaDeviceGetAttribute(&processors, cudaDevAttrMultiProcessorCount, device));
+      const int64_t wide_blocks = int64_t((sequence + kQueries<2> - 1) / kQueries<2>) * batch * heads;
+      row_tiles = wide_blocks >= 2 * processors ? 2 : 1;
+    }
+    if (row_tiles == 2) {
+      launch<T, 2>(qkv, batch, sequence, heads, scale, out, stream);
+    } else {
+      launch<T, 1>(qkv, batch, sequence, heads, scale, out, stream);
+    }
     TROCR_CUDA_CHECK(cudaGetLastError());
     return true;
   }
 }
 
-template bool encoder_attention<float>(const float*, int, int, int, int, float, float*, cudaStream_t);
-template bool encoder_attention<__half>(const __half*, int, int, int, int, float, __half*, cudaStream_t);
+template bool encoder_attention<float>(const float*, int, int, int, int, float, float*, cudaStream_t, int);
+template bool encoder_attention<__half>(const __half*, int, int, int, int, float, __half*, cudaStream_t, int);
 template bool encoder_attention<__nv_bfloat16>(const __nv_bfloat16*, int, int, int, int, float, __nv_bfloat16*,
-                                               cudaStream_t);
+                                               cudaStream_t, int);
 
 }  // namespace trocr::cuda

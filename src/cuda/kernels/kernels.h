@@ -163,11 +163,12 @@ void merge_heads(const T* context, int batch, int sequence, int heads, int dim, 
 // Fused encoder attention: qkv [B * S, 3 * heads * dim] (Q, K, V of each token side by side,
 // heads within each) -> out [B * S, heads * dim], softmax(scale * Q K^T) V per (image, head),
 // flash-style (no score matrix in memory, fp32 softmax and accumulation). Handles fp16/bf16
-// with dim 64; returns false (launching nothing) otherwise.
+// with dim 64; returns false (launching nothing) otherwise. row_tiles: 16-query tiles per warp,
+// 2 where the blocks still fill the GPU, else 1 (0); the tests force each.
 constexpr int kEncoderAttentionHeadDim = 64;
 template <typename T>
 bool encoder_attention(const T* qkv, int batch, int sequence, int heads, int dim, float scale, T* out,
-                       cudaStream_t stream);
+                       cudaStream_t stream, int row_tiles = 0);
 // Row softmax (fp32 inside) of scores into probabilities; rows are `stride` elements apart.
 // Scores are in the engine's dtype, as HF's eager attention keeps them.
 template <typename T>
