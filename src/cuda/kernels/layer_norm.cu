@@ -53,8 +53,8 @@ bool launch_rows_kernel(T* residual, const T* delta, T* normed, const float* gam
 
 bool aligned_16(const void* pointer) { return reinterpret_cast<uintptr_t>(pointer) % 16 == 0; }
 
-
-// Rows the warp kernel cannot load in 16-byte pieces: one block per row; the row is kept in shared memory in fp32 between the two passes.
+// Few rows, or rows that do not split into 16-byte pieces: one block per row, the row kept in
+// shared memory in fp32 between the two passes.
 template <typename T>
 __global__ void residual_layer_norm_kernel(T* residual, const T* delta, T* normed,
                                            const float* gamma, const float* beta, int width,

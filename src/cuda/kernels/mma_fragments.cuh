@@ -178,8 +178,8 @@ __device__ __forceinline__ void softmax_and_accumulate(const float (&s)[kKeys / 
 }
 
 // One key tile of flash attention for a warp's kRows row tiles of 16 queries (A fragments q[r],
-// kDim wide): S = Q K^T over the tile's kKeys keys (rows of k, in shared memory), scaled to base
-// 2 with keys from `valid` on masked (full tiles skip the mask), the online softmax, then
+// kDim wide): S = Q K^T over the tile's kKeys keys (rows of k, in shared memory) with keys from
+// `valid` on masked (full tiles skip the mask), the online softmax (scale_log2 as there), then
 // output += P V (rows of v, read transposed). Each key and value fragment loaded serves all kRows
 // row tiles.
 template <typename T, int kRows, int kKeys, int kDim, int kStride>
