@@ -89,6 +89,13 @@ void set_kernel_overrides(const std::string& spec) {
   *current_overrides = parsed;
 }
 
+int multiprocessor_count() {
+  int device = 0, processors = 0;
+  TROCR_CUDA_CHECK(cudaGetDevice(&device));
+  TROCR_CUDA_CHECK(cudaDeviceGetAttribute(&processors, cudaDevAttrMultiProcessorCount, device));
+  return processors;
+}
+
 ChoiceContext current_choice_context() { return {compute_capability(), kernel_overrides()}; }
 
 EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const ChoiceContext& context) {

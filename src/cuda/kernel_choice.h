@@ -18,6 +18,8 @@ constexpr int kDependentLaunchArch = 90;
 
 // The current device's compute capability, queried once per device.
 int compute_capability();
+// The current device's SM count: the kernels that size their grids to fill the GPU ask it.
+int multiprocessor_count();
 
 enum class EncoderAttentionKernel { FusedTensorCore, Gemms };
 enum class CrossAttentionKernel {

@@ -12,6 +12,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernel_choice.h"
 #include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
 #include "cuda/kernels/mma_fragments.cuh"
@@ -156,9 +157,7 @@ template <typename T, int kDim>
 void launch_cross_attention(const CrossAttentionParams& params, const T* queries, const T* keys, const T* values,
                             T* out, cudaStream_t stream) {
   // Enough blocks to fill the GPU: split the keys while every warp keeps at least one tile.
-  int device = 0, processors = 0;
-  TROCR_CUDA_CHECK(cudaGetDevice(&device));
-  TROCR_CUDA_CHECK(cudaDeviceGetAttribute(&processors, cudaDevAttrMultiProcessorCount, device));
+  const int processors = multiprocessor_count();
   const int tiles = (params.keys + kTile - 1) / kTile;
   const int pairs = params.groups * params.heads;
   const int wanted = (2 * processors + pairs - 1) / pairs;

@@ -18,6 +18,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernel_choice.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/kernels/mma_fragments.cuh"
 
@@ -175,11 +176,8 @@ bool encoder_attention(const T* qkv, int batch, int sequence, int heads, int hea
     // Two row tiles per warp halve the shared-memory reads per product, but also the blocks: below
     // two per SM (a batch of 1-4 ViT images on an H200) one tile per warp keeps the GPU filled.
     if (row_tiles == 0) {
-      int device = 0, processors = 0;
-      TROCR_CUDA_CHECK(cudaGetDevice(&device));
-      TROCR_CUDA_CHECK(cudaDeviceGetAttribute(&processors, cudaDevAttrMultiProcessorCount, device));
       const int64_t wide_blocks = int64_t((sequence + kQueries<2> - 1) / kQueries<2>) * batch * heads;
-      row_tiles = wide_blocks >= 2 * processors ? 2 : 1;
+      row_tiles = wide_blocks >= 2 * multiprocessor_count() ? 2 : 1;
     }
     if (row_tiles == 2) {
       launch<T, 2>(qkv, batch, sequence, heads, scale, out, stream);

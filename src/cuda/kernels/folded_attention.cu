@@ -13,6 +13,7 @@
 
 #include "cuda/cuda_check.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernel_choice.h"
 #include "cuda/kernels/dependent_launch.cuh"
 #include "cuda/kernels/kernels.h"
 #include "cuda/kernels/mma_fragments.cuh"
@@ -183,9 +184,7 @@ void launch_folded_attention(const FoldedAttentionParams& params, const T* queri
 }  // namespace
 
 int folded_attention_splits(int images, int keys) {
-  int device = 0, processors = 0;
-  TROCR_CUDA_CHECK(cudaGetDevice(&device));
-  TROCR_CUDA_CHECK(cudaDeviceGetAttribute(&processors, cudaDevAttrMultiProcessorCount, device));
+  const int processors = multiprocessor_count();
   const int tiles = (keys + kKeys - 1) / kKeys;
   return std::max(1, std::min({(processors + images - 1) / images, tiles, kMaxFoldedSplits}));
 }
