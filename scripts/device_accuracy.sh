@@ -5,7 +5,8 @@
 # records its fp32 encoder output, teacher-forced logits and generated ids on lines of
 # data/synth-eval (python/hf_reference.py); `trocr compare` measures each engine and dtype.
 # Brings back $OUT/accuracy.json (a list of records) and $OUT/accuracy.log.
-# ACCURACY_CUDA=0 measures the CPU engine alone (the demo model in fp32 and bf16).
+# ACCURACY_CUDA=0 measures the CPU engine alone (the demo model in fp32 and bf16);
+# ACCURACY_DTYPES lists the CUDA engine's dtypes (fp32 fp16 bf16 fp8).
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 models=/tmp/full-models
@@ -25,7 +26,7 @@ reference models/demo demo 64
 [ $cuda = 0 ] || for model in trocr-base trocr-small demo; do
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
-  for dtype in fp32 fp16 bf16; do
+  for dtype in ${ACCURACY_DTYPES:-fp32 fp16 bf16 fp8}; do
     .device-bin/trocr compare --device cuda --dtype $dtype --batch 16 -m "$dir" -r "$refs/$model" --name $model \
       --json "$out/compare-$model-cuda-$dtype.json" 2>&1 | tee -a "$log"
   done

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cpu/threads.h"
+#include "engine/backend.h"
 #ifdef TROCR_WITH_CUDA
 #include "cuda/device_info.h"
 #include "cuda/kernel_choice.h"
@@ -124,8 +125,8 @@ Action add_bench_command(CLI::App& app) {
   command->add_option("--model,-m", arguments->model_dir, "HF checkpoint directory")->required();
   command->add_option("--name", arguments->name, "Model name for the records")->capture_default_str();
   command->add_option("--device", arguments->device, "cpu, cuda or cuda:N")->capture_default_str();
-  command->add_option("--dtype", arguments->dtype, "fp32, fp16 or bf16")->capture_default_str()
-      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  command->add_option("--dtype", arguments->dtype, "fp32, fp16, bf16 or fp8")->capture_default_str()
+      ->check(CLI::IsMember(engine_dtypes()));
   command->add_option("--batch", arguments->batches, "Batch sizes")->delimiter(',')->capture_default_str();
   command->add_option("--beams", arguments->beams, "Beam counts")->delimiter(',')->capture_default_str();
   command->add_option("--new-tokens", arguments->new_tokens, "Tokens generated per image")

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "engine/backend.h"
+
 namespace trocr::cli {
 
 EngineOptions EngineFlags::options() const {
@@ -34,8 +36,9 @@ GenerationConfig GenerationFlags::apply_to(GenerationConfig generation) const {
 void add_engine_flags(CLI::App& command, EngineFlags& flags, bool with_batch) {
   command.add_option("--model,-m", flags.model_dir, "HF checkpoint directory")->required();
   command.add_option("--device", flags.device, "cpu, cuda or cuda:N")->capture_default_str();
-  command.add_option("--dtype", flags.dtype, "fp32 or bf16 (CPU and CUDA), fp16 (CUDA)")
-      ->capture_default_str()->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  command.add_option("--dtype", flags.dtype,
+                     "fp32 or bf16 (CPU and CUDA), fp16 (CUDA), fp8 (CUDA: fp16 with E4M3 encoder products)")
+      ->capture_default_str()->check(CLI::IsMember(engine_dtypes()));
   if (with_batch) {
     command.add_option("--batch", flags.batch, "Images per batch")->capture_default_str()->check(CLI::Range(1, 4096));
   }

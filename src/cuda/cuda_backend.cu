@@ -12,6 +12,7 @@
 #include "cuda/device_info.h"
 #include "cuda/dtype_traits.h"
 #include "cuda/kernel_choice.h"
+#include "cuda/kernels/kernels.h"
 #include "cuda/line_batch.h"
 #include "cuda/workspace.h"
 #include "engine/backend.h"
@@ -36,7 +37,8 @@ std::vector<float> to_host_floats(const T* values, size_t count, cudaStream_t st
 template <typename T>
 class CudaBackend : public Backend {
  public:
-  CudaBackend(ModelDirectory& model, int device, const BackendOptions& options)
+  // fp8_products: the encoder's linear products in E4M3 (the "fp8" dtype; T is __half).
+  CudaBackend(ModelDirectory& model, int device, const BackendOptions& options, bool fp8_products = false)
       : config_(model.config), device_(device), profile_(options.profile) {
     const CudaDevices found = query_cuda_devices();
     if (found.devices.empty()) fail("device 'cuda:{}': {}", device, found.absent_because);
@@ -55,6 +57,21 @@ class CudaBackend : public Backend {
     TROCR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     TROCR_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
     weights_ = std::make_unique<cuda::DeviceWeights<T>>(cuda::upload_weights<T>(model.weights, stream_));
+    if (fp8_products) {
+      if (cuda::compute_capability() < 90) {
+        fail("device 'cuda:{}' ({}, compute capability {}.{}): fp8 needs compute capability 9.0 or newer; use fp16",
+             device, found.devices[device].name, found.devices[device].compute_major,
+             found.devices[device].compute_minor);
+      }
+      const EncoderConfig& e = config_.encoder;
+      for (int width : {e.hidden_size, e.intermediate_size}) {
+        if (width % 16 != 0 || width > cuda::kMaxQuantizedWidth) {
+          fail("{}: fp8 needs encoder widths that are multiples of 16 up to {}; this encoder has {}", model.path,
+               cuda::kMaxQuantizedWidth, width);
+        }
+      }
+      cuda::quantize_encoder_products(*weights_, stream_);
+    }
     TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
     model.weights = ModelWeights{};  // read once, at upload: nobody needs the host's copy again
     gemm_ = std::make_unique<cuda::Gemm>(stream_);
@@ -190,8 +207,9 @@ class CudaBackend : public Backend {
     }
     report_ = fmt::format(
         "pixels upload + encoder {:.3f} ms, decoding (cross-attention K/V included) {:.3f} ms; kernels: encoder "
-        "attention {}, cross-attention {}{}; step graphs captured so far: {}",
-        phases[0], phases[1], cuda::kernel_name(workspace_->encoder.attention_kernel()), cuda::kernel_name(cross),
+        "attention {}{}, cross-attention {}{}; step graphs captured so far: {}",
+        phases[0], phases[1], cuda::kernel_name(workspace_->encoder.attention_kernel()),
+        weights_->encoder_products_fp8.empty() ? "" : ", encoder products E4M3", cuda::kernel_name(cross),
         bookkeeping, workspace_->graphs.captures());
   }
 
@@ -252,6 +270,7 @@ std::unique_ptr<LineBatch> CudaBackend<T>::open_line_batch(const SearchOptions& 
 std::unique_ptr<Backend> make_cuda_backend(ModelDirectory& model, int device_index, const std::string& dtype,
                                            const BackendOptions& options) {
   if (dtype == "fp16") return std::make_unique<CudaBackend<__half>>(model, device_index, options);
+  if (dtype == "fp8") return std::make_unique<CudaBackend<__half>>(model, device_index, options, true);
   if (dtype == "bf16") return std::make_unique<CudaBackend<__nv_bfloat16>>(model, device_index, options);
   return std::make_unique<CudaBackend<float>>(model, device_index, options);
 }

@@ -1,6 +1,7 @@
 #include "cuda/convert_kernels.h"
 #include "cuda/cuda_weights.h"
 #include "cuda/dtype_traits.h"
+#include "cuda/kernels/kernels.h"
 
 namespace trocr::cuda {
 namespace {
@@ -128,8 +129,28 @@ DeviceWeights<T> upload_weights(const ModelWeights& weights, cudaStream_t stream
   return device;
 }
 
+template <typename T>
+void quantize_encoder_products(DeviceWeights<T>& weights, cudaStream_t stream) {
+  const auto quantized = [stream](const DeviceLinear<T>& layer) {
+    Fp8Weight weight;
+    weight.values.resize(size_t(layer.out) * layer.in);
+    weight.scales.resize(layer.out);
+    quantize_rows<T>(layer.weight.data(), layer.out, layer.in, std::nullopt, weight.values.data(),
+                     weight.scales.data(), stream);
+    return weight;
+  };
+  weights.encoder_products_fp8.clear();
+  for (const DeviceEncoderLayer<T>& layer : weights.encoder_layers) {
+    weights.encoder_products_fp8.push_back({quantized(layer.qkv), quantized(layer.attention_output),
+                                           quantized(layer.intermediate), quantized(layer.output)});
+  }
+}
+
 template DeviceWeights<float> upload_weights<float>(const ModelWeights&, cudaStream_t);
 template DeviceWeights<__half> upload_weights<__half>(const ModelWeights&, cudaStream_t);
 template DeviceWeights<__nv_bfloat16> upload_weights<__nv_bfloat16>(const ModelWeights&, cudaStream_t);
+template void quantize_encoder_products<float>(DeviceWeights<float>&, cudaStream_t);
+template void quantize_encoder_products<__half>(DeviceWeights<__half>&, cudaStream_t);
+template void quantize_encoder_products<__nv_bfloat16>(DeviceWeights<__nv_bfloat16>&, cudaStream_t);
 
 }  // namespace trocr::cuda

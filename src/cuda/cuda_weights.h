@@ -2,6 +2,8 @@
 // The model's weights on the device in the engine's dtype, with the projections that run
 // together fused: Q, K and V of each self-attention as one matrix, and the cross-attention K
 // and V of every decoder layer as one matrix (computed once per image).
+#include <cuda_fp8.h>
+
 #include <optional>
 #include <vector>
 
@@ -19,6 +21,17 @@ struct DeviceLinear {
 
 struct DeviceNorm {
   DeviceBuffer<float> gamma, beta;  // fp32: LayerNorm runs in fp32
+};
+
+// A linear layer's weight [out, in] in E4M3 with a scale per output row (the "fp8" dtype's
+// encoder products; the bias stays in the DeviceLinear).
+struct Fp8Weight {
+  DeviceBuffer<__nv_fp8_e4m3> values;
+  DeviceBuffer<float> scales;
+};
+
+struct Fp8EncoderLayer {
+  Fp8Weight qkv, attention_output, intermediate, output;
 };
 
 template <typename T>
@@ -42,6 +55,9 @@ struct DeviceWeights {
   DeviceLinear<T> patch_projection;
   DeviceBuffer<T> cls_token, distillation_token, encoder_positions;
   std::vector<DeviceEncoderLayer<T>> encoder_layers;
+  // The encoder layers' products in E4M3 (quantize_encoder_products); empty unless the dtype is
+  // "fp8", and then the encoder multiplies in E4M3.
+  std::vector<Fp8EncoderLayer> encoder_products_fp8;
   DeviceNorm encoder_norm;
   std::optional<DeviceLinear<T>> encoder_to_decoder;
   DeviceBuffer<T> embed_tokens, decoder_positions;
@@ -53,5 +69,9 @@ struct DeviceWeights {
 
 template <typename T>
 DeviceWeights<T> upload_weights(const ModelWeights& weights, cudaStream_t stream);
+
+// Fills encoder_products_fp8 from the encoder layers' weights, a scale per output row.
+template <typename T>
+void quantize_encoder_products(DeviceWeights<T>& weights, cudaStream_t stream);
 
 }  // namespace trocr::cuda

@@ -22,6 +22,8 @@ CudaEncoder<T>::CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& 
       config_(config.encoder),
       gemm_(gemm),
       chunk_(std::max(1, std::min(kMaxChunk, max_images))),
+      products_(weights, gemm, int64_t(chunk_) * config.encoder.sequence_length(),
+                std::max(config.encoder.hidden_size, config.encoder.intermediate_size)),
       graphs_(gemm.stream()) {
   const EncoderConfig& e = config_;
   const int hidden = e.hidden_size, sequence = e.sequence_length(), patches = e.patch_count();
@@ -119,13 +121,17 @@ void CudaEncoder<T>::encode_eagerly(const float* pixels, int batch, T* states) {
     // Pre-LN: the previous block's output joins the residual stream, then LayerNorm.
     residual_layer_norm<T>(states, l == 0 ? nullptr : projected_.data(), normed_.data(), layer.before.gamma.data(),
                            layer.before.beta.data(), rows, hidden, e.layer_norm_eps, l != 0, stream);
-    linear(gemm_, normed_.data(), rows, layer.qkv, qkv_.data());
+    products_.linear(products_.stage(normed_.data(), rows, hidden), l, EncoderProduct::Qkv, qkv_.data());
     attention(qkv_.data(), batch, heads_out_.data());
-    linear(gemm_, heads_out_.data(), rows, layer.attention_output, projected_.data());
+    products_.linear(products_.stage(heads_out_.data(), rows, hidden), l, EncoderProduct::AttentionOutput,
+                     projected_.data());
     residual_layer_norm<T>(states, projected_.data(), normed_.data(), layer.after.gamma.data(),
                            layer.after.beta.data(), rows, hidden, e.layer_norm_eps, true, stream);
-    linear(gemm_, normed_.data(), rows, layer.intermediate, intermediate_.data(), e.activation);
-    linear(gemm_, intermediate_.data(), rows, layer.output, projected_.data());
+    products_.linear(products_.stage(normed_.data(), rows, hidden), l, EncoderProduct::Intermediate,
+                     intermediate_.data());
+    // The FFN's activation is applied as the second product's input is staged.
+    products_.linear(products_.stage(intermediate_.data(), rows, e.intermediate_size, e.activation), l,
+                     EncoderProduct::Output, projected_.data());
   }
   residual_layer_norm<T>(states, projected_.data(), states, weights_.encoder_norm.gamma.data(),
                          weights_.encoder_norm.beta.data(), rows, hidden, e.layer_norm_eps, false, stream);

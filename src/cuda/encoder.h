@@ -4,6 +4,7 @@
 // kernel (kernel_choice.h). A few images' pass is a CUDA graph: at batch 1 its ~90 launches cost
 // more than their work.
 #include "cuda/cuda_weights.h"
+#include "cuda/encoder_products.h"
 #include "cuda/gemm.h"
 #include "cuda/kernel_choice.h"
 #include "cuda/step_graphs.h"
@@ -40,6 +41,7 @@ class CudaEncoder {
   Gemm& gemm_;
   int chunk_;
   EncoderAttentionKernel attention_kernel_;
+  EncoderProducts<T> products_;
   DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, heads_out_, projected_, intermediate_;
   // The unfused attention's: heads split, scores and probabilities, the per-head context.
   DeviceBuffer<T> q_, k_, v_, scores_, probabilities_, context_;

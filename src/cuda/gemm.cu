@@ -41,9 +41,13 @@ Gemm::~Gemm() {
 }
 
 // Row-major C[m, n] = A[m, k] . op(B) is column-major C^T[n, m] = op(B)^T . A^T, so cuBLASLt's
-// first operand is our B and its second our A; the bias runs along cuBLASLt's rows (our n).
-Gemm::Plan& Gemm::plan(const Key& key, const MatmulShape& shape, cudaDataType_t in,
-                       cudaDataType_t out, Epilogue epilogue, bool has_bias) {
+// first operand is our B and its second our A; the bias runs along cuBLASLt's rows (our n). E4M3
+// operands get a scale vector each: cuBLASLt's first (our B's rows, n) and second (our A's, m).
+Gemm::Plan& Gemm::plan(const MatmulShape& shape, cudaDataType_t in, cudaDataType_t out, Epilogue epilogue,
+                       bool has_bias) {
+  const Key key{shape.m, shape.n, shape.k, shape.b_transposed, shape.lda, shape.ldc, shape.batch,
+                shape.stride_a, shape.stride_b, shape.stride_c, static_cast<int>(in),
+                static_cast<int>(out), static_cast<int>(epilogue), has_bias};
   auto found = plans_.find(key);
   if (found != plans_.end()) return found->second;
   Plan plan;
@@ -54,6 +58,12 @@ Gemm::Plan& Gemm::plan(const Key& key, const MatmulShape& shape, cudaDataType_t 
                                                     &transpose_first, sizeof transpose_first));
   TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSB,
                                                     &keep, sizeof keep));
+  if (in == CUDA_R_8F_E4M3) {
+    const cublasLtMatmulMatrixScale_t per_row = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
+    for (auto mode : {CUBLASLT_MATMUL_DESC_A_SCALE_MODE, CUBLASLT_MATMUL_DESC_B_SCALE_MODE}) {
+      TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, mode, &per_row, sizeof per_row));
+    }
+  }
   cublasLtEpilogue_t mode = CUBLASLT_EPILOGUE_DEFAULT;
   if (has_bias) {
     mode = epilogue == Epilogue::ReluBias       ? CUBLASLT_EPILOGUE_RELU_BIAS
@@ -89,34 +99,53 @@ Gemm::Plan& Gemm::plan(const Key& key, const MatmulShape& shape, cudaDataType_t 
       preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace));
   cublasLtMatmulHeuristicResult_t result{};
   int found_count = 0;
-  TROCR_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(handle_, plan.operation, plan.a, plan.b,
-                                                    plan.c, plan.c, preference, 1, &result,
-                                                    &found_count));
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle_, plan.operation, plan.a, plan.b, plan.c,
+                                                               plan.c, preference, 1, &result, &found_count);
   cublasLtMatmulPreferenceDestroy(preference);
-  if (found_count == 0) {
-    fail("cuBLASLt has no algorithm for a {}x{}x{} product", shape.m, shape.n, shape.k);
+  if (status != CUBLAS_STATUS_SUCCESS || found_count == 0) {
+    fail("cuBLASLt has no algorithm for a {}x{}x{} product of {} into {} (status {})", shape.m, shape.n, shape.k,
+         in == CUDA_R_8F_E4M3 ? "E4M3 with row scales" : "16/32-bit floats", static_cast<int>(out),
+         static_cast<int>(status));
   }
   plan.algorithm = result.algo;
   return plans_.emplace(key, plan).first->second;
+}
+
+void Gemm::set_bias(Plan& plan, const void* bias) {
+  if (bias == nullptr) return;
+  TROCR_CUBLAS_CHECK(
+      cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+}
+
+// a and b are ours (row-major); cuBLASLt takes them in the other order.
+void Gemm::run(const Plan& plan, float alpha, const void* a, const void* b, void* c) {
+  const float beta = 0.0f;
+  TROCR_CUBLAS_CHECK(cublasLtMatmul(handle_, plan.operation, &alpha, b, plan.a, a, plan.b, &beta, c, plan.c, c,
+                                    plan.c, &plan.algorithm, workspace_.data(), workspace_.size(), stream_));
 }
 
 template <typename TIn, typename TOut>
 void Gemm::matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c, const TOut* bias,
                   Epilogue epilogue) {
   if (shape.m == 0) return;
-  const cudaDataType_t in = DataType<TIn>::value, out = DataType<TOut>::value;
-  const Key key{shape.m, shape.n, shape.k, shape.b_transposed, shape.lda, shape.ldc, shape.batch,
-                shape.stride_a, shape.stride_b, shape.stride_c, static_cast<int>(in),
-                static_cast<int>(out), static_cast<int>(epilogue), bias != nullptr};
-  Plan& chosen = plan(key, shape, in, out, epilogue, bias != nullptr);
-  if (bias != nullptr) {
-    TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
-        chosen.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
-  }
-  const float alpha = shape.alpha, beta = 0.0f;
-  TROCR_CUBLAS_CHECK(cublasLtMatmul(handle_, chosen.operation, &alpha, b, chosen.a, a, chosen.b,
-                                    &beta, c, chosen.c, c, chosen.c, &chosen.algorithm,
-                                    workspace_.data(), workspace_.size(), stream_));
+  Plan& chosen = plan(shape, DataType<TIn>::value, DataType<TOut>::value, epilogue, bias != nullptr);
+  set_bias(chosen, bias);
+  run(chosen, shape.alpha, a, b, c);
+}
+
+template <typename TOut>
+void Gemm::matmul_row_scaled(const MatmulShape& shape, const __nv_fp8_e4m3* a, const float* a_scales,
+                             const __nv_fp8_e4m3* b, const float* b_scales, TOut* c, const TOut* bias) {
+  if (shape.m == 0) return;
+  if (!shape.b_transposed || shape.batch != 1) fail("E4M3 products take B as [n, k] and no batch");
+  Plan& chosen = plan(shape, CUDA_R_8F_E4M3, DataType<TOut>::value, Epilogue::Bias, bias != nullptr);
+  set_bias(chosen, bias);
+  // cuBLASLt's first operand is our B: its scales are our B's.
+  TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(chosen.operation, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                                    &b_scales, sizeof b_scales));
+  TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(chosen.operation, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                                    &a_scales, sizeof a_scales));
+  run(chosen, 1.0f, a, b, c);
 }
 
 template void Gemm::matmul<float, float>(const MatmulShape&, const float*, const float*, float*,
@@ -131,5 +160,13 @@ template void Gemm::matmul<__nv_bfloat16, __nv_bfloat16>(const MatmulShape&, con
 template void Gemm::matmul<__nv_bfloat16, float>(const MatmulShape&, const __nv_bfloat16*,
                                                  const __nv_bfloat16*, float*, const float*,
                                                  Epilogue);
+
+template void Gemm::matmul_row_scaled<float>(const MatmulShape&, const __nv_fp8_e4m3*, const float*,
+                                             const __nv_fp8_e4m3*, const float*, float*, const float*);
+template void Gemm::matmul_row_scaled<__half>(const MatmulShape&, const __nv_fp8_e4m3*, const float*,
+                                              const __nv_fp8_e4m3*, const float*, __half*, const __half*);
+template void Gemm::matmul_row_scaled<__nv_bfloat16>(const MatmulShape&, const __nv_fp8_e4m3*, const float*,
+                                                     const __nv_fp8_e4m3*, const float*, __nv_bfloat16*,
+                                                     const __nv_bfloat16*);
 
 }  // namespace trocr::cuda

@@ -2,6 +2,7 @@
 // Row-major matrix products through cuBLASLt, fp32 accumulation, with plans (descriptors and
 // the chosen algorithm) cached per shape so that the decode loop only launches.
 #include <cublasLt.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -36,6 +37,11 @@ class Gemm {
   template <typename TIn, typename TOut>
   void matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c,
               const TOut* bias = nullptr, Epilogue epilogue = Epilogue::None);
+  // The "fp8" dtype's product: C[m, n] = a_scales[m] * b_scales[n] * (A[m, k] . B[n, k]^T) + bias[n],
+  // A and B E4M3 with a scale per row (cuBLASLt's outer-vector scaling; Hopper or newer).
+  template <typename TOut>
+  void matmul_row_scaled(const MatmulShape& shape, const __nv_fp8_e4m3* a, const float* a_scales,
+                         const __nv_fp8_e4m3* b, const float* b_scales, TOut* c, const TOut* bias);
   cudaStream_t stream() const { return stream_; }
 
  private:
@@ -46,8 +52,9 @@ class Gemm {
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int64_t, int, int64_t, int64_t,
                          int64_t, int, int, int, bool>;
-  Plan& plan(const Key& key, const MatmulShape& shape, cudaDataType_t in, cudaDataType_t out,
-             Epilogue epilogue, bool has_bias);
+  Plan& plan(const MatmulShape& shape, cudaDataType_t in, cudaDataType_t out, Epilogue epilogue, bool has_bias);
+  void set_bias(Plan& plan, const void* bias);
+  void run(const Plan& plan, float alpha, const void* a, const void* b, void* c);
 
   cudaStream_t stream_;
   cublasLtHandle_t handle_ = nullptr;

@@ -59,8 +59,12 @@ struct BackendOptions {
   bool profile = false;  // the CUDA engine times the phases of each generate call
 };
 
-// device: "cpu", "cuda" or "cuda:N"; dtype: "fp32", "fp16" or "bf16" (the CPU runs fp32 or
-// bf16). A backend may prepare the model's weights for itself (the CPU's bf16 copies).
+// The dtypes a backend computes in: fp32, fp16, bf16 and fp8 (fp16 with the encoder's linear
+// products in E4M3, CUDA on Hopper or newer); the CPU runs fp32 or bf16.
+const std::vector<std::string>& engine_dtypes();
+
+// device: "cpu", "cuda" or "cuda:N"; dtype: one of engine_dtypes(). A backend may prepare the
+// model's weights for itself (the CPU's bf16 copies, the CUDA engine's E4M3 ones).
 std::unique_ptr<Backend> make_backend(ModelDirectory& model, const std::string& device,
                                       const std::string& dtype, const BackendOptions& options = {});
 

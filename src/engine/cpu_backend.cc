@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -157,10 +158,15 @@ std::unique_ptr<Backend> make_cpu_backend(ModelDirectory& model, const std::stri
   return std::make_unique<CpuBackend>(model, options.threads);
 }
 
+const std::vector<std::string>& engine_dtypes() {
+  static const std::vector<std::string> dtypes{"fp32", "fp16", "bf16", "fp8"};
+  return dtypes;
+}
+
 std::unique_ptr<Backend> make_backend(ModelDirectory& model, const std::string& device,
                                       const std::string& dtype, [[maybe_unused]] const BackendOptions& options) {
-  if (dtype != "fp32" && dtype != "fp16" && dtype != "bf16") {
-    fail("dtype '{}': expected fp32, fp16 or bf16", dtype);
+  if (std::find(engine_dtypes().begin(), engine_dtypes().end(), dtype) == engine_dtypes().end()) {
+    fail("dtype '{}': expected fp32, fp16, bf16 or fp8", dtype);
   }
   if (device == "cpu") {
     return make_cpu_backend(model, dtype, options);

@@ -1,6 +1,7 @@
 #pragma once
 // The CUDA engine's own kernels. T is float, __half or __nv_bfloat16; LayerNorm, softmax and
 // every accumulation run in fp32. All launch on the given stream and never allocate.
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cstdint>
@@ -21,6 +22,14 @@ void residual_layer_norm(T* residual, const T* delta, T* normed, const float* ga
 // In place: gelu (erf), gelu (tanh) or relu.
 template <typename T>
 void apply_activation(T* values, int64_t count, Activation activation, cudaStream_t stream);
+
+// The "fp8" dtype's product inputs: each row of x [rows, width] (after the activation, if one is
+// given) as E4M3 values and an fp32 scale, row ~= values * scale, the scale mapping the row's
+// largest magnitude to E4M3's largest (448). width: a multiple of 8, up to kMaxQuantizedWidth.
+constexpr int kMaxQuantizedWidth = 4096;
+template <typename T>
+void quantize_rows(const T* x, int64_t rows, int width, std::optional<Activation> activation,
+                   __nv_fp8_e4m3* values, float* scales, cudaStream_t stream);
 
 // Where a decode step's rows stand (tokens before them in their caches), read from device memory
 // so that a captured step replays as is: one position for every row (per_row null: a whole-batch
