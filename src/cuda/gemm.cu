@@ -44,12 +44,17 @@ Gemm::~Gemm() {
 // first operand is our B and its second our A; the bias runs along cuBLASLt's rows (our n). E4M3
 // operands get a scale vector each: cuBLASLt's first (our B's rows, n) and second (our A's, m).
 Gemm::Plan& Gemm::plan(const MatmulShape& shape, cudaDataType_t in, cudaDataType_t out, Epilogue epilogue,
-                       bool has_bias) {
+                       const void* bias, const RowScales* scales) {
+  const bool has_bias = bias != nullptr;
   const Key key{shape.m, shape.n, shape.k, shape.b_transposed, shape.lda, shape.ldc, shape.batch,
                 shape.stride_a, shape.stride_b, shape.stride_c, static_cast<int>(in),
                 static_cast<int>(out), static_cast<int>(epilogue), has_bias};
+  if ((in == CUDA_R_8F_E4M3) != (scales != nullptr)) fail("cuBLASLt: E4M3 products, and only they, take row scales");
   auto found = plans_.find(key);
-  if (found != plans_.end()) return found->second;
+  if (found != plans_.end()) {
+    set_pointers(found->second, bias, scales);
+    return found->second;
+  }
   Plan plan;
   TROCR_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t transpose_first = shape.b_transposed ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -58,7 +63,7 @@ Gemm::Plan& Gemm::plan(const MatmulShape& shape, cudaDataType_t in, cudaDataType
                                                     &transpose_first, sizeof transpose_first));
   TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSB,
                                                     &keep, sizeof keep));
-  if (in == CUDA_R_8F_E4M3) {
+  if (scales != nullptr) {
     const cublasLtMatmulMatrixScale_t per_row = CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F;
     for (auto mode : {CUBLASLT_MATMUL_DESC_A_SCALE_MODE, CUBLASLT_MATMUL_DESC_B_SCALE_MODE}) {
       TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, mode, &per_row, sizeof per_row));
@@ -80,6 +85,7 @@ Gemm::Plan& Gemm::plan(const MatmulShape& shape, cudaDataType_t in, cudaDataType
     TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(
         plan.operation, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &out, sizeof out));
   }
+  set_pointers(plan, bias, scales);
   const int64_t ldc = shape.ldc ? shape.ldc : shape.n;
   if (shape.b_transposed) {
     TROCR_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, in, shape.k, shape.n, shape.k));
@@ -111,10 +117,18 @@ Gemm::Plan& Gemm::plan(const MatmulShape& shape, cudaDataType_t in, cudaDataType
   return plans_.emplace(key, plan).first->second;
 }
 
-void Gemm::set_bias(Plan& plan, const void* bias) {
-  if (bias == nullptr) return;
-  TROCR_CUBLAS_CHECK(
-      cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+// cuBLASLt's first operand is our B: its scales are our B's.
+void Gemm::set_pointers(Plan& plan, const void* bias, const RowScales* scales) {
+  if (bias != nullptr) {
+    TROCR_CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof bias));
+  }
+  if (scales != nullptr) {
+    TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                                      &scales->b, sizeof scales->b));
+    TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                                      &scales->a, sizeof scales->a));
+  }
 }
 
 // a and b are ours (row-major); cuBLASLt takes them in the other order.
@@ -128,8 +142,7 @@ template <typename TIn, typename TOut>
 void Gemm::matmul(const MatmulShape& shape, const TIn* a, const TIn* b, TOut* c, const TOut* bias,
                   Epilogue epilogue) {
   if (shape.m == 0) return;
-  Plan& chosen = plan(shape, DataType<TIn>::value, DataType<TOut>::value, epilogue, bias != nullptr);
-  set_bias(chosen, bias);
+  Plan& chosen = plan(shape, DataType<TIn>::value, DataType<TOut>::value, epilogue, bias);
   run(chosen, shape.alpha, a, b, c);
 }
 
@@ -138,13 +151,8 @@ void Gemm::matmul_row_scaled(const MatmulShape& shape, const __nv_fp8_e4m3* a, c
                              const __nv_fp8_e4m3* b, const float* b_scales, TOut* c, const TOut* bias) {
   if (shape.m == 0) return;
   if (!shape.b_transposed || shape.batch != 1) fail("E4M3 products take B as [n, k] and no batch");
-  Plan& chosen = plan(shape, CUDA_R_8F_E4M3, DataType<TOut>::value, Epilogue::Bias, bias != nullptr);
-  set_bias(chosen, bias);
-  // cuBLASLt's first operand is our B: its scales are our B's.
-  TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(chosen.operation, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
-                                                    &b_scales, sizeof b_scales));
-  TROCR_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(chosen.operation, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
-                                                    &a_scales, sizeof a_scales));
+  const RowScales scales{a_scales, b_scales};
+  Plan& chosen = plan(shape, CUDA_R_8F_E4M3, DataType<TOut>::value, Epilogue::Bias, bias, &scales);
   run(chosen, 1.0f, a, b, c);
 }
 

@@ -52,8 +52,16 @@ class Gemm {
   };
   using Key = std::tuple<int64_t, int64_t, int64_t, bool, int64_t, int64_t, int, int64_t, int64_t,
                          int64_t, int, int, int, bool>;
-  Plan& plan(const MatmulShape& shape, cudaDataType_t in, cudaDataType_t out, Epilogue epilogue, bool has_bias);
-  void set_bias(Plan& plan, const void* bias);
+  // E4M3 products' scale vectors: our A's (per row of A) and our B's.
+  struct RowScales {
+    const float* a;
+    const float* b;
+  };
+  // The plan for a product, with this call's bias and scale pointers set before cuBLASLt's
+  // heuristic sees it (it refuses outer-vector scaling without them: status 7).
+  Plan& plan(const MatmulShape& shape, cudaDataType_t in, cudaDataType_t out, Epilogue epilogue, const void* bias,
+             const RowScales* scales = nullptr);
+  void set_pointers(Plan& plan, const void* bias, const RowScales* scales);
   void run(const Plan& plan, float alpha, const void* a, const void* b, void* c);
 
   cudaStream_t stream_;
