@@ -26,10 +26,10 @@ struct DemoCase {
 
 // The worst |logit - HF's logit| on the demo model, from the accuracy run on an H100
 // (bench/results/2026-11-24-h100-a48a361-accuracy.md: 6.98e-2 in fp16, 0.804 in bf16), with margin.
-// fp8 (E4M3 encoder products): PROVISIONAL, measured next.
+// fp8 (E4M3 encoder products): 4.87 on the demo model (bench/results/2026-12-01-h200-55d0ae0-accuracy.md).
 double demo_worst_logit_error(const std::string& dtype) {
   if (dtype == "fp16") return 0.1;
-  return dtype == "fp8" ? 2.0 : 1.0;
+  return dtype == "fp8" ? 6.0 : 1.0;
 }
 
 // Every line where greedy's ids leave HF's must leave at a near-tie of HF's logits.
