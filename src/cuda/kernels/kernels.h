@@ -26,7 +26,7 @@ void apply_activation(T* values, int64_t count, Activation activation, cudaStrea
 // The "fp8" dtype's product inputs: each row of x [rows, width] (after the activation, if one is
 // given) as E4M3 values and an fp32 scale, row ~= values * scale, the scale mapping the row's
 // largest magnitude to E4M3's largest (448). width: a multiple of 8, up to kMaxQuantizedWidth.
-constexpr int kMaxQuantizedWidth = 4096;
+constexpr int kMaxQuantizedWidth = 8192;
 template <typename T>
 void quantize_rows(const T* x, int64_t rows, int width, std::optional<Activation> activation,
                    __nv_fp8_e4m3* values, float* scales, cudaStream_t stream);
