@@ -26,7 +26,7 @@ for kernels in chosen portable; do
   done
 done
 unset TROCR_KERNELS
-for dtype in fp32 fp16 bf16; do
+for dtype in fp32 fp16 bf16 fp8; do
   .device-bin/trocr recognize --device cuda --dtype $dtype -m tests/data/models/vit-char tests/data/images \
     >> "$out/cli.log" 2>&1 || { echo "trocr recognize --dtype $dtype: exit status $?"; status=1; }
 done
