@@ -20,7 +20,7 @@ def main(path):
              "| rel max | rel mean | rel median | identical greedy | identical beam 4 (trocr-chinese) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     order = {"trocr-base": 0, "trocr-small": 1, "demo": 2}
-    dtypes = {"fp32": 0, "fp16": 1, "bf16": 2}
+    dtypes = {"fp32": 0, "fp16": 1, "bf16": 2, "fp8": 3}
     for r in sorted(records, key=lambda r: (order.get(r["model"], 9), r["device"], dtypes[r["dtype"]])):
         same = r["identical_sequences"]
         for tensor in ("encoder_output", "logits"):

@@ -16,7 +16,7 @@ namespace trocr {
 
 struct EngineOptions {
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
-  std::string dtype = "fp32";  // "fp32" or "bf16"; on CUDA also "fp16"
+  std::string dtype = "fp32";  // "fp32" or "bf16"; on CUDA also "fp16" and "fp8" (E4M3 encoder products)
   int threads = 0;             // CPU engine threads, shared by every loop; 0: one per physical core
   int batch_size = 8;          // images encoded and decoded together
   bool profile = false;        // time the phases of each call (CUDA events); see profile_report

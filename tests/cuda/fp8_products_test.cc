@@ -69,23 +69,27 @@ TEST(CudaFp8Products, QuantizeRowsKeepsEachRowsScaleAndRounding) {
         for (int c = 0; c < width; ++c) largest = std::max(largest, std::fabs(activated[size_t(r) * width + c]));
         const float scale = largest > 0.0f ? largest / kE4M3Max : 1.0f;
         const float inverse = largest > 0.0f ? kE4M3Max / largest : 1.0f;
-        // The device's erf may differ from the host's by an ulp: with GELU, compare within a
-        // relative 1e-6 (the scale), and a value may land on the other side of a rounding boundary.
-        EXPECT_NEAR(got_scales[r], scale, 1e-6f * scale) << "width " << width << " row " << r;
+        // The device's erff and the host's erf part slightly: with GELU the scale may differ by a
+        // few 1e-6 (4e-6 seen in 300 random runs), and a value may land on the other side of a
+        // rounding boundary.
+        EXPECT_NEAR(got_scales[r], scale, (gelu ? 2e-5f : 1e-6f) * scale) << "width " << width << " row " << r;
         for (int c = 0; c < width; ++c) {
           const size_t i = size_t(r) * width + c;
           uint8_t bits;
           std::memcpy(&bits, &got[i], 1);
           if (bits != e4m3_bits(activated[i] * inverse)) ++wrong_bits;
-          // E4M3 keeps 3 mantissa bits: within half an ulp, 2^-4 relative; subnormals 2^-10 of the scale.
+          // E4M3 keeps 3 mantissa bits: within half an ulp, 2^-4 relative; subnormals 2^-10 of the
+          // scale. In GELU's negative tail 1 + erf cancels, and the device's erff and the host's erf
+          // part by up to ~|x| * 6e-8 (5 of 60 random runs needed more than the bound alone).
           const float restored = e4m3_value(bits) * got_scales[r];
-          const float bound = std::max(std::fabs(activated[i]) / 16.0f, scale / 1024.0f) * 1.001f;
+          const float erf_parting = gelu ? 1e-7f * std::fabs(x[i]) : 0.0f;
+          const float bound = std::max(std::fabs(activated[i]) / 16.0f, scale / 1024.0f) * 1.001f + erf_parting;
           ASSERT_LE(std::fabs(restored - activated[i]), bound)
               << "width " << width << " row " << r << " column " << c << (gelu ? " gelu" : "");
         }
       }
       if (gelu) {
-        EXPECT_LE(wrong_bits, int(x.size() / 1000)) << "width " << width << " gelu";
+        EXPECT_LE(wrong_bits, 1 + int(x.size() / 1000)) << "width " << width << " gelu";
       } else {
         EXPECT_EQ(wrong_bits, 0) << "width " << width;
       }

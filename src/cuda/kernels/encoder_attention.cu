@@ -55,6 +55,20 @@ __device__ void load_tile_async(const T* slice, int64_t row_stride, int sequence
   commit_async();
 }
 
+// One key tile for Rows row tiles of a warp: a last tile of at most kTailKeys keys is computed as
+// kTailKeys, not kKeys (577 = 9 x 64 + 1 leaves a tile of one key).
+template <typename T, int Rows>
+__device__ __forceinline__ void attend_keys(const uint32_t (&q)[Rows][kDim / 16][4], const T (*k)[kStride],
+                                            const T (*v)[kStride], int valid, float scale_log2,
+                                            float (&running_max)[Rows][2], float (&running_sum)[Rows][2],
+                                            float (&output)[Rows][kDim / 8][4]) {
+  if (valid <= kTailKeys) {
+    attend_tile_rows<T, Rows, kTailKeys, kDim, kStride>(q, k, v, valid, scale_log2, running_max, running_sum, output);
+  } else {
+    attend_tile_rows<T, Rows, kKeys, kDim, kStride>(q, k, v, valid, scale_log2, running_max, running_sum, output);
+  }
+}
+
 // Lane 4g + t owns rows g and g + 8 of each of its warp's row tiles (see mma_fragments.cuh).
 template <typename T, int kRowTiles>
 __global__ void __launch_bounds__(kThreads)
@@ -115,20 +129,10 @@ __global__ void __launch_bounds__(kThreads)
     const T(*k)[kStride] = shared.k[buffer];
     const T(*v)[kStride] = shared.v[buffer];
     if (row_tiles == kRowTiles) {
-      if (valid <= kTailKeys) {
-        attend_tile_rows<T, kRowTiles, kTailKeys, kDim, kStride>(q, k, v, valid, scale_log2, running_max, running_sum,
-                                                                 output);
-      } else {
-        attend_tile_rows<T, kRowTiles, kKeys, kDim, kStride>(q, k, v, valid, scale_log2, running_max, running_sum,
-                                                             output);
-      }
+      attend_keys<T, kRowTiles>(q, k, v, valid, scale_log2, running_max, running_sum, output);
     } else if (kRowTiles > 1 && row_tiles == 1) {
-      if (valid <= kTailKeys) {
-        attend_tile<T, kTailKeys, kDim, kStride>(q[0], k, v, valid, scale_log2, running_max[0], running_sum[0],
-                                                 output[0]);
-      } else {
-        attend_tile<T, kKeys, kDim, kStride>(q[0], k, v, valid, scale_log2, running_max[0], running_sum[0], output[0]);
-      }
+      attend_keys<T, 1>(as_one_tile(q[0]), k, v, valid, scale_log2, as_one_tile(running_max[0]),
+                        as_one_tile(running_sum[0]), as_one_tile(output[0]));
     }
     __syncthreads();  // the next iteration's copies overwrite this buffer
   }
