@@ -39,11 +39,7 @@ void EncoderProducts<T>::linear(const Input& x, size_t layer, EncoderProduct pro
                             : product == EncoderProduct::AttentionOutput ? quantized.attention_output
                             : product == EncoderProduct::Intermediate    ? quantized.intermediate
                                                                          : quantized.output;
-  MatmulShape shape;
-  shape.m = x.rows;
-  shape.n = chosen.out;
-  shape.k = chosen.in;
-  gemm_.matmul_row_scaled<T>(shape, staged_.data(), staged_scales_.data(), weight.values.data(), weight.scales.data(),
+  gemm_.matmul_row_scaled<T>(MatmulShape::linear(x.rows, chosen.out, chosen.in), staged_.data(), staged_scales_.data(), weight.values.data(), weight.scales.data(),
                              y, chosen.bias.empty() ? nullptr : chosen.bias.data());
 }
 

@@ -23,6 +23,15 @@ struct MatmulShape {
   int batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;  // elements between batch items
   float alpha = 1.0f;
+
+  // A linear layer's product, C[m, n] = A[m, k] . B[n, k]^T, everything else at its default.
+  static MatmulShape linear(int64_t m, int64_t n, int64_t k) {
+    MatmulShape shape;
+    shape.m = m;
+    shape.n = n;
+    shape.k = k;
+    return shape;
+  }
 };
 
 class Gemm {

@@ -10,10 +10,7 @@ void linear(Gemm& gemm, const T* x, int rows, const DeviceLinear<T>& layer, T* y
             const T* bias_override) {
   const T* bias = bias_override != nullptr ? bias_override : layer.bias.empty() ? nullptr : layer.bias.data();
   if (small_linear<T, T>(x, layer.weight.data(), bias, y, rows, layer.out, layer.in, activation, gemm.stream())) return;
-  MatmulShape shape;
-  shape.m = rows;
-  shape.n = layer.out;
-  shape.k = layer.in;
+  const MatmulShape shape = MatmulShape::linear(rows, layer.out, layer.in);
   // cuBLASLt's GELU epilogue is the tanh form: erf GELU (HF's "gelu") is a separate pass.
   Epilogue epilogue = Epilogue::Bias;
   if (activation == Activation::Relu) epilogue = Epilogue::ReluBias;
@@ -25,10 +22,7 @@ void linear(Gemm& gemm, const T* x, int rows, const DeviceLinear<T>& layer, T* y
 template <typename T>
 void logits_projection(Gemm& gemm, const T* x, int rows, const T* weight, int vocab, int width, float* logits) {
   if (small_linear<T, float>(x, weight, nullptr, logits, rows, vocab, width, std::nullopt, gemm.stream())) return;
-  MatmulShape shape;
-  shape.m = rows;
-  shape.n = vocab;
-  shape.k = width;
+  const MatmulShape shape = MatmulShape::linear(rows, vocab, width);
   gemm.matmul<T, float>(shape, x, weight, logits);
 }
 

@@ -145,11 +145,7 @@ TEST(CudaFp8Products, RowScaledProductMatchesTheDequantizedProduct) {
     auto dbias = to_device<__half>(bias);
     DeviceBuffer<__half> dy(expected.size());
     cuda::Gemm gemm(nullptr);
-    cuda::MatmulShape shape;
-    shape.m = m;
-    shape.n = n;
-    shape.k = k;
-    gemm.matmul_row_scaled<__half>(shape, da.data(), dsa.data(), db.data(), dsb.data(), dy.data(), dbias.data());
+    gemm.matmul_row_scaled<__half>(cuda::MatmulShape::linear(m, n, k), da.data(), dsa.data(), db.data(), dsb.data(), dy.data(), dbias.data());
     EXPECT_LE(relative_error(to_host(dy), expected), tolerance<__half>()) << m << "x" << n << "x" << k;
   }
 }

@@ -55,11 +55,7 @@ TYPED_TEST(CudaKernels, LinearWithBiasAndActivations) {
       auto dx = to_device<T>(x), dw = to_device<T>(w), db = to_device<T>(b);
       DeviceBuffer<T> dy(expected.size());
       cuda::Gemm gemm(nullptr);
-      cuda::MatmulShape shape;
-      shape.m = rows;
-      shape.n = out;
-      shape.k = in;
-      gemm.matmul<T, T>(shape, dx.data(), dw.data(), dy.data(), db.data(), epilogue);
+      gemm.matmul<T, T>(cuda::MatmulShape::linear(rows, out, in), dx.data(), dw.data(), dy.data(), db.data(), epilogue);
       EXPECT_LE(relative_error(to_host(dy), expected), tolerance<T>()) << rows << "x" << in << "x" << out;
     }
   }
