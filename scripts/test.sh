@@ -37,8 +37,11 @@ reports+=("serve=build/serve-tests.xml")
 
 if [ "${TROCR_SKIP_SANITIZERS:-0}" != 1 ]; then
   # CUDA's runtime and the sanitizers do not mix; the CUDA code is covered by the build above.
+  # -O1 -g1 (line tables: symbolized stack traces) instead of -O2 -g: ASan's own recommendation,
+  # and half the compile time (Boost.Beast's HTTP server 210 -> 103 s on 2 cores), which is most
+  # of a CI run.
   cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTROCR_SANITIZE=ON \
-    -DTROCR_CUDA=OFF
+    -DTROCR_CUDA=OFF -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
   cmake --build build-sanitize -j"$jobs"
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite sanitizers build-sanitize
