@@ -1,6 +1,6 @@
 """What PyTorch's kernels take for the trocr-base encoder's work at one chunk of images, to choose
 our own kernels by measurement (#17 item 1): the four linear products in fp16 and as FP8 (E4M3)
-products with row-wise scales (torch._scaled_mm: cuBLASLt's outer-vector scaling), and the
+products with row-wise scales (torch._scaled_mm; which kernels it runs was not checked), and the
 self-attention through each of PyTorch's fused attention back ends (cuDNN's, FlashAttention-2's,
 the memory-efficient one). CUDA events after warm-up, medians; one JSON line per case.
 

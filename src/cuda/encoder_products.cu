@@ -26,21 +26,30 @@ typename EncoderProducts<T>::Input EncoderProducts<T>::stage(T* x, int rows, int
   return {x, rows, width};
 }
 
+namespace {
+
+// A layer's `product`, in the engine's dtype (DeviceEncoderLayer) or in E4M3 (Fp8EncoderLayer).
+template <typename Layer>
+const auto& chosen_product(const Layer& layer, EncoderProduct product) {
+  switch (product) {
+    case EncoderProduct::Qkv: return layer.qkv;
+    case EncoderProduct::AttentionOutput: return layer.attention_output;
+    case EncoderProduct::Intermediate: return layer.intermediate;
+    case EncoderProduct::Output: break;
+  }
+  return layer.output;
+}
+
+}  // namespace
+
 template <typename T>
 void EncoderProducts<T>::linear(const Input& x, size_t layer, EncoderProduct product, T* y) {
-  const DeviceEncoderLayer<T>& weights = weights_.encoder_layers.at(layer);
-  const DeviceLinear<T>& chosen = product == EncoderProduct::Qkv               ? weights.qkv
-                                  : product == EncoderProduct::AttentionOutput ? weights.attention_output
-                                  : product == EncoderProduct::Intermediate    ? weights.intermediate
-                                                                               : weights.output;
+  const DeviceLinear<T>& chosen = chosen_product(weights_.encoder_layers.at(layer), product);
   if (!fp8_) return cuda::linear(gemm_, x.values, x.rows, chosen, y);
-  const Fp8EncoderLayer& quantized = weights_.encoder_products_fp8.at(layer);
-  const Fp8Weight& weight = product == EncoderProduct::Qkv               ? quantized.qkv
-                            : product == EncoderProduct::AttentionOutput ? quantized.attention_output
-                            : product == EncoderProduct::Intermediate    ? quantized.intermediate
-                                                                         : quantized.output;
-  gemm_.matmul_row_scaled<T>(MatmulShape::linear(x.rows, chosen.out, chosen.in), staged_.data(), staged_scales_.data(), weight.values.data(), weight.scales.data(),
-                             y, chosen.bias.empty() ? nullptr : chosen.bias.data());
+  const Fp8Weight& weight = chosen_product(weights_.encoder_products_fp8.at(layer), product);
+  gemm_.matmul_row_scaled<T>(MatmulShape::linear(x.rows, chosen.out, chosen.in), staged_.data(),
+                             staged_scales_.data(), weight.values.data(), weight.scales.data(), y,
+                             chosen.bias.empty() ? nullptr : chosen.bias.data());
 }
 
 template class EncoderProducts<float>;
