@@ -3,7 +3,8 @@
 # on CUDA, fp16, greedy: the demo model with the 64 mixed-length lines (max batch 64; LEVELS 16,64
 # by default) and the trocr-base shape (random weights: every line runs to max_length) with
 # data/samples/date.jpg (max batch 128, LEVELS 16,128, the serve gap's load). Results in $OUT
-# (names end in SUFFIX); MAX_WAIT_MS (2) is the servers' --max-wait-ms.
+# (names end in SUFFIX); MAX_WAIT_MS (2) is the servers' --max-wait-ms; BEAMS (1) the servers'
+# --beams (4: beam search in flight against whole batches).
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 models=/tmp/full-models

@@ -87,7 +87,8 @@ class Recognizer {
   // The encoder's last_hidden_state for preprocessed pixels: [count, sequence, hidden].
   std::vector<float> encode(const std::vector<float>& pixels, int count) const;
   // Lines recognized in flight, `capacity` at once, with these settings; nullptr where the
-  // engine needs whole batches for them (beam search).
+  // engine needs whole batches for them (the CPU engine's beam search, the CUDA engine's beyond
+  // 16 beams, several returned sequences).
   std::unique_ptr<RecognitionStream> open_stream(const GenerationConfig& generation, int capacity) const;
   // With EngineOptions::profile: where the last recognize call spent its time.
   std::string profile_report() const;

@@ -222,7 +222,7 @@ Action add_serve_command(CLI::App& app) {
       ->capture_default_str()->check(CLI::Range(1, 16));
   command->add_option("--batching", arguments->batching,
                       "in-flight: images join the running batch between decoding steps and leave as their line "
-                      "ends (greedy settings; beam search runs whole batches); whole: every batch runs to its end; "
+                      "ends (greedy settings; beam search too on CUDA devices, with one returned sequence; otherwise whole batches); whole: every batch runs to its end; "
                       "auto: in-flight on CUDA devices, whole on the CPU")
       ->capture_default_str()->check(CLI::IsMember({"auto", "in-flight", "whole"}));
   command->add_option("--max-wait-ms", arguments->max_wait_ms,

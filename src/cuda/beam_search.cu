@@ -1,5 +1,6 @@
 #include "cuda/beam_search.h"
 
+#include <algorithm>
 #include <cstring>
 #include <numeric>
 
@@ -17,7 +18,9 @@ struct DeviceBeamSearch<T>::Spec {
   int64_t length_penalty_bits;
   StepShape shape;
   int images, beams, max_length, min_length, no_repeat_ngram_size, eos, early_stopping, never_stop_early;
-  int unused = 0;  // with the shape's five ints, an even count: no padding
+  int in_flight;     // lines in flight: each image stops on its own
+  int scratch_line;  // lines in flight: the image that padding rows decode (-1: none)
+  int unused = 0;    // with the shape's five ints, an even count: no padding
 };
 
 template <typename T>
@@ -49,14 +52,18 @@ void DeviceBeamSearch<T>::enqueue(const Spec& spec) {
   DecoderStep<T>& step = self.step_;
   cudaStream_t stream = step.stream();
   const int rows = spec.shape.rows, keep = 2 * spec.beams;
-  gather_last_tokens(self.history_.data(), step.row_slots(), rows, spec.max_length, step.positions(spec.shape),
-                     step.tokens(), stream);
+  // The scratch line's padding rows start every step at position 0 (they all advance it).
+  if (spec.scratch_line >= 0) {
+    TROCR_CUDA_CHECK(cudaMemsetAsync(step.position() + spec.scratch_line, 0, sizeof(int), stream));
+  }
+  const StepPositions positions = step.positions(spec.shape);
+  gather_last_tokens(self.history_.data(), step.row_slots(), rows, spec.max_length, positions, step.tokens(), stream);
   step.forward(spec.shape);
   BeamTopKParams top_k{rows, self.config_.decoder.vocab_size, keep, self.running_.data(),
                        self.candidate_values_.data(), self.candidate_tokens_.data()};
   top_k.row_slots = step.row_slots();
   top_k.history = self.history_.data();
-  top_k.position = step.position();
+  top_k.position = positions;
   top_k.max_length = spec.max_length;
   top_k.min_length = spec.min_length;
   top_k.eos = spec.eos;
@@ -65,18 +72,30 @@ void DeviceBeamSearch<T>::enqueue(const Spec& spec) {
   double length_penalty;
   std::memcpy(&length_penalty, &spec.length_penalty_bits, sizeof(length_penalty));
   const BeamMergeParams merge{rows / spec.beams, step.row_images(), spec.images, spec.beams,
-                              self.candidate_values_.data(), self.candidate_tokens_.data(), step.position(),
+                              self.candidate_values_.data(), self.candidate_tokens_.data(), positions,
                               spec.max_length, spec.eos, spec.early_stopping != 0, spec.never_stop_early != 0,
                               length_penalty, self.length_denominators_.data(), self.history_.data(),
                               self.history_scratch_.data(), self.running_.data(), self.parents_.data(),
                               self.finished_ids_.data(), self.finished_ids_scratch_.data(),
                               self.finished_lengths_.data(), self.finished_scores_.data(), self.finished_sums_.data(),
-                              self.finished_done_.data(), self.improvement_possible_.data(), self.flags_.data()};
+                              self.finished_done_.data(), self.improvement_possible_.data(), self.flags_.data(),
+                              /*whole_batch=*/spec.in_flight == 0};
   beam_merge(merge, stream);
-  self.caches_.permute({spec.beams, self.parents_.data(), step.row_images(), rows / spec.beams, step.position(), 0,
-                        spec.shape.max_keys, self.flags_.data()},
+  self.caches_.permute({spec.beams, self.parents_.data(), step.row_images(), rows / spec.beams, positions, 0,
+                        spec.shape.max_keys, spec.in_flight != 0 ? nullptr : self.flags_.data()},
                        stream);
-  advance_position(step.positions(spec.shape), rows, stream);
+  advance_position(positions, rows, stream, spec.beams);
+}
+
+template <typename T>
+typename DeviceBeamSearch<T>::Spec DeviceBeamSearch<T>::spec_for(const StepShape& shape, int images,
+                                                                const SearchOptions& options, bool in_flight,
+                                                                int scratch_line) {
+  Spec spec{this, 0, shape, images, options.num_beams, options.max_length, options.min_length,
+            options.no_repeat_ngram_size, options.eos, options.early_stopping == EarlyStopping::True,
+            options.early_stopping == EarlyStopping::Never, in_flight, scratch_line};
+  std::memcpy(&spec.length_penalty_bits, &options.length_penalty, sizeof(options.length_penalty));
+  return spec;
 }
 
 template <typename T>
@@ -119,9 +138,7 @@ Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options)
     }
     return step_.set_rows(row_slots, row_images, max_length, cross);
   };
-  Spec spec{this, 0, rows_of(), images, beams, max_length, options.min_length, options.no_repeat_ngram_size,
-            options.eos, options.early_stopping == EarlyStopping::True, options.early_stopping == EarlyStopping::Never};
-  std::memcpy(&spec.length_penalty_bits, &options.length_penalty, sizeof(options.length_penalty));
+  Spec spec = spec_for(rows_of(), images, options, /*in_flight=*/false, /*scratch_line=*/-1);
 
   // Each step's flags land in pinned memory; the host reads step n-1's while step n runs.
   const int flag_count = 1 + images;
@@ -159,6 +176,79 @@ Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options)
     }
   }
   return results;
+}
+
+template <typename T>
+void DeviceBeamSearch<T>::start_lines(const std::vector<int>& lines, const SearchOptions& options) {
+  start(lines, options, /*frozen=*/false);
+}
+
+template <typename T>
+void DeviceBeamSearch<T>::start_scratch_line(int line, const SearchOptions& options) {
+  start({line}, options, /*frozen=*/true);
+}
+
+template <typename T>
+void DeviceBeamSearch<T>::start(const std::vector<int>& lines, const SearchOptions& options, bool frozen) {
+  if (lines.empty()) return;
+  const int last = *std::max_element(lines.begin(), lines.end());
+  if (options.num_beams < 2 || options.num_beams > std::min(kMaxBeams, max_beams_) || last >= max_images_ ||
+      options.max_length > max_length_) {
+    fail("CUDA beam lines: lines up to {} of {} beams of {} tokens; planned for {} images, 2 to {} beams of {}", last,
+         options.num_beams, options.max_length, max_images_, std::min(kMaxBeams, max_beams_), max_length_);
+  }
+  cudaStream_t stream = step_.stream();
+  std::vector<float> denominators(max_length_ + 1);
+  for (int length = 0; length <= max_length_; ++length) {
+    denominators[length] = length_penalty_denominator(length, options.length_penalty);
+  }
+  length_denominators_.assign(denominators, stream);
+  started_lines_.assign(lines, stream);
+  const StartBeamLinesParams params{started_lines_.data(),       static_cast<int>(lines.size()),
+                                    options.num_beams,           options.max_length,
+                                    options.decoder_start,       config_.tokens.pad,
+                                    frozen,                      history_.data(),
+                                    running_.data(),             finished_lengths_.data(),
+                                    finished_done_.data(),       finished_scores_.data(),
+                                    finished_sums_.data(),       improvement_possible_.data(),
+                                    flags_.data(),               step_.position()};
+  start_beam_lines(params, stream);
+}
+
+template <typename T>
+void DeviceBeamSearch<T>::step_lines(const StepShape& shape, const SearchOptions& options, int scratch_line) {
+  graphs_.replay(spec_for(shape, max_images_, options, /*in_flight=*/true, scratch_line), &DeviceBeamSearch<T>::enqueue);
+}
+
+template <typename T>
+typename DeviceBeamSearch<T>::LineStates DeviceBeamSearch<T>::read_lines() {
+  cudaStream_t stream = step_.stream();
+  const size_t slots = size_t(max_images_) * max_beams_;
+  if (!read_flags_) {
+    read_flags_ = std::make_unique<PinnedBuffer<int>>(flags_.size());
+    read_ids_ = std::make_unique<PinnedBuffer<int>>(finished_ids_.size());
+    read_lengths_ = std::make_unique<PinnedBuffer<int>>(slots);
+    read_scores_ = std::make_unique<PinnedBuffer<float>>(2 * slots);
+  }
+  const auto copy = [stream](void* to, const void* from, size_t bytes) {
+    TROCR_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToHost, stream));
+  };
+  float* scores = read_scores_->data();
+  copy(read_flags_->data(), flags_.data(), flags_.size() * sizeof(int));
+  copy(read_ids_->data(), finished_ids_.data(), finished_ids_.size() * sizeof(int));
+  copy(read_lengths_->data(), finished_lengths_.data(), slots * sizeof(int));
+  copy(scores, finished_scores_.data(), slots * sizeof(float));
+  copy(scores + slots, finished_sums_.data(), slots * sizeof(float));
+  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
+  return {read_flags_->data() + 1, read_ids_->data(), read_lengths_->data(), scores, scores + slots};
+}
+
+template <typename T>
+Hypothesis DeviceBeamSearch<T>::line_hypothesis(const LineStates& states, int line,
+                                                const SearchOptions& options) const {
+  const int slot = line * options.num_beams;  // the finished set is kept best first
+  const int* first = states.ids + size_t(slot) * options.max_length;
+  return beam_hypothesis({first, first + states.lengths[slot]}, states.scores[slot], states.sums[slot]);
 }
 
 template class DeviceBeamSearch<float>;

@@ -3,7 +3,11 @@
 // HF's bookkeeping in beam_merge, the caches following their beams) is one replayed CUDA graph.
 // The host only reads the stop and frozen flags one step behind, so the GPU never waits for it,
 // shrinks the batch to the images still searching, and copies the finished sequences back at
-// the end. It owns the search's state, sized once for the plan.
+// the end. It owns the search's state, sized once for the plan. Lines in flight (start_lines,
+// step_lines) join and leave between any two steps, each image in its own slots, and stop on
+// their own.
+#include <memory>
+
 #include "cuda/decoder_step.h"
 #include "cuda/kv_caches.h"
 #include "cuda/step_graphs.h"
@@ -23,9 +27,32 @@ class DeviceBeamSearch : public SearchStrategy {
   // kMaxBeams (choose_beam_bookkeeping says when).
   Hypotheses search(int images, const SearchOptions& options) override;
 
+  // Lines in flight (line_batch.h), as DeviceGreedySearch's: line l's beams decode cache slots
+  // l * beams ... with image slot l's cross-attention K/V (the caller has written it there).
+  // start_lines gives newly admitted lines HF's initial state at position 0; start_scratch_line
+  // the same, frozen, for a line whose padding rows run and change nothing. step_lines runs one
+  // step of shape's rows (set_rows of the lines' beams, image-major, RowPositions::PerImage; a
+  // padding image's rows may follow any line's). read_lines brings every line's frozen flag and
+  // best finished hypothesis to the host (page-locked, one stream sync; valid until the next
+  // read): a frozen line has ended, and line_hypothesis gives its answer.
+  void start_lines(const std::vector<int>& lines, const SearchOptions& options);
+  void start_scratch_line(int line, const SearchOptions& options);
+  void step_lines(const StepShape& shape, const SearchOptions& options, int scratch_line = -1);
+  struct LineStates {
+    const int* finished;  // by line: frozen
+    const int* ids;       // the finished sets, as finished_ids_
+    const int* lengths;
+    const float* scores;
+    const float* sums;
+  };
+  LineStates read_lines();
+  Hypothesis line_hypothesis(const LineStates& states, int line, const SearchOptions& options) const;
+
  private:
   struct Spec;
   static void enqueue(const Spec& spec);
+  Spec spec_for(const StepShape& shape, int images, const SearchOptions& options, bool in_flight, int scratch_line);
+  void start(const std::vector<int>& lines, const SearchOptions& options, bool frozen);
 
   DecoderStep<T>& step_;
   EncoderStates<T>& states_;
@@ -42,6 +69,11 @@ class DeviceBeamSearch : public SearchStrategy {
   // calls, and the release waits for the device).
   PinnedBuffer<int> seen_flags_;
   cudaEvent_t step_done_[2] = {};
+  DeviceBuffer<int> started_lines_;
+  // read_lines' copies (made at the first read).
+  std::unique_ptr<PinnedBuffer<int>> read_flags_, read_ids_, read_lengths_;
+  std::unique_ptr<PinnedBuffer<float>> read_scores_;  // scores, then sums
+
 };
 
 }  // namespace trocr::cuda

@@ -1,7 +1,7 @@
 // The CUDA backend: the weights uploaded once in the chosen dtype (the host's copy released),
 // a workspace planned for the largest batch seen, and a search strategy per call: greedy and
 // beam search run their loops on the device; more than kMaxBeams beams, and the host drives
-// the same decoder step. Greedy lines in flight (cuda/line_batch.h) get a workspace of their own.
+// the same decoder step. Lines in flight (cuda/line_batch.h) get a workspace of their own.
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -250,7 +250,11 @@ class CudaBackend : public Backend {
 
 template <typename T>
 std::unique_ptr<LineBatch> CudaBackend<T>::open_line_batch(const SearchOptions& options, int capacity) {
-  if (options.num_beams != 1 || options.num_return_sequences != 1 || capacity < 1) return nullptr;
+  if (options.num_return_sequences != 1 || capacity < 1) return nullptr;
+  if (options.num_beams != 1 &&
+      cuda::choose_beam_bookkeeping(options.num_beams, config_.decoder.vocab_size) != cuda::BeamBookkeeping::Device) {
+    return nullptr;  // the host-driven beam search runs whole batches
+  }
   use_device();
   const cuda::LineBatchHost<T> host{*weights_,
                                     config_,

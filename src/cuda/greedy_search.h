@@ -23,12 +23,13 @@ class DeviceGreedySearch : public SearchStrategy {
 
   // Lines in flight: sequence l decodes image slot l in cache slot l (the caller has written its
   // cross-attention K/V there). start_lines sets the sequences of newly admitted lines to the
-  // start token at position 0; step_lines runs one step of shape's rows (set_rows of the active
-  // lines, RowPositions::PerImage; any other rows are padding rows of scratch_line, a started line
-  // whose results nobody reads); read_lines brings every sequence's state to the host (into
+  // start token at position 0 (start_scratch_line: a line whose results nobody reads); step_lines
+  // runs one step of shape's rows (set_rows of the active lines, RowPositions::PerImage; any other
+  // rows are padding rows of scratch_line); read_lines brings every sequence's state to the host (into
   // page-locked memory, one stream sync; valid until the next read); line_hypothesis makes line
   // l's answer from it.
   void start_lines(const std::vector<int>& lines, const SearchOptions& options);
+  void start_scratch_line(int line, const SearchOptions& options) { start_lines({line}, options); }
   void step_lines(const StepShape& shape, const SearchOptions& options, int scratch_line = -1);
   struct LineStates {
     const int* history;

@@ -62,7 +62,7 @@ void HostDrivenDecoder<T>::reorder(const std::vector<int>& slots, const std::vec
     parents[slots[i]] = sources[i] % beams;
   }
   parents_.assign(parents, step_.stream());
-  caches_.permute({beams, parents_.data(), nullptr, count / beams, nullptr, position, position, nullptr}, step_.stream());
+  caches_.permute({beams, parents_.data(), nullptr, count / beams, {}, position, position, nullptr}, step_.stream());
 }
 
 template class HostDrivenDecoder<float>;

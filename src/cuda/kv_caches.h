@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cuda/device_buffer.h"
+#include "cuda/kernels/kernels.h"
 #include "trocr/config.h"
 
 namespace trocr::cuda {
@@ -20,15 +21,15 @@ class KvCaches {
   T* values(int layer) { return caches_.data() + (2 * size_t(layer) + 1) * layer_elements(); }
   // Beam reordering of every layer's caches, in one launch: slots are image-major, `beams` per
   // image, and slot j of the image images[i * beams] (i < image_count; null: image i) takes
-  // what its slot parents[j] had, for positions [0, *position + 1) (or [0, positions) when
-  // position is null; max_positions bounds either). Nothing moves once *stop is set (stop may
+  // what its slot parents[j] had, for positions [0, position.of(i * beams) + 1) (or [0, positions)
+  // when position.values is null; max_positions bounds either). Nothing moves once *stop is set (stop may
   // be null). Device pointers, so that a captured step reads them when it replays.
   struct Permutation {
     int beams;
     const int* parents;
     const int* images;
     int image_count;
-    const int* position;
+    StepPositions position;
     int positions;
     int max_positions;
     const int* stop;

@@ -1,10 +1,11 @@
-// Greedy lines in flight on the GPU (line_batch.h).
+// Lines in flight on the GPU (line_batch.h), greedy or beam search.
 #include "cuda/line_batch.h"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <functional>
+#include <type_traits>
 
 #include "common/check.h"
 #include "cuda/cuda_check.h"
@@ -12,27 +13,29 @@
 namespace trocr::cuda {
 namespace {
 
-// In-flight greedy lines on the GPU (LineBatch): a workspace of their own, planned for `capacity`
-// lines and a scratch line, in which line l decodes image slot l (its cross-attention K/V) in
-// cache slot l at its own position. Admitted images are encoded together, their K/V written into
-// their lines' slots; every step runs the active lines' rows and reads the sequences back, so that
-// ended lines leave and their slots take the next images. Above kExactRows rows the row count is
-// rounded up to a multiple of kExactRows with padding rows of the scratch line, so that a server
-// captures ~capacity / 8 + 8 step graphs, not one per row count (17 in a minute of trocr-base at 128
-// clients; 185-215 before).
-template <typename T>
+// In-flight lines on the GPU (LineBatch): a workspace of their own, planned for `capacity` lines
+// and a scratch line, in which line l decodes image slot l (its cross-attention K/V) with its
+// beams (one for greedy search) in cache slots l * beams ... at its own position. Search is the
+// workspace's DeviceGreedySearch or DeviceBeamSearch, which own the lines' state. Admitted images
+// are encoded together, their K/V written into their lines' slots; every step runs the active
+// lines' rows and reads the lines' states back, so that ended lines leave and their slots take
+// the next images. Above kExactLines lines the line count is rounded up to a multiple of
+// kExactLines with padding rows of the scratch line, so that a server captures ~capacity / 8 + 8
+// step graphs, not one per line count (17 in a minute of trocr-base at 128 clients; 185-215
+// before).
+template <typename T, typename Search>
 class CudaLineBatch : public LineBatch {
  public:
   CudaLineBatch(const LineBatchHost<T>& host, const SearchOptions& options, int capacity)
       : host_(host), options_(options), steps_(capacity, -1) {
     use_device();
     workspace_ = std::make_unique<Workspace<T>>(host_.weights, host_.config, host_.gemm,
-                                                DecodePlan{capacity + 1, 1, options.max_length});
+                                                DecodePlan{capacity + 1, beams(), options.max_length});
     workspace_->states.clear_slot(scratch_line());
-    workspace_->greedy.start_lines({scratch_line()}, options_);
+    search().start_scratch_line(scratch_line(), options_);
     host_.grow_pixel_buffers(workspace_->encoder.chunk());
     // Per-layer K/V in every slot: the over-encoder-states form reads all of a batch's images.
-    cross_ = workspace_->step.choose_cross_attention(capacity, /*greedy=*/false);
+    cross_ = workspace_->step.choose_cross_attention(capacity * beams(), /*greedy=*/false);
     for (int line = capacity - 1; line >= 0; --line) free_.push_back(line);
     if (host_.profile) {
       for (auto& mark : marks_) TROCR_CUDA_CHECK(cudaEventCreate(&mark));
@@ -61,7 +64,7 @@ class CudaLineBatch : public LineBatch {
     mark(kAdmitting);
     host_.encode(*workspace_, pixels, count);
     workspace_->states.prepare_slots(lines);
-    workspace_->greedy.start_lines(lines, options_);
+    search().start_lines(lines, options_);
     mark(kAdmitted);
     admission_pending_ = host_.profile;
     ++admissions_;
@@ -79,25 +82,26 @@ class CudaLineBatch : public LineBatch {
     if (lines.empty()) return {};
     use_device();
     if (rows_changed_) {
-      std::vector<int> rows = lines;
-      if (rows.size() > size_t(kExactRows)) {
-        // Each padding row follows a line's row: no two neighbours share an image, so the grouped
-        // cross-attention's group count (part of the step's graph key) is the rounded row count.
-        const int rounded = (static_cast<int>(rows.size()) + kExactRows - 1) / kExactRows * kExactRows;
-        const size_t padding = std::min(rounded, capacity()) - rows.size();
-        rows.clear();
-        for (size_t i = 0; i < lines.size(); ++i) {
-          rows.push_back(lines[i]);
-          if (i < padding) rows.push_back(scratch_line());
-        }
+      // Each padding line follows a line: no two neighbours share an image, so the grouped
+      // cross-attention's group count (part of the step's graph key) is the rounded line count.
+      const int count = static_cast<int>(lines.size());
+      const int rounded = count > kExactLines ? (count + kExactLines - 1) / kExactLines * kExactLines : count;
+      const int padding = std::min(rounded, capacity()) - count;
+      std::vector<int> slots, images;
+      const auto add_line = [&](int line) {
+        for (int beam = 0; beam < beams(); ++beam) slots.push_back(line * beams() + beam), images.push_back(line);
+      };
+      for (int i = 0; i < count; ++i) {
+        add_line(lines[i]);
+        if (i < padding) add_line(scratch_line());
       }
-      shape_ = workspace_->step.set_rows(rows, rows, options_.max_length, cross_, RowPositions::PerImage);
+      shape_ = workspace_->step.set_rows(slots, images, options_.max_length, cross_, RowPositions::PerImage);
       rows_changed_ = false;
     }
     mark(kStepping);
-    workspace_->greedy.step_lines(shape_, options_, scratch_line());
+    search().step_lines(shape_, options_, scratch_line());
     mark(kStepped);
-    const auto states = workspace_->greedy.read_lines();
+    const auto states = search().read_lines();
     if (host_.profile) {
       if (admission_pending_) add_elapsed(kAdmitted, admission_ms_);
       add_elapsed(kStepped, step_ms_);
@@ -106,9 +110,10 @@ class CudaLineBatch : public LineBatch {
     }
     std::vector<Ended> ended;
     for (int line : lines) {
-      // A line of n steps holds n + 1 tokens: it ends at end-of-sequence or at max_length.
+      // A line of n steps holds n + 1 tokens: it ends when its search says so (end-of-sequence,
+      // or a beam search's stopping rule) or at max_length.
       if (!states.finished[line] && ++steps_[line] + 1 < options_.max_length) continue;
-      ended.push_back({line, workspace_->greedy.line_hypothesis(states, line, options_)});
+      ended.push_back({line, search().line_hypothesis(states, line, options_)});
       steps_[line] = -1;
       free_.push_back(line);
       rows_changed_ = true;
@@ -136,8 +141,17 @@ class CudaLineBatch : public LineBatch {
   // Profiling (the backend's `profile`): CUDA events around each admission's and each step's
   // GPU work, read once the step's sync has passed them.
   enum Mark { kAdmitting, kAdmitted, kStepping, kStepped };
-  // Up to this many rows a step runs exactly the active lines (few-row products cost by the row).
-  static constexpr int kExactRows = 8;
+  // Up to this many lines a step runs exactly the active lines (few-row products cost by the row).
+  static constexpr int kExactLines = 8;
+  static constexpr bool kGreedy = std::is_same_v<Search, DeviceGreedySearch<T>>;
+  Search& search() {
+    if constexpr (kGreedy) {
+      return workspace_->greedy;
+    } else {
+      return workspace_->beams;
+    }
+  }
+  int beams() const { return kGreedy ? 1 : options_.num_beams; }
   int scratch_line() const { return capacity(); }
   void use_device() const { TROCR_CUDA_CHECK(cudaSetDevice(host_.device)); }
   void mark(Mark which) {
@@ -170,7 +184,8 @@ class CudaLineBatch : public LineBatch {
 
 template <typename T>
 std::unique_ptr<LineBatch> open_line_batch(const LineBatchHost<T>& host, const SearchOptions& options, int capacity) {
-  return std::make_unique<CudaLineBatch<T>>(host, options, capacity);
+  if (options.num_beams == 1) return std::make_unique<CudaLineBatch<T, DeviceGreedySearch<T>>>(host, options, capacity);
+  return std::make_unique<CudaLineBatch<T, DeviceBeamSearch<T>>>(host, options, capacity);
 }
 
 template std::unique_ptr<LineBatch> open_line_batch<float>(const LineBatchHost<float>&, const SearchOptions&, int);

@@ -1,6 +1,7 @@
 #pragma once
-// Greedy lines in flight on the GPU (engine/backend.h's LineBatch): lines join between decoding
-// steps at their own positions and leave when they end, in a workspace of their own. A line batch
+// Lines in flight on the GPU (engine/backend.h's LineBatch), greedy or beam search: lines join
+// between decoding steps at their own positions and leave when they end, in a workspace of
+// their own. A line batch
 // borrows its backend's model, stream and pixel upload path (LineBatchHost): one caller at a
 // time, as for generate, and the backend outlives it.
 #include <functional>
@@ -26,7 +27,8 @@ struct LineBatchHost {
   std::function<void()> synchronize;
 };
 
-// Lines for greedy settings with one returned sequence (the backend checks them).
+// Lines with one returned sequence, greedy or with beam search's bookkeeping on the device (the
+// backend checks the settings).
 template <typename T>
 std::unique_ptr<LineBatch> open_line_batch(const LineBatchHost<T>& host, const SearchOptions& options, int capacity);
 

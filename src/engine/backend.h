@@ -45,7 +45,7 @@ class Backend {
   // Decoder logits for teacher-forced ids, one step at a time: [ids.size() - 1, vocab].
   virtual std::vector<float> decoder_logits(const float* pixels, const std::vector<int>& ids) = 0;
   // Lines decoded in flight, `capacity` at once, with these settings; nullptr where this backend
-  // cannot (beam search), and callers use generate's whole batches.
+  // cannot (Recognizer::open_stream says where), and callers use generate's whole batches.
   virtual std::unique_ptr<LineBatch> open_line_batch(const SearchOptions&, int /*capacity*/) { return nullptr; }
   // Phase timings of the last generate call, when profiling was asked for.
   virtual std::string profile_report() const { return ""; }

@@ -3,6 +3,8 @@
 // row, every setting HF's stopping rules distinguish, 2 to 16 beams. Each step's whole state
 // must agree exactly: running sequences and scores, the caches' parents, the finished sets
 // (ids, scores, sums, done), the early-stop heuristic, the frozen flags and the stop flag.
+// Lines in flight (each image at its own length, no whole-batch rule) must agree with
+// advance_beams run for each image alone.
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -89,7 +91,14 @@ void upload(const std::vector<BeamState>& states, int beams, int max_length, Dev
 }
 
 // The device's state against the host's, image by image.
-void expect_same_state(const std::vector<BeamState>& states, const std::vector<int>& active, const BeamStep& step,
+// A step's expected stop flag and parents: reorder_slots[r] (an image's slot) takes the cache of
+// reorder_sources[r] % beams within the image.
+struct ExpectedStep {
+  bool stop = false;
+  std::vector<int> reorder_slots, reorder_sources;
+};
+
+void expect_same_state(const std::vector<BeamState>& states, const std::vector<int>& active, const ExpectedStep& step,
                        int beams, int max_length, DeviceState& device, const std::string& where) {
   const auto history = device.history.download(), finished_ids = device.finished_ids.download();
   const auto lengths = device.finished_lengths.download(), done = device.finished_done.download();
@@ -126,11 +135,29 @@ void expect_same_state(const std::vector<BeamState>& states, const std::vector<i
   }
 }
 
+// Each active image's rows' 2 * beams candidates, best first, on a coarse grid (ties happen).
+void random_candidates(const std::vector<int>& active, int beams, std::mt19937& generator, std::vector<float>& values,
+                       std::vector<int>& tokens, std::vector<int>& row_images) {
+  const int keep = 2 * beams, rows = static_cast<int>(active.size()) * beams;
+  std::uniform_int_distribution<int> token(0, kVocab - 1);
+  std::uniform_real_distribution<float> value(-16.0f, -0.5f);
+  values.assign(size_t(rows) * keep, 0.0f);
+  tokens.assign(values.size(), 0);
+  row_images.assign(rows, 0);
+  for (int r = 0; r < rows; ++r) {
+    row_images[r] = active[r / beams];
+    for (int c = 0; c < keep; ++c) {
+      values[r * keep + c] = std::round(value(generator) * 2.0f) / 2.0f;
+      tokens[r * keep + c] = token(generator);
+    }
+    std::sort(values.begin() + r * keep, values.begin() + (r + 1) * keep, std::greater<float>());
+  }
+}
+
 TEST(CudaBeamMerge, MatchesTheHostBookkeepingStateForState) {
   TROCR_SKIP_WITHOUT_GPU();
   std::mt19937 generator = seeded_generator();
   const int images = 5, max_length = 12;
-  std::uniform_int_distribution<int> token(0, kVocab - 1);
   int trials = 0;
   for (int beams : {2, 3, 4, 16}) {
     for (EarlyStopping early : {EarlyStopping::False, EarlyStopping::True, EarlyStopping::Never}) {
@@ -154,19 +181,10 @@ TEST(CudaBeamMerge, MatchesTheHostBookkeepingStateForState) {
               if (!states[i].frozen) active.push_back(i);
             }
             if (active.empty()) break;
-            // Each row's 2 * beams candidates, best first, on a coarse grid (ties happen).
-            const int keep = 2 * beams, rows = static_cast<int>(active.size()) * beams;
-            std::vector<float> values(size_t(rows) * keep);
-            std::vector<int> tokens(values.size()), row_images(rows);
-            std::uniform_real_distribution<float> value(-16.0f, -0.5f);
-            for (int r = 0; r < rows; ++r) {
-              row_images[r] = active[r / beams];
-              for (int c = 0; c < keep; ++c) {
-                values[r * keep + c] = std::round(value(generator) * 2.0f) / 2.0f;
-                tokens[r * keep + c] = token(generator);
-              }
-              std::sort(values.begin() + r * keep, values.begin() + (r + 1) * keep, std::greater<float>());
-            }
+            const int rows = static_cast<int>(active.size()) * beams;
+            std::vector<float> values;
+            std::vector<int> tokens, row_images;
+            random_candidates(active, beams, generator, values, tokens, row_images);
             const std::string where = "beams " + std::to_string(beams) + " early_stopping " +
                                       std::to_string(int(early)) + " penalty " + std::to_string(penalty) +
                                       " length " + std::to_string(length);
@@ -176,7 +194,7 @@ TEST(CudaBeamMerge, MatchesTheHostBookkeepingStateForState) {
             device.position.upload(std::vector<int>{length - 1});
             const cuda::BeamMergeParams merge{
                 static_cast<int>(active.size()), device.row_images.data(), images, beams, device.values.data(),
-                device.tokens.data(), device.position.data(), max_length, kEos, early == EarlyStopping::True,
+                device.tokens.data(), {device.position.data()}, max_length, kEos, early == EarlyStopping::True,
                 early == EarlyStopping::Never, penalty, device.denominators.data(), device.history.data(),
                 device.history_scratch.data(), device.running.data(), device.parents.data(),
                 device.finished_ids.data(), device.finished_ids_scratch.data(), device.finished_lengths.data(),
@@ -184,7 +202,8 @@ TEST(CudaBeamMerge, MatchesTheHostBookkeepingStateForState) {
                 device.improvement.data(), device.flags.data()};
             cuda::beam_merge(merge, nullptr);
             const BeamStep step = advance_beams(states, active, values.data(), tokens.data(), length, options);
-            expect_same_state(states, active, step, beams, max_length, device, where);
+            expect_same_state(states, active, {step.stop, step.reorder_slots, step.reorder_sources}, beams, max_length,
+                              device, where);
             ++trials;
             if (step.stop || HasFailure()) break;
           }
@@ -194,6 +213,88 @@ TEST(CudaBeamMerge, MatchesTheHostBookkeepingStateForState) {
     }
   }
   std::printf("beam_merge agreed with advance_beams on %d steps\n", trials);
+}
+
+// Lines in flight: images at different lengths in one launch, each image's position its own
+// (StepPositions per row), no whole-batch rule. Each must move as advance_beams moves it alone,
+// and freeze when that image alone would stop; the stop flag stays clear.
+TEST(CudaBeamMerge, LinesInFlightMatchEachImageAlone) {
+  TROCR_SKIP_WITHOUT_GPU();
+  std::mt19937 generator = seeded_generator();
+  const int images = 6, max_length = 12;
+  std::uniform_int_distribution<int> start_length(1, max_length - 3);
+  int trials = 0;
+  for (int beams : {2, 4, 16}) {
+    for (EarlyStopping early : {EarlyStopping::False, EarlyStopping::True, EarlyStopping::Never}) {
+      for (double penalty : {1.0, 2.0, -0.5}) {
+        SearchOptions options;
+        options.num_beams = beams;
+        options.max_length = max_length;
+        options.eos = kEos;
+        options.early_stopping = early;
+        options.length_penalty = penalty;
+        std::vector<BeamState> states;
+        std::vector<int> lengths;
+        for (int i = 0; i < images; ++i) {
+          lengths.push_back(start_length(generator));
+          states.push_back(random_states(1, beams, lengths.back(), generator)[0]);
+        }
+        DeviceState device;
+        upload(states, beams, max_length, device);
+        std::vector<float> denominators(max_length + 1);
+        for (int l = 0; l <= max_length; ++l) denominators[l] = length_penalty_denominator(l, penalty);
+        device.denominators.upload(denominators);
+        for (int step_index = 0;; ++step_index) {
+          std::vector<int> active, positions(images);
+          for (int i = 0; i < images; ++i) {
+            positions[i] = lengths[i] - 1;
+            // Up to the last step, where every candidate stops at max_length.
+            if (!states[i].frozen && lengths[i] < max_length) active.push_back(i);
+          }
+          if (active.empty()) break;
+          std::vector<float> values;
+          std::vector<int> tokens, row_images;
+          random_candidates(active, beams, generator, values, tokens, row_images);
+          device.values.upload(values);
+          device.tokens.upload(tokens);
+          device.row_images.upload(row_images);
+          device.position.upload(positions);
+          cuda::BeamMergeParams merge{
+              static_cast<int>(active.size()), device.row_images.data(), images, beams, device.values.data(),
+              device.tokens.data(), {device.position.data(), device.row_images.data()}, max_length, kEos,
+              early == EarlyStopping::True, early == EarlyStopping::Never, penalty, device.denominators.data(),
+              device.history.data(), device.history_scratch.data(), device.running.data(), device.parents.data(),
+              device.finished_ids.data(), device.finished_ids_scratch.data(), device.finished_lengths.data(),
+              device.finished_scores.data(), device.finished_sums.data(), device.finished_done.data(),
+              device.improvement.data(), device.flags.data()};
+          merge.whole_batch = false;
+          cuda::beam_merge(merge, nullptr);
+          ExpectedStep expected;  // the stop flag stays clear
+          const int keep = 2 * beams;
+          for (size_t a = 0; a < active.size(); ++a) {
+            const int image = active[a];
+            std::vector<BeamState> alone = {states[image]};
+            const BeamStep step = advance_beams(alone, {0}, values.data() + a * beams * keep,
+                                                tokens.data() + a * beams * keep, lengths[image], options);
+            states[image] = alone[0];
+            states[image].frozen = step.stop;  // alone, the whole-batch rule is the image's own
+            for (size_t r = 0; r < step.reorder_slots.size(); ++r) {
+              expected.reorder_slots.push_back(image * beams + step.reorder_slots[r]);
+              expected.reorder_sources.push_back(step.reorder_sources[r]);
+            }
+            ++lengths[image];
+          }
+          expect_same_state(states, active, expected, beams, max_length, device,
+                            "in flight, beams " + std::to_string(beams) + " early_stopping " +
+                                std::to_string(int(early)) + " penalty " + std::to_string(penalty) + " step " +
+                                std::to_string(step_index));
+          ++trials;
+          if (HasFailure()) return;
+        }
+      }
+    }
+  }
+  std::printf("beam_merge in flight agreed with advance_beams image by image on %d steps\n", trials);
 }
 
 }  // namespace

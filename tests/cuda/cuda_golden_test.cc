@@ -82,24 +82,13 @@ TEST_P(CudaGolden, EncoderAndLogits) {
   }
 }
 
-// The goldens' settings: the checkpoint's own, or greedy ("greedy", "greedy_min4",
-// "greedy_norepeat2") over 16 tokens.
-GenerationConfig golden_settings(const std::string& name, GenerationConfig settings) {
-  if (name == "checkpoint_default") return settings;
-  settings.num_beams = 1;
-  settings.max_length = 16;
-  settings.no_repeat_ngram_size = name == "greedy_norepeat2" ? 2 : 0;
-  settings.min_length = name == "greedy_min4" ? 4 : 0;
-  return settings;
-}
-
 TEST_P(CudaGolden, GeneratedIdsMatchHf) {
   int compared = 0, identical = 0;
   for (const auto& [image, entry] : record_.at("images").items()) {
     const auto pixels = golden_tensor(*golden_, image + "/pixel_values");
     for (const char* name : {"greedy", "greedy_min4", "greedy_norepeat2", "checkpoint_default"}) {
       const auto& hf = entry.at("generate").at(name);
-      const GenerationConfig settings = golden_settings(name, recognizer_->default_generation());
+      const GenerationConfig settings = case_settings(name, recognizer_->default_generation());
       const auto result = recognizer_->recognize_pixels(pixels, 1, settings);
       std::vector<int> ours = result[0].best().ids;
       const auto expected = hf.at("ids").at(0).get<std::vector<int>>();
@@ -123,11 +112,15 @@ TEST_P(CudaGolden, GeneratedIdsMatchHf) {
 
 // In-flight batching on the GPU: lines join a running batch one image per step (each step's rows
 // stand at different positions; ended lines' slots take the next images) and give HF's ids in
-// fp32; in fp16 and bf16 they may leave HF's only at a near-tie, as whole batches may.
+// fp32, greedy and with beams (HF's generate() of each image alone); in fp16 and bf16 greedy lines
+// may leave HF's only at a near-tie, as whole batches may (beam lines are checked in fp32 only:
+// beam search ranks sums of a sequence's steps, and these random-weight models tie often).
 TEST_P(CudaGolden, InFlightLinesGiveHfIdsWhereverTheyJoin) {
   const auto [names, images] = read_golden_images(record_);
-  for (const char* name : {"greedy", "greedy_min4", "greedy_norepeat2"}) {
-    const GenerationConfig settings = golden_settings(name, recognizer_->default_generation());
+  const bool fp32 = std::string(precision_.dtype) == "fp32";
+  for (const char* name : {"greedy", "greedy_min4", "greedy_norepeat2", "beam4_chinese", "beam2_never_min5", "beam5_lp-1"}) {
+    const GenerationConfig settings = case_settings(name, recognizer_->default_generation());
+    if (settings.num_beams > 1 && !fp32) continue;
     const InFlightResult in_flight = recognize_in_flight(*recognizer_, images, settings, 3, 1);
     EXPECT_EQ(in_flight.most_active, 3) << name << ": lines admitted a step apart must have run side by side";
     for (size_t i = 0; i < images.size(); ++i) {
@@ -135,7 +128,7 @@ TEST_P(CudaGolden, InFlightLinesGiveHfIdsWhereverTheyJoin) {
       const auto expected = record_.at("images").at(names[i]).at("generate").at(name).at("ids").at(0).get<std::vector<int>>();
       ours.resize(std::max(ours.size(), expected.size()), settings.tokens.pad);
       const std::string where = variant_ + " " + names[i] + " " + name + " (in flight)";
-      if (std::string(precision_.dtype) == "fp32") {
+      if (fp32) {
         EXPECT_EQ(ours, expected) << where;
       } else {
         const auto pixels = golden_tensor(*golden_, names[i] + "/pixel_values");
@@ -143,9 +136,8 @@ TEST_P(CudaGolden, InFlightLinesGiveHfIdsWhereverTheyJoin) {
       }
     }
   }
-  GenerationConfig beams = golden_settings("greedy", recognizer_->default_generation());
-  beams.num_beams = 4;
-  EXPECT_FALSE(recognizer_->open_stream(beams, 3)) << "beam search runs in whole batches";
+  EXPECT_FALSE(recognizer_->open_stream(case_settings("beam3_lp1_return2", recognizer_->default_generation()), 3))
+      << "several returned sequences run in whole batches";
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -219,6 +211,28 @@ TEST(CudaEngine, BatchedBeamSearchMatchesTheCpuEngine) {
   for (const GenerationConfig& settings : beam_settings(gpu.default_generation())) {
     expect_same_candidates(gpu.recognize(images, settings), cpu.recognize(images, settings), 1e-3,
                            "settings " + std::to_string(index++));
+  }
+}
+
+// Beam lines in flight against the CPU engine (itself checked against HF) on each image alone,
+// with every rule of HF's beam search that one returned sequence reaches (beam_settings), 2 to 16
+// beams: lines admitted one per step into 2 slots, so that images join at different steps and
+// each line leaves on its own stopping rule.
+TEST(CudaEngine, BeamLinesInFlightMatchTheCpuEngineOnEachImageAlone) {
+  TROCR_SKIP_WITHOUT_GPU();
+  EngineOptions cuda;
+  cuda.device = "cuda";
+  const Recognizer gpu(model_dir("vit-char"), cuda);
+  const Recognizer cpu(model_dir("vit-char"));
+  const auto images = beam_test_images();
+  int index = 0;
+  for (GenerationConfig settings : beam_settings(gpu.default_generation())) {
+    settings.num_return_sequences = 1;
+    std::vector<Recognition> alone;
+    for (const RgbImage& image : images) alone.push_back(cpu.recognize({image}, settings).at(0));
+    const InFlightResult in_flight = recognize_in_flight(gpu, images, settings, 2, 1);
+    EXPECT_EQ(in_flight.most_active, 2);
+    expect_same_candidates(in_flight.results, alone, 1e-3, "in flight, settings " + std::to_string(index++));
   }
 }
 

@@ -469,6 +469,17 @@ TEST(CudaDecodingKernels, GreedyLinesStepAtTheirOwnPositions) {
   EXPECT_LT(sum_log.download()[1], -2.0f) << "sequence 1 kept its sum and added its token's";
 }
 
+// A beam search's rows come in runs of `beams` rows per image (per_row: row -> image), and each
+// image's position moves once per step however many beams it has.
+TEST(CudaDecodingKernels, AdvancePositionMovesEachImageOnce) {
+  TROCR_SKIP_WITHOUT_GPU();
+  DeviceBuffer<int> d_positions, d_images;
+  d_positions.upload(std::vector<int>{5, 2, 7, 0});
+  d_images.upload(std::vector<int>{3, 3, 3, 1, 1, 1});
+  cuda::advance_position({d_positions.data(), d_images.data()}, 6, nullptr, 3);
+  EXPECT_EQ(d_positions.download(), (std::vector<int>{5, 3, 7, 1}));
+}
+
 // HF's processors over each row's sequence on the device (rows reading slots out of order),
 // against logits_processors.h on the host.
 TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {
@@ -479,23 +490,27 @@ TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {
   const auto logits = random_values(size_t(rows) * vocab, generator, 4.0f);
   const auto running = random_values(slots, generator, 5.0f);
   const std::vector<int> row_slots = {7, 0, 3, 3, 5, 1};
-  // Slot sequences of position + 1 tokens; the last token repeats an earlier one, and that
-  // earlier one is followed by the row's best logit, so no_repeat_ngram must ban the winner.
+  // Slot sequences of their own position + 1 tokens (lines in flight stand at different
+  // positions; the kernel reads slot s's at values[s]); the last token repeats an earlier one,
+  // and that earlier one is followed by the row's best logit, so no_repeat_ngram must ban the
+  // winner.
+  std::vector<int> slot_positions(slots);
+  for (int slot = 0; slot < slots; ++slot) slot_positions[slot] = position - slot % 3;
   std::vector<int> history(size_t(slots) * max_length, 0);
   std::uniform_int_distribution<int> token(3, vocab - 1);
   for (int slot = 0; slot < slots; ++slot) {
-    for (int i = 0; i <= position; ++i) history[slot * max_length + i] = token(generator);
+    for (int i = 0; i <= slot_positions[slot]; ++i) history[slot * max_length + i] = token(generator);
   }
   for (int r = 0; r < rows; ++r) {
     const float* x = logits.data() + size_t(r) * vocab;
     int* sequence = history.data() + row_slots[r] * max_length;
-    sequence[position] = sequence[2];
+    sequence[slot_positions[row_slots[r]]] = sequence[2];
     sequence[3] = int(std::max_element(x, x + vocab) - x);
   }
   std::vector<std::vector<int>> banned(rows);
   for (int r = 0; r < rows; ++r) {
     const int* sequence = history.data() + row_slots[r] * max_length;
-    banned[r] = banned_tokens({sequence, sequence + position + 1}, min_length, eos, ngram);
+    banned[r] = banned_tokens({sequence, sequence + slot_positions[row_slots[r]] + 1}, min_length, eos, ngram);
   }
   std::vector<float> row_running(rows);
   for (int r = 0; r < rows; ++r) row_running[r] = running[row_slots[r]];
@@ -506,12 +521,12 @@ TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {
   d_running.upload(running);
   d_history.upload(history);
   d_slots.upload(row_slots);
-  d_position.upload(std::vector<int>{position});
+  d_position.upload(slot_positions);
   {
     cuda::BeamTopKParams params{rows, vocab, k, d_running.data(), values.data(), tokens.data()};
     params.row_slots = d_slots.data();
     params.history = d_history.data();
-    params.position = d_position.data();
+    params.position = {d_position.data(), d_slots.data()};
     params.max_length = max_length;
     params.min_length = min_length;
     params.eos = eos;
@@ -541,57 +556,63 @@ TEST(CudaDecodingKernels, BeamTopKMatchesTheCpu) {
 }
 
 // Caches follow their beams in place: slot j of an image takes what slot parents[j] had, for
-// the positions asked; other positions, frozen (identity) images and a stopped search stay.
+// the positions asked (one for every image, or each image's own, as lines in flight have);
+// other positions, frozen (identity) images and a stopped search stay.
 TEST(CudaDecodingKernels, PermuteBeamCachesMovesEachBeamsPrefix) {
   TROCR_SKIP_WITHOUT_GPU();
-  for (const int beams : {3, 20}) {  // registers, and the wide path for many beams
-    for (const int width : {8, 3}) {  // 16-byte units, and single bytes (6-byte rows)
-      const int images = 3, slots = images * beams, max_positions = 7, caches = 2, position = 4;
-      const size_t per_cache = size_t(slots) * max_positions * width;
-      // 2-byte elements, as fp16 caches have; distinct values so that every move shows.
-      std::vector<std::vector<uint16_t>> host(caches, std::vector<uint16_t>(per_cache));
-      std::vector<DeviceBuffer<uint16_t>> device(caches);
-      std::vector<void*> pointers;
-      for (int c = 0; c < caches; ++c) {
-        for (size_t i = 0; i < per_cache; ++i) host[c][i] = static_cast<uint16_t>(c * 7919 + i);
-        device[c].upload(host[c]);
-        pointers.push_back(device[c].data());
-      }
-      std::mt19937 generator(beams * 10 + width);
-      std::vector<int> parents(slots);
-      for (int slot = 0; slot < slots; ++slot) parents[slot] = std::uniform_int_distribution<int>(0, beams - 1)(generator);
-      for (int j = 0; j < beams; ++j) parents[1 * beams + j] = j;  // image 1: frozen
-      // Blocks cover images 2 and 0 (row_images of two active images, rows image-major).
-      std::vector<int> row_images;
-      for (int image : {2, 0}) row_images.insert(row_images.end(), beams, image);
-      DeviceBuffer<void*> d_pointers;
-      DeviceBuffer<int> d_parents, d_images, d_position, d_stop;
-      d_pointers.upload(pointers);
-      d_parents.upload(parents);
-      d_images.upload(row_images);
-      d_position.upload(std::vector<int>{position});
-      d_stop.upload(std::vector<int>{1});
-      cuda::PermuteCachesParams params{beams, d_parents.data(), d_images.data(), d_position.data()};
-      params.slot_bytes = int64_t(max_positions) * width * sizeof(uint16_t);
-      params.position_bytes = int64_t(width) * sizeof(uint16_t);
-      params.stop = d_stop.data();
-      cuda::permute_beam_caches(params, d_pointers.data(), caches, 2, max_positions, nullptr);
-      for (int c = 0; c < caches; ++c) {
-        EXPECT_EQ(device[c].download(), host[c]) << "a stopped search moves nothing";
-      }
-      d_stop.upload(std::vector<int>{0});
-      cuda::permute_beam_caches(params, d_pointers.data(), caches, 2, max_positions, nullptr);
-      for (int c = 0; c < caches; ++c) {
-        std::vector<uint16_t> expected = host[c];
-        for (int image : {0, 2}) {
-          for (int j = 0; j < beams; ++j) {
-            const int slot = image * beams + j, parent = image * beams + parents[slot];
-            for (int e = 0; e < (position + 1) * width; ++e) {
-              expected[size_t(slot) * max_positions * width + e] = host[c][size_t(parent) * max_positions * width + e];
+  for (const bool per_image : {false, true}) {
+    for (const int beams : {3, 20}) {  // registers, and the wide path for many beams
+      for (const int width : {8, 3}) {  // 16-byte units, and single bytes (6-byte rows)
+        const int images = 3, slots = images * beams, max_positions = 7, caches = 2;
+        const std::vector<int> image_positions = per_image ? std::vector<int>{2, 6, 5} : std::vector<int>{4};
+        const auto position_of = [&](int image) { return image_positions[per_image ? image : 0]; };
+        const size_t per_cache = size_t(slots) * max_positions * width;
+        // 2-byte elements, as fp16 caches have; distinct values so that every move shows.
+        std::vector<std::vector<uint16_t>> host(caches, std::vector<uint16_t>(per_cache));
+        std::vector<DeviceBuffer<uint16_t>> device(caches);
+        std::vector<void*> pointers;
+        for (int c = 0; c < caches; ++c) {
+          for (size_t i = 0; i < per_cache; ++i) host[c][i] = static_cast<uint16_t>(c * 7919 + i);
+          device[c].upload(host[c]);
+          pointers.push_back(device[c].data());
+        }
+        std::mt19937 generator(beams * 10 + width);
+        std::vector<int> parents(slots);
+        for (int slot = 0; slot < slots; ++slot) parents[slot] = std::uniform_int_distribution<int>(0, beams - 1)(generator);
+        for (int j = 0; j < beams; ++j) parents[1 * beams + j] = j;  // image 1: frozen
+        // Blocks cover images 2 and 0 (row_images of two active images, rows image-major).
+        std::vector<int> row_images;
+        for (int image : {2, 0}) row_images.insert(row_images.end(), beams, image);
+        DeviceBuffer<void*> d_pointers;
+        DeviceBuffer<int> d_parents, d_images, d_position, d_stop;
+        d_pointers.upload(pointers);
+        d_parents.upload(parents);
+        d_images.upload(row_images);
+        d_position.upload(image_positions);
+        d_stop.upload(std::vector<int>{1});
+        cuda::PermuteCachesParams params{beams, d_parents.data(), d_images.data(),
+                                         {d_position.data(), per_image ? d_images.data() : nullptr}};
+        params.slot_bytes = int64_t(max_positions) * width * sizeof(uint16_t);
+        params.position_bytes = int64_t(width) * sizeof(uint16_t);
+        params.stop = d_stop.data();
+        cuda::permute_beam_caches(params, d_pointers.data(), caches, 2, max_positions, nullptr);
+        for (int c = 0; c < caches; ++c) {
+          EXPECT_EQ(device[c].download(), host[c]) << "a stopped search moves nothing";
+        }
+        d_stop.upload(std::vector<int>{0});
+        cuda::permute_beam_caches(params, d_pointers.data(), caches, 2, max_positions, nullptr);
+        for (int c = 0; c < caches; ++c) {
+          std::vector<uint16_t> expected = host[c];
+          for (int image : {0, 2}) {
+            for (int j = 0; j < beams; ++j) {
+              const int slot = image * beams + j, parent = image * beams + parents[slot];
+              for (int e = 0; e < (position_of(image) + 1) * width; ++e) {
+                expected[size_t(slot) * max_positions * width + e] = host[c][size_t(parent) * max_positions * width + e];
+              }
             }
           }
+          EXPECT_EQ(device[c].download(), expected) << "beams " << beams << " width " << width << " per image " << per_image;
         }
-        EXPECT_EQ(device[c].download(), expected) << "beams " << beams << " width " << width;
       }
     }
   }

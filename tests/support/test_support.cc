@@ -95,6 +95,45 @@ void write_safetensors(const std::string& path, const Checkpoint& checkpoint,
   write_file(path, safetensors_bytes(header, data));
 }
 
+GenerationConfig case_settings(const std::string& name, GenerationConfig config) {
+  if (name == "checkpoint_default") return config;
+  config.max_length = 16;
+  config.no_repeat_ngram_size = 0;
+  if (name == "greedy") {
+    config.num_beams = 1;
+  } else if (name == "greedy_min4") {
+    config.num_beams = 1;
+    config.min_length = 4;
+  } else if (name == "greedy_norepeat2") {
+    config.num_beams = 1;
+    config.no_repeat_ngram_size = 2;
+  } else if (name == "beam3_lp1_return2") {
+    config.num_beams = 3;
+    config.length_penalty = 1.0;
+    config.early_stopping = EarlyStopping::False;
+    config.num_return_sequences = 2;
+  } else if (name == "beam4_chinese") {
+    config.num_beams = 4;
+    config.length_penalty = 2.0;
+    config.early_stopping = EarlyStopping::True;
+    config.no_repeat_ngram_size = 3;
+  } else if (name == "beam2_never_min5") {
+    config.num_beams = 2;
+    config.max_length = 14;
+    config.early_stopping = EarlyStopping::Never;
+    config.min_length = 5;
+    config.length_penalty = 0.5;
+  } else if (name == "beam5_lp-1") {
+    config.num_beams = 5;
+    config.max_new_tokens = 9;
+    config.length_penalty = -1.0;
+    config.early_stopping = EarlyStopping::False;
+  } else {
+    ADD_FAILURE() << "unknown golden case " << name;
+  }
+  return config;
+}
+
 GoldenImages read_golden_images(const nlohmann::json& record) {
   GoldenImages golden;
   for (const auto& [image, entry] : record.at("images").items()) {

@@ -11,6 +11,7 @@
 
 #include "formats/checkpoint.h"
 #include "trocr/error.h"
+#include "trocr/config.h"
 #include "trocr/image.h"
 
 namespace trocr::test {
@@ -54,6 +55,10 @@ struct GoldenImages {
   std::vector<RgbImage> images;
 };
 GoldenImages read_golden_images(const nlohmann::json& record);
+// The generate() keyword arguments of make_goldens.py's GENERATE_CASES (a golden record's
+// "generate" names; "checkpoint_default": none), applied on top of the checkpoint's own
+// settings as HF applies them.
+GenerationConfig case_settings(const std::string& name, GenerationConfig config);
 // max |ours - reference| / max |reference|; infinite for a size mismatch or a non-finite value.
 double relative_error(const std::vector<float>& ours, const std::vector<float>& reference);
 

@@ -158,14 +158,13 @@ __device__ bool merge_image(const BeamMergeParams& p, int active, int image, int
   const bool still_possible = improvement && beats_some;
   if (leader) {
     p.improvement_possible[image] = still_possible;
-    p.flags[1 + image] = !still_possible || (all_done && p.early_stopping);
+    p.flags[1 + image] = !still_possible || (all_done && p.early_stopping) || (!p.whole_batch && every_candidate_stops);
   }
   return every_candidate_stops;
 }
 
 __global__ void __launch_bounds__(kThreads) beam_merge_kernel(BeamMergeParams p) {
-  if (*p.flags != 0) return;  // the search has stopped: later steps change nothing
-  const int length = *p.position + 1;
+  if (p.whole_batch && *p.flags != 0) return;  // the search has stopped: later steps change nothing
   const int warp = threadIdx.x / 32, warps = blockDim.x / 32, lane = threadIdx.x % 32;
   bool every_candidate_stops = true;
   for (int active = warp; active < p.active_images; active += warps) {
@@ -174,8 +173,10 @@ __global__ void __launch_bounds__(kThreads) beam_merge_kernel(BeamMergeParams p)
       if (lane < p.beams) p.parents[image * p.beams + lane] = lane;
       continue;
     }
+    const int length = p.position.of(active * p.beams) + 1;
     every_candidate_stops = merge_image(p, active, image, length) && every_candidate_stops;
   }
+  if (!p.whole_batch) return;
   __syncthreads();  // every image's state is written
   // HF's whole-batch rule, over every image (frozen ones included).
   bool any_improvement = false, every_done = true;
@@ -191,7 +192,33 @@ __global__ void __launch_bounds__(kThreads) beam_merge_kernel(BeamMergeParams p)
   if (threadIdx.x == 0) *p.flags = !(improvement && open_beam && !candidates_stop);
 }
 
+__global__ void start_beam_lines_kernel(StartBeamLinesParams p) {
+  const int line = p.lines[blockIdx.x];
+  const int first_slot = line * p.beams;
+  for (int i = threadIdx.x; i < p.beams * p.max_length; i += blockDim.x) {
+    p.history[int64_t(first_slot) * p.max_length + i] = i % p.max_length == 0 ? p.start : p.pad;
+  }
+  for (int j = threadIdx.x; j < p.beams; j += blockDim.x) {
+    p.running[first_slot + j] = j == 0 ? 0.0f : kBeamSentinel;
+    p.finished_lengths[first_slot + j] = 0;
+    p.finished_done[first_slot + j] = 0;
+    p.finished_scores[first_slot + j] = kBeamSentinel;
+    p.finished_sums[first_slot + j] = 0.0f;
+  }
+  if (threadIdx.x == 0) {
+    p.improvement_possible[line] = 1;
+    p.flags[1 + line] = p.frozen;
+    p.positions[line] = 0;
+  }
+}
+
 }  // namespace
+
+void start_beam_lines(const StartBeamLinesParams& params, cudaStream_t stream) {
+  if (params.count == 0) return;
+  start_beam_lines_kernel<<<params.count, 128, 0, stream>>>(params);
+  TROCR_CUDA_CHECK(cudaGetLastError());
+}
 
 void beam_merge(const BeamMergeParams& params, cudaStream_t stream) {
   if (params.beams > kMaxBeams) fail("beam merge: {} beams > {}", params.beams, kMaxBeams);

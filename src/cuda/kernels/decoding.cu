@@ -114,7 +114,7 @@ __global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
   const int row = blockIdx.x, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const float* scores = logits + int64_t(row) * params.vocab;
   const int slot = params.row_slots[row];
-  mark_banned_tokens(params.history + int64_t(slot) * params.max_length, *params.position + 1,
+  mark_banned_tokens(params.history + int64_t(slot) * params.max_length, params.position.of(row) + 1,
                      params.no_repeat_ngram_size, params.min_length, params.eos, banned, params.vocab);
   // log_softmax over the raw logits, as HF computes it before the processors.
   float largest = -INFINITY;
@@ -178,8 +178,8 @@ __global__ void beam_top_k_kernel(BeamTopKParams params, const float* logits) {
   }
 }
 
-__global__ void advance_position_kernel(StepPositions position, int rows) {
-  const int row = blockIdx.x * blockDim.x + threadIdx.x;
+__global__ void advance_position_kernel(StepPositions position, int rows, int rows_per_sequence) {
+  const int row = (blockIdx.x * blockDim.x + threadIdx.x) * rows_per_sequence;
   start_next_kernel();
   wait_for_previous_kernel();
   if (position.per_row == nullptr && row == 0) *position.values += 1;
@@ -224,7 +224,8 @@ __global__ void permute_beam_caches_kernel(PermuteCachesParams params, void* con
     identity = identity && parent[j] == j;
   }
   if (identity) return;
-  const int positions = params.position != nullptr ? *params.position + 1 : params.positions;
+  const int positions =
+      params.position.values != nullptr ? params.position.of(blockIdx.y * params.beams) + 1 : params.positions;
   const int64_t units = positions * params.position_bytes / int64_t(sizeof(Unit));
   const int64_t stride = params.slot_bytes / int64_t(sizeof(Unit));
   Unit* base = static_cast<Unit*>(caches[blockIdx.z]) + int64_t(image) * params.beams * stride;
@@ -256,10 +257,13 @@ void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t 
   TROCR_CUDA_CHECK(cudaGetLastError());
 }
 
-void advance_position(const StepPositions& position, int rows, cudaStream_t stream) {
+void advance_position(const StepPositions& position, int rows, cudaStream_t stream, int rows_per_sequence) {
+  const int sequences = (rows + rows_per_sequence - 1) / rows_per_sequence;
   const int threads = position.per_row == nullptr ? 1 : 256;
-  const int blocks = position.per_row == nullptr ? 1 : (rows + 255) / 256;
-  if (blocks > 0) launch_dependent(advance_position_kernel, blocks, threads, 0, stream, position, rows);
+  const int blocks = position.per_row == nullptr ? 1 : (sequences + 255) / 256;
+  if (blocks > 0) {
+    launch_dependent(advance_position_kernel, blocks, threads, 0, stream, position, rows, rows_per_sequence);
+  }
 }
 
 void start_greedy_lines(const StartLinesParams& params, cudaStream_t stream) {

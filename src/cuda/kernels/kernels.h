@@ -209,7 +209,7 @@ void greedy_select(const GreedyParams& params, const float* logits, cudaStream_t
 // Beam search's per-row step: the k best of log_softmax(logits) + running score, banned tokens
 // at -inf, best first (ties: lower token). Row r's running score and sequence belong to slot
 // row_slots[r]. Banned tokens come from HF's min_length and no_repeat_ngram processors over the
-// slot's sequence (history [slots, max_length], *position + 1 tokens long).
+// slot's sequence (history [slots, max_length], position.of(r) + 1 tokens long).
 constexpr int kMaxBeamTopK = 32;
 constexpr int kMaxBeams = kMaxBeamTopK / 2;  // beam search keeps 2 * num_beams candidates
 struct BeamTopKParams {
@@ -221,7 +221,7 @@ struct BeamTopKParams {
   int* tokens;
   const int* row_slots = nullptr;
   const int* history = nullptr;
-  const int* position = nullptr;
+  StepPositions position;
   int max_length = 0;
   int min_length = 0;
   int eos = 0;
@@ -230,8 +230,9 @@ struct BeamTopKParams {
 void beam_top_k(const BeamTopKParams& params, const float* logits, cudaStream_t stream);
 
 // The rows' positions += 1 (the last launch of a captured decode step): the one shared position,
-// or each of the `rows` rows' own.
-void advance_position(const StepPositions& position, int rows, cudaStream_t stream);
+// or each sequence's own, where rows come in runs of rows_per_sequence (a beam search's beams
+// share their image's position).
+void advance_position(const StepPositions& position, int rows, cudaStream_t stream, int rows_per_sequence = 1);
 // tokens[r] = history[images[r], position.of(r)] (the next step's input).
 void gather_last_tokens(const int* history, const int* images, int rows, int max_length,
                         const StepPositions& position, int* tokens, cudaStream_t stream);
@@ -277,16 +278,17 @@ bool small_linear_normed(const NormedInput<T>& input, const T* w, const TOut* bi
 
 // Beam reordering of KV caches, all of them in one launch. Slots are image-major, `beams` per
 // image; slot j of an image takes the cache its slot parents[j] (an index within the image)
-// had, for positions [0, *position + 1) (or [0, positions) when position is null). Each cache is
-// [slots, ...] with slot_bytes per slot and position_bytes per position; caches[c] points at
-// cache c. Blocks cover `images` images: images[i * beams] names the i-th (image i when null).
-// Nothing moves once *stop is set (stop may be null). At most kMaxPermutedBeams beams.
+// had, for positions [0, position.of(i * beams) + 1) (or [0, positions) when position.values is
+// null). Each cache is [slots, ...] with slot_bytes per slot and position_bytes per position;
+// caches[c] points at cache c. Blocks cover `images` images: images[i * beams] names the i-th
+// (image i when null). Nothing moves once *stop is set (stop may be null). At most
+// kMaxPermutedBeams beams.
 constexpr int kMaxPermutedBeams = 64;
 struct PermuteCachesParams {
   int beams;
   const int* parents;
   const int* images = nullptr;
-  const int* position = nullptr;
+  StepPositions position;
   int positions = 0;
   int64_t slot_bytes = 0;
   int64_t position_bytes = 0;
@@ -296,11 +298,14 @@ void permute_beam_caches(const PermuteCachesParams& params, void* const* caches,
                          int max_positions, cudaStream_t stream);
 
 // Beam search's bookkeeping after beam_top_k, on the device: advance_beams
-// (src/decoding/beam_state.h) for every active image, a warp per image. For each active image that is not frozen it picks the step's 2 * beams
-// candidates, extends the running sequences (history, running scores, the caches' parents),
-// offers the ones that ended to the finished set, and applies HF's per-image early-stop
-// heuristic; then it evaluates HF's whole-batch stopping rule into *stop. Once *stop is set,
-// further steps change nothing. Per-slot arrays are [images * beams]; per-image ones [images].
+// (src/decoding/beam_state.h) for every active image, a warp per image. For each active image
+// that is not frozen it picks the step's 2 * beams candidates, extends the running sequences
+// (history, running scores, the caches' parents), offers the ones that ended to the finished
+// set, and applies HF's per-image early-stop heuristic. A whole batch then evaluates HF's
+// whole-batch stopping rule into flags[0]; once it is set, further steps change nothing. Lines in
+// flight (whole_batch false) have no batch: each image stops on its own, frozen also when every
+// candidate stopped, which is that rule for the image alone (HF's generate() of one image).
+// Per-slot arrays are [images * beams]; per-image ones [images].
 struct BeamMergeParams {
   int active_images;       // rows / beams; the rows of active image a are a * beams ...
   const int* row_images;   // row -> image
@@ -308,7 +313,7 @@ struct BeamMergeParams {
   int beams;
   const float* values;     // beam_top_k's output, [rows, 2 * beams]
   const int* tokens;
-  const int* position;     // the step's position: sequences hold *position + 1 tokens
+  StepPositions position;  // row-indexed: active image a's sequences hold position.of(a * beams) + 1 tokens
   int max_length;
   int eos;
   bool early_stopping;        // HF's early_stopping=True
@@ -327,7 +332,31 @@ struct BeamMergeParams {
   int* finished_done;
   int* improvement_possible;  // [images], HF's is_early_stop_heuristic_unsatisfied
   int* flags;              // [1 + images]: the stop flag, then each image's frozen flag
+  bool whole_batch = true;
 };
 void beam_merge(const BeamMergeParams& params, cudaStream_t stream);
+// Beam lines joining a running batch (in-flight batching): each of `count` images lines[i] gets
+// HF's initial state (every beam holds the start token, only the first may expand), an empty
+// finished set, improvement possible, position 0, and frozen = `frozen` (a line batch's scratch
+// image starts frozen: its padding rows run through the decoder and change nothing).
+struct StartBeamLinesParams {
+  const int* lines;
+  int count;
+  int beams;
+  int max_length;
+  int start;
+  int pad;
+  bool frozen;
+  int* history;  // BeamMergeParams' arrays
+  float* running;
+  int* finished_lengths;
+  int* finished_done;
+  float* finished_scores;
+  float* finished_sums;
+  int* improvement_possible;
+  int* flags;
+  int* positions;
+};
+void start_beam_lines(const StartBeamLinesParams& params, cudaStream_t stream);
 
 }  // namespace trocr::cuda
