@@ -286,11 +286,13 @@ TYPED_TEST(CudaHalfKernels, GroupedCrossAttentionMatchesTheCpu) {
 }
 
 // Greedy's cross-attention over the encoder states: one key split (many images) and several
-// (one image), a partial last tile, fewer query rows than a tile, two widths.
+// (one image; two), a partial last tile, fewer tiles than the pipeline's stages, fewer query rows
+// than a tile, three widths (trocr-base's states are 1024 wide).
 TYPED_TEST(CudaHalfKernels, FoldedAttentionMatchesTheCpu) {
   using T = TypeParam;
-  for (const auto& [images, rows, keys, width] : {std::array<int, 4>{200, 16, 577, 768}, std::array<int, 4>{1, 16, 577, 768},
-                                                  std::array<int, 4>{3, 8, 45, 384}}) {
+  for (const auto& [images, rows, keys, width] :
+       {std::array<int, 4>{200, 16, 577, 768}, std::array<int, 4>{1, 16, 577, 768}, std::array<int, 4>{3, 8, 45, 384},
+        std::array<int, 4>{2, 16, 577, 1024}, std::array<int, 4>{140, 16, 33, 1024}}) {
     const auto queries = rounded<T>(random_values(size_t(images) * rows * width, this->generator_, 0.3f));
     const auto states = rounded<T>(random_values(size_t(images) * keys * width, this->generator_));
     auto d_queries = to_device<T>(queries);

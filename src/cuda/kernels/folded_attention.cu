@@ -2,8 +2,9 @@
 // image's rows are its M <= 16 folded queries q' (one per head, each as wide as the states), and
 //   mix[m] = sum_t softmax_t(scale * q'[m] . e_t) e_t.
 // Flash-style in one pass, so the states are read once per layer and step: a block of 8 warps
-// takes one (image, key split) and walks the states in tiles of 32 through a cp.async double
-// buffer. The state width is split over the warps: each computes its slice's share of the
+// takes one (image, key split) and walks the states in tiles of 16 through a ring of four
+// cp.async stages, three tiles loading while one is computed (one block fits an SM at width 1024:
+// with two stages of 32 keys, a block waited for each tile and the kernel read ~1.6 TB/s). The state width is split over the warps: each computes its slice's share of the
 // 16 x 32 scores on tensor cores (the queries' fragments stay in registers), the shares are
 // summed in shared memory, every warp runs the same fp32 online softmax on the sums, and each
 // accumulates P times its own slice of the tile. With several key splits (small batches, to
@@ -21,7 +22,8 @@
 namespace trocr::cuda {
 namespace {
 
-constexpr int kKeys = 32;  // states per tile
+constexpr int kKeys = 16;   // states per tile
+constexpr int kStages = 4;  // tiles in shared memory: kStages - 1 load while one is computed
 constexpr int kWarps = 8;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRows = kMaxFoldedHeads;  // one mma tile of queries (an image's heads)
@@ -30,7 +32,7 @@ template <typename T, int kWidth>
 struct FoldedShared {
   static constexpr int kStride = kWidth + 8;  // padded shared rows: conflict-free ldmatrix
   T queries[kRows][kStride];
-  T states[2][kKeys][kStride];
+  T states[kStages][kKeys][kStride];
   float scores[kWarps][kRows][kKeys + 4];  // each warp's share of a tile's scores (padded rows)
 };
 
@@ -63,10 +65,18 @@ __global__ void __launch_bounds__(kThreads)
   const int first_column = warp * kSlice;
   const T* image_states = states + int64_t(image) * params.keys * kWidth;
 
-  // The states were written before the step began (see dependent_launch.cuh): the first tile
-  // loads while the previous kernel, which computes the queries, finishes.
+  // The states were written before the step began (see dependent_launch.cuh): the first tiles
+  // load while the previous kernel, which computes the queries, finishes. Every stage commits a
+  // group, empty past the last tile, so that wait_async counts the same in every iteration.
   start_next_kernel();
-  load_states<kWidth>(image_states, begin, end, shared.states[0]);
+#pragma unroll
+  for (int stage = 0; stage + 1 < kStages; ++stage) {
+    if (stage < tiles) {
+      load_states<kWidth>(image_states, begin + stage * kKeys, end, shared.states[stage]);
+    } else {
+      commit_async();
+    }
+  }
   wait_for_previous_kernel();
   for (int i = threadIdx.x; i < kRows * kWidth / 8; i += kThreads) {
     const int row = i / (kWidth / 8), column = (i % (kWidth / 8)) * 8;
@@ -90,15 +100,16 @@ __global__ void __launch_bounds__(kThreads)
   const float scale_log2 = params.scale * kLog2e;
 
   for (int tile = 0; tile < tiles; ++tile) {
-    const int buffer = tile % 2;
-    if (tile + 1 < tiles) {
-      load_states<kWidth>(image_states, begin + (tile + 1) * kKeys, end, shared.states[1 - buffer]);
-      wait_async<1>();
+    // The stage this load fills was computed in the previous iteration, which ended in a barrier.
+    const int ahead = tile + kStages - 1;
+    if (ahead < tiles) {
+      load_states<kWidth>(image_states, begin + ahead * kKeys, end, shared.states[ahead % kStages]);
     } else {
-      wait_async<0>();
+      commit_async();
     }
+    wait_async<kStages - 1>();  // this tile's group has landed
     __syncthreads();
-    const T(*tile_states)[kStride] = shared.states[buffer];
+    const T(*tile_states)[kStride] = shared.states[tile % kStages];
 
     // This warp's slice of S = Q' E^T: ldmatrix x4 gives two 8-key blocks of 16 columns.
     float s[kKeys / 8][4];
@@ -135,7 +146,7 @@ __global__ void __launch_bounds__(kThreads)
     }
     softmax_and_accumulate<T, kKeys, kSlice, kStride>(s, scale_log2, tile_states, first_column, running_max,
                                                       running_sum, output);
-    __syncthreads();  // the next tile's copies and scores overwrite this one's
+    __syncthreads();  // the next tile's scores, and a later tile's copies, overwrite this one's
   }
 
 #pragma unroll
@@ -184,9 +195,11 @@ void launch_folded_attention(const FoldedAttentionParams& params, const T* queri
 }  // namespace
 
 int folded_attention_splits(int images, int keys) {
+  // Splits only where they fill more SMs: a split pays a combine pass (at 128 images on 132 SMs,
+  // two splits cost 20 us of combining for a wave the GPU had anyway).
   const int processors = multiprocessor_count();
   const int tiles = (keys + kKeys - 1) / kKeys;
-  return std::max(1, std::min({(processors + images - 1) / images, tiles, kMaxFoldedSplits}));
+  return std::max(1, std::min({processors / images, tiles, kMaxFoldedSplits}));
 }
 
 template <typename T>
