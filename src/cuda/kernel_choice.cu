@@ -124,10 +124,11 @@ CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows,
   }
   // Over the encoder states when the per-layer K/V (2 * d_model values per key and layer) are
   // much wider than the states, at large batches. trocr-base greedy fp16 on an H200 against the
-  // grouped kernel: batch 256 +8%, batch 128 -2% (bench/results/2026-11-30-h200-226e73e-*); on
-  // an H100 batch 256 +19%, batch 128 +6%, batch 1 1.9x slower; trocr-small (d_model 256 < 384)
-  // slower at every batch (-50345d5-folded-attention.json).
-  if (folded_fits && rows >= 256 && d_model >= cross_width) return CrossAttentionKernel::OverEncoderStates;
+  // grouped kernel, decoding since the folded kernel's four-stage ring (bb2daf6): batch 256
+  // 56 against 70 ms, batch 128 35.5 against 41.5-42.5, batch 64 32 against 28.3
+  // (bench/results/2026-12-01-h200-bb2daf6-folded-against-adfcedc.md); trocr-small (d_model 256 <
+  // 384) slower at every batch (-50345d5-folded-attention.json).
+  if (folded_fits && rows >= 128 && d_model >= cross_width) return CrossAttentionKernel::OverEncoderStates;
   return grouped_fits ? CrossAttentionKernel::GroupedTensorCore : CrossAttentionKernel::Chunked;
 }
 
