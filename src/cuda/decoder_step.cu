@@ -198,8 +198,9 @@ void DecoderStep<T>::attention_over_encoder_states(int layer, int rows) {
   fold.batch = heads, fold.stride_a = dim, fold.stride_b = int64_t(dim) * width, fold.stride_c = width;
   gemm_.matmul<T, T>(fold, query_.data(), key_weights, folded_queries_.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
-  const FoldedAttentionParams attention{folded_partials_.data(), rows, heads, sequence, width, scale};
-  if (!folded_attention<T>(attention, folded_queries_.data(), states_.states(), folded_mix_.data(), gemm_.stream())) {
+  const FoldedAttentionParams attention{folded_partials_.data(), rows, heads, sequence, width, scale, row_images_.data()};
+  if (!folded_attention<T>(attention, folded_queries_.data(), states_.states_by_slot(), folded_mix_.data(),
+                           gemm_.stream())) {
     fail("CUDA decoder: the attention over encoder states refused a width of {}", width);
   }
   // context[r, h] = mix[r, h] . W_v[h]^T

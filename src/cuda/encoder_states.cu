@@ -41,9 +41,23 @@ void EncoderStates<T>::prepare_slots(const std::vector<int>& slots) {
   }
   const int64_t state_width = weights_.cross_key_values.in, key_value_width = weights_.cross_key_values.out;
   for (const SlotRun& run : consecutive_slot_runs(slots)) {
-    linear(gemm_, states() + int64_t(run.first) * sequence * state_width, static_cast<int>(run.count) * sequence,
-           weights_.cross_key_values, key_values_.data() + int64_t(run.slot) * sequence * key_value_width);
+    const T* run_states = states() + int64_t(run.first) * sequence * state_width;
+    linear(gemm_, run_states, static_cast<int>(run.count) * sequence, weights_.cross_key_values,
+           key_values_.data() + int64_t(run.slot) * sequence * key_value_width);
+    if (!slot_states_.empty()) {
+      TROCR_CUDA_CHECK(cudaMemcpyAsync(slot_states_.data() + int64_t(run.slot) * sequence * state_width, run_states,
+                                       run.count * sequence * state_width * sizeof(T), cudaMemcpyDeviceToDevice,
+                                       gemm_.stream()));
+    }
   }
+}
+
+template <typename T>
+void EncoderStates<T>::keep_states_by_slot() {
+  if (!slot_states_.empty()) return;
+  const size_t values = size_t(max_images_) * config_.encoder.sequence_length() * weights_.cross_key_values.in;
+  slot_states_.resize(values);
+  TROCR_CUDA_CHECK(cudaMemsetAsync(slot_states_.data(), 0, values * sizeof(T), gemm_.stream()));
 }
 
 template <typename T>

@@ -21,14 +21,19 @@ class EncoderStates {
   // per-layer K/V (the over-encoder-states cross-attention needs none).
   void prepare(int images, bool key_values);
   // Lines in flight: after the encoder has written slots.size() outputs (at 0, 1, ...), output
-  // i's K/V go to image slot slots[i] (ascending; a run of consecutive slots is one product).
-  // Only the per-layer K/V are kept per slot: the outputs are the next admission's staging.
+  // i's K/V go to image slot slots[i] (ascending; a run of consecutive slots is one product),
+  // and its (projected) states too once keep_states_by_slot was called (for the cross-attention
+  // over the encoder states); the outputs themselves are the next admission's staging.
   void prepare_slots(const std::vector<int>& slots);
+  void keep_states_by_slot();  // zeroed at first: every slot's states are finite
   // Zeroes image slot `slot`'s K/V (a slot only padding rows read: finite values).
   void clear_slot(int slot);
 
   // [images * sequence, cross width]: the (projected) encoder output.
   const T* states() const { return projected_.empty() ? output_.data() : projected_.data(); }
+  // [images * sequence, cross width]: image slot s's states at s * sequence: the lines' kept
+  // states once keep_states_by_slot was called, else the output of a whole batch (image i in slot i).
+  const T* states_by_slot() const { return slot_states_.empty() ? states() : slot_states_.data(); }
   // [images * sequence, layers * 2 * d_model]: K then V of each layer, side by side per key.
   const T* key_values() const { return key_values_.data(); }
   int max_images() const { return max_images_; }
@@ -38,7 +43,7 @@ class EncoderStates {
   const ModelConfig& config_;
   Gemm& gemm_;
   int max_images_;
-  DeviceBuffer<T> output_, projected_, key_values_;
+  DeviceBuffer<T> output_, projected_, key_values_, slot_states_;
 };
 
 }  // namespace trocr::cuda

@@ -34,8 +34,11 @@ class CudaLineBatch : public LineBatch {
     workspace_->states.clear_slot(scratch_line());
     search().start_scratch_line(scratch_line(), options_);
     host_.grow_pixel_buffers(workspace_->encoder.chunk());
-    // Per-layer K/V in every slot: the over-encoder-states form reads all of a batch's images.
-    cross_ = workspace_->step.choose_cross_attention(capacity * beams(), /*greedy=*/false);
+    // Per-layer K/V in every slot; greedy lines keep their states by slot too where a step of
+    // them may attend over the encoder states (the chooser takes it from some row count on).
+    folded_ = kGreedy && workspace_->step.choose_cross_attention(capacity, /*greedy=*/true) ==
+                             CrossAttentionKernel::OverEncoderStates;
+    if (folded_) workspace_->states.keep_states_by_slot();
     for (int line = capacity - 1; line >= 0; --line) free_.push_back(line);
     if (host_.profile) {
       for (auto& mark : marks_) TROCR_CUDA_CHECK(cudaEventCreate(&mark));
@@ -95,7 +98,9 @@ class CudaLineBatch : public LineBatch {
         add_line(lines[i]);
         if (i < padding) add_line(scratch_line());
       }
-      shape_ = workspace_->step.set_rows(slots, images, options_.max_length, cross_, RowPositions::PerImage);
+      const int rows = static_cast<int>(slots.size());
+      const CrossAttentionKernel cross = workspace_->step.choose_cross_attention(rows, /*greedy=*/folded_);
+      shape_ = workspace_->step.set_rows(slots, images, options_.max_length, cross, RowPositions::PerImage);
       rows_changed_ = false;
     }
     mark(kStepping);
@@ -168,7 +173,7 @@ class CudaLineBatch : public LineBatch {
   const LineBatchHost<T> host_;
   const SearchOptions options_;
   std::unique_ptr<Workspace<T>> workspace_;
-  CrossAttentionKernel cross_;
+  bool folded_ = false;  // steps may attend over the states kept by slot
   std::vector<int> steps_;  // by line: steps taken, -1 where free
   std::vector<int> free_;   // descending: back() is the lowest
   bool rows_changed_ = true;

@@ -52,6 +52,10 @@ TEST(KernelChoice, AttentionOverEncoderStatesForLargeGreedyBatchesOfWideDecoders
       << "beam search keeps the per-layer K/V";
   EXPECT_EQ(cross(DType::F16, kSmall, 256, true, gpu(kHopper)), CrossAttentionKernel::GroupedTensorCore)
       << "trocr-small's K/V are narrower than its states";
+  EXPECT_EQ(cross(DType::F16, Decoder{64, 256, 256}, 256, true, gpu(kHopper)), CrossAttentionKernel::GroupedTensorCore)
+      << "256-wide states (the demo model's) only when forced: not measured";
+  EXPECT_EQ(cross(DType::F16, Decoder{64, 256, 256}, 4, true, gpu(kHopper, "cross_attention=encoder_states")),
+            CrossAttentionKernel::OverEncoderStates);
   EXPECT_EQ(cross(DType::F32, kBase, 256, true, gpu(kHopper)), CrossAttentionKernel::Chunked);
   EXPECT_EQ(cross(DType::F16, kBase, 256, true, gpu(kTuring)), CrossAttentionKernel::Chunked);
 }

@@ -287,20 +287,30 @@ TYPED_TEST(CudaHalfKernels, GroupedCrossAttentionMatchesTheCpu) {
 
 // Greedy's cross-attention over the encoder states: one key split (many images) and several
 // (one image; two), a partial last tile, fewer tiles than the pipeline's stages, fewer query rows
-// than a tile, three widths (trocr-base's states are 1024 wide).
+// than a tile, four widths (trocr-base's states are 1024 wide, the demo model's 256), and rows
+// reading their images' states from slots (lines in flight).
 TYPED_TEST(CudaHalfKernels, FoldedAttentionMatchesTheCpu) {
   using T = TypeParam;
   for (const auto& [images, rows, keys, width] :
        {std::array<int, 4>{200, 16, 577, 768}, std::array<int, 4>{1, 16, 577, 768}, std::array<int, 4>{3, 8, 45, 384},
-        std::array<int, 4>{2, 16, 577, 1024}, std::array<int, 4>{140, 16, 33, 1024}}) {
+        std::array<int, 4>{2, 16, 577, 1024}, std::array<int, 4>{140, 16, 33, 1024}, std::array<int, 4>{5, 4, 577, 256}}) {
+    // Lines in flight read their images' states from slots: row i from slot slots[i] (here the
+    // rows' images reversed within a buffer of images + 1 slots; slot 0 is never read).
+    const bool by_slot = width == 256;
+    std::vector<int> slots(images);
+    for (int i = 0; i < images; ++i) slots[i] = images - i;
+    const int state_slots = by_slot ? images + 1 : images;
     const auto queries = rounded<T>(random_values(size_t(images) * rows * width, this->generator_, 0.3f));
-    const auto states = rounded<T>(random_values(size_t(images) * keys * width, this->generator_));
+    const auto states = rounded<T>(random_values(size_t(state_slots) * keys * width, this->generator_));
     auto d_queries = to_device<T>(queries);
     auto d_states = to_device<T>(states);
+    DeviceBuffer<int> d_slots;
+    d_slots.upload(slots);
     DeviceBuffer<T> mix(size_t(images) * rows * width);
     DeviceBuffer<float> scratch(cuda::folded_attention_scratch_size(images, rows, width));
     const float scale = 0.125f;
-    const cuda::FoldedAttentionParams params{scratch.data(), images, rows, keys, width, scale};
+    const cuda::FoldedAttentionParams params{scratch.data(), images, rows, keys, width, scale,
+                                             by_slot ? d_slots.data() : nullptr};
     const bool launched = cuda::folded_attention<T>(params, d_queries.data(), d_states.data(), mix.data(), nullptr);
     ASSERT_TRUE(launched);
     cuda::FoldedAttentionParams odd = params;
@@ -314,7 +324,7 @@ TYPED_TEST(CudaHalfKernels, FoldedAttentionMatchesTheCpu) {
     shape.head_dim = shape.q_stride = shape.kv_stride = width;
     shape.scale = scale;
     for (int i = 0; i < images; ++i) {
-      const float* image_states = states.data() + size_t(i) * keys * width;
+      const float* image_states = states.data() + size_t(by_slot ? slots[i] : i) * keys * width;
       cpu::attention(queries.data() + size_t(i) * rows * width, image_states, image_states, shape,
                      expected.data() + size_t(i) * rows * width);
     }

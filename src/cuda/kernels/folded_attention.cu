@@ -63,7 +63,9 @@ __global__ void __launch_bounds__(kThreads)
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int group = lane / 4, pair = lane % 4;
   const int first_column = warp * kSlice;
-  const T* image_states = states + int64_t(image) * params.keys * kWidth;
+  // Set before the step began, like the states: readable before the previous kernel ends.
+  const int slot = params.image_slots != nullptr ? params.image_slots[image] : image;
+  const T* image_states = states + int64_t(slot) * params.keys * kWidth;
 
   // The states were written before the step began (see dependent_launch.cuh): the first tiles
   // load while the previous kernel, which computes the queries, finishes. Every stage commits a
@@ -212,6 +214,7 @@ bool folded_attention(const FoldedAttentionParams& params, const T* queries, con
     const auto misaligned = [](const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 != 0; };
     if (misaligned(queries) || misaligned(states) || misaligned(mix)) return false;
     switch (params.width) {
+      case 256: launch_folded_attention<T, 256>(params, queries, states, mix, stream); return true;
       case 384: launch_folded_attention<T, 384>(params, queries, states, mix, stream); return true;
       case 512: launch_folded_attention<T, 512>(params, queries, states, mix, stream); return true;
       case 768: launch_folded_attention<T, 768>(params, queries, states, mix, stream); return true;

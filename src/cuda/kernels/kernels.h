@@ -125,11 +125,13 @@ bool cross_attention(const CrossAttentionParams& params, const T* queries, const
 // (with the final end) for cross_attention.
 std::vector<int> cross_attention_groups(const std::vector<int>& row_images);
 
-// Cross-attention over the encoder states (greedy's folded form), fp16/bf16: for each image
-// its `rows` (at most 16) folded queries [images, rows, width] attend over its states
-// [images, keys, width]: mix[i, m] = sum_t softmax_t(scale * q'[i, m] . e[i, t]) e[i, t], in
-// one pass over the states (scores and softmax in fp32). Widths 384, 512, 768 and 1024;
-// returns false (launching nothing) otherwise. scratch: folded_attention_scratch_size floats.
+// Cross-attention over the encoder states (greedy's folded form), fp16/bf16: for each decoder
+// row i (`images` of them, one per image) its `rows` (at most 16) folded queries [images, rows,
+// width] attend over its image's states e = states + image_slots[i] * keys * width (image i
+// when image_slots is null: lines in flight keep their images' states in their slots):
+// mix[i, m] = sum_t softmax_t(scale * q'[i, m] . e[t]) e[t], in one pass over the states (scores
+// and softmax in fp32). Widths 256, 384, 512, 768 and 1024; returns false (launching nothing)
+// otherwise. scratch: folded_attention_scratch_size floats.
 constexpr int kMaxFoldedSplits = 8;
 struct FoldedAttentionParams {
   float* scratch;
@@ -138,10 +140,11 @@ struct FoldedAttentionParams {
   int keys;
   int width;
   float scale;
+  const int* image_slots = nullptr;
 };
 constexpr int kMaxFoldedHeads = 16;
 inline bool folded_attention_width_supported(int width) {
-  return width == 384 || width == 512 || width == 768 || width == 1024;
+  return width == 256 || width == 384 || width == 512 || width == 768 || width == 1024;
 }
 // How many blocks share an image's keys (enough blocks to fill the GPU).
 int folded_attention_splits(int images, int keys);
