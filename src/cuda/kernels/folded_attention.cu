@@ -1,13 +1,14 @@
 // Cross-attention over the encoder states themselves (the folded form of greedy decoding): an
 // image's rows are its M <= 16 folded queries q' (one per head, each as wide as the states), and
 //   mix[m] = sum_t softmax_t(scale * q'[m] . e_t) e_t.
-// Flash-style in one pass, so the states are read once per layer and step: a block of 8 warps
-// takes one (image, key split) and walks the states in tiles of 16 through a ring of four
-// cp.async stages, three tiles loading while one is computed (one block fits an SM at width 1024:
-// with two stages of 32 keys, a block waited for each tile and the kernel read ~1.6 TB/s). The state width is split over the warps: each computes its slice's share of the
-// 16 x 32 scores on tensor cores (the queries' fragments stay in registers), the shares are
-// summed in shared memory, every warp runs the same fp32 online softmax on the sums, and each
-// accumulates P times its own slice of the tile. With several key splits (small batches, to
+// Flash-style in one pass, so the states are read once per layer and step: a block of 16 warps
+// (8 where the width is not a multiple of 256) takes one (image, key split) and walks the states
+// in tiles of 16 through a ring of four cp.async stages, three tiles loading while one is
+// computed (one block fits an SM at width 1024: with two stages of 32 keys, a block waited for
+// each tile and the kernel read ~1.6 TB/s). The state width is split over the warps: each
+// computes its slice's share of the 16 x 16 scores on tensor cores (the queries' fragments stay
+// in registers), a thread per score sums the shares in shared memory, every warp runs the same
+// fp32 online softmax on the sums, and each accumulates P times its own slice of the tile. With several key splits (small batches, to
 // fill the GPU) the splits' states go to scratch for combine_attention_chunks.
 #include <algorithm>
 #include <type_traits>
@@ -24,23 +25,25 @@ namespace {
 
 constexpr int kKeys = 16;   // states per tile
 constexpr int kStages = 4;  // tiles in shared memory: kStages - 1 load while one is computed
-constexpr int kWarps = 8;
-constexpr int kThreads = kWarps * 32;
 constexpr int kRows = kMaxFoldedHeads;  // one mma tile of queries (an image's heads)
+// Warps per block: each takes a slice of the width, a multiple of 16 columns.
+constexpr int warps_for(int width) { return width % 256 == 0 ? 16 : 8; }
 
 template <typename T, int kWidth>
 struct FoldedShared {
+  static constexpr int kWarps = warps_for(kWidth);
   static constexpr int kStride = kWidth + 8;  // padded shared rows: conflict-free ldmatrix
   T queries[kRows][kStride];
   T states[kStages][kKeys][kStride];
-  float scores[kWarps][kRows][kKeys + 4];  // each warp's share of a tile's scores (padded rows)
+  float shares[kWarps][kRows][kKeys + 4];  // each warp's share of a tile's scores (padded rows)
+  float scores[kRows][kKeys + 4];          // their sums
 };
 
 // Starts the copy of states [first, first + kKeys) into tile (zeros past `end`).
 template <int kWidth, typename T, int kStride>
 __device__ void load_states(const T* states, int first, int end, T (*tile)[kStride]) {
   constexpr int kChunks = kWidth * 2 / 16;  // 16-byte pieces per row
-  for (int i = threadIdx.x; i < kKeys * kChunks; i += kThreads) {
+  for (int i = threadIdx.x; i < kKeys * kChunks; i += blockDim.x) {
     const int row = i / kChunks, column = (i % kChunks) * 8;
     const bool inside = first + row < end;
     copy_async_16(&tile[row][column], states + int64_t(inside ? first + row : 0) * kWidth + column, inside);
@@ -49,12 +52,13 @@ __device__ void load_states(const T* states, int first, int end, T (*tile)[kStri
 }
 
 template <typename T, int kWidth>
-__global__ void __launch_bounds__(kThreads)
+__global__ void __launch_bounds__(warps_for(kWidth) * 32)
     folded_attention_kernel(FoldedAttentionParams params, const T* queries, const T* states, T* mix,
                             int keys_per_split) {
   using Shared = FoldedShared<T, kWidth>;
-  constexpr int kStride = Shared::kStride;
+  constexpr int kStride = Shared::kStride, kWarps = Shared::kWarps, kThreads = kWarps * 32;
   constexpr int kSlice = kWidth / kWarps;  // state columns per warp
+  static_assert(kSlice % 16 == 0 && kRows * kKeys <= kThreads, "a warp's slice is whole mma tiles");
   extern __shared__ __align__(128) unsigned char raw[];
   auto& shared = *reinterpret_cast<Shared*>(raw);
   const int image = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
@@ -102,15 +106,15 @@ __global__ void __launch_bounds__(kThreads)
   const float scale_log2 = params.scale * kLog2e;
 
   for (int tile = 0; tile < tiles; ++tile) {
-    // The stage this load fills was computed in the previous iteration, which ended in a barrier.
-    const int ahead = tile + kStages - 1;
+    // Groups committed so far: kStages - 1 + tile; this tile's is among the first tile + 1.
+    wait_async<kStages - 2>();
+    __syncthreads();  // every warp is done with tile - 1: its stage, shares and sums
+    const int ahead = tile + kStages - 1;  // into the stage tile - 1 used
     if (ahead < tiles) {
       load_states<kWidth>(image_states, begin + ahead * kKeys, end, shared.states[ahead % kStages]);
     } else {
       commit_async();
     }
-    wait_async<kStages - 1>();  // this tile's group has landed
-    __syncthreads();
     const T(*tile_states)[kStride] = shared.states[tile % kStages];
 
     // This warp's slice of S = Q' E^T: ldmatrix x4 gives two 8-key blocks of 16 columns.
@@ -130,25 +134,29 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
     for (int n = 0; n < kKeys / 8; ++n) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) shared.scores[warp][group + 8 * (e / 2)][n * 8 + 2 * pair + (e & 1)] = s[n][e];
+      for (int e = 0; e < 4; ++e) shared.shares[warp][group + 8 * (e / 2)][n * 8 + 2 * pair + (e & 1)] = s[n][e];
     }
     __syncthreads();
-    // Every warp sums the shares in the same order, so all hold the same scores and softmax.
+    // A thread per score sums the shares, so every warp reads the same scores.
+    if (threadIdx.x < kRows * kKeys) {
+      const int row = threadIdx.x / kKeys, key = threadIdx.x % kKeys;
+      float total = 0.0f;
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) total += shared.shares[w][row][key];
+      shared.scores[row][key] = total;
+    }
+    __syncthreads();
     const int valid = end - (begin + tile * kKeys);
 #pragma unroll
     for (int n = 0; n < kKeys / 8; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const int row = group + 8 * (e / 2), key = n * 8 + 2 * pair + (e & 1);
-        float total = 0.0f;
-#pragma unroll
-        for (int w = 0; w < kWarps; ++w) total += shared.scores[w][row][key];
-        s[n][e] = key < valid ? total : -INFINITY;
+        const int key = n * 8 + 2 * pair + (e & 1);
+        s[n][e] = key < valid ? shared.scores[group + 8 * (e / 2)][key] : -INFINITY;
       }
     }
     softmax_and_accumulate<T, kKeys, kSlice, kStride>(s, scale_log2, tile_states, first_column, running_max,
                                                       running_sum, output);
-    __syncthreads();  // the next tile's scores, and a later tile's copies, overwrite this one's
   }
 
 #pragma unroll
@@ -187,8 +195,8 @@ void launch_folded_attention(const FoldedAttentionParams& params, const T* queri
   static_assert(sizeof(FoldedShared<T, 1024>) <= 227 * 1024, "fits an H100 block's shared memory");
   TROCR_CUDA_CHECK(cudaFuncSetAttribute(folded_attention_kernel<T, kWidth>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
-  launch_dependent(folded_attention_kernel<T, kWidth>, dim3(params.images, used_splits), kThreads, shared_bytes, stream,
-                   params, queries, states, mix, keys_per_split);
+  launch_dependent(folded_attention_kernel<T, kWidth>, dim3(params.images, used_splits), warps_for(kWidth) * 32,
+                   shared_bytes, stream, params, queries, states, mix, keys_per_split);
   if (used_splits > 1) {
     combine_attention_chunks<T>(params.scratch, params.images, params.rows, kWidth, used_splits, mix, stream);
   }
