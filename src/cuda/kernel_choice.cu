@@ -124,12 +124,12 @@ CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows,
   }
   // Over the encoder states when the per-layer K/V (2 * d_model values per key and layer) are
   // much wider than the states, at large batches. trocr-base greedy fp16 on an H200 against the
-  // grouped kernel, decoding since the folded kernel's four-stage ring (bb2daf6): batch 256
-  // 56 against 70 ms, batch 128 35.5 against 41.5-42.5, batch 64 32 against 28.3
-  // (bench/results/2026-12-01-h200-bb2daf6-folded-against-adfcedc.md); trocr-small (d_model 256 <
-  // 384) slower at every batch (-50345d5-folded-attention.json).
+  // grouped kernel, decoding since the folded kernel's 16-warp blocks (d0e92d7): batch 256
+  // 52.7-53.0 against ~70 ms, batch 128 33.5-34.7 against 41.4-42.4, batch 64 31.1 against 28.1;
+  // the lines meet at ~80 rows (bench/results/2026-12-01-h200-d0e92d7-folded.md). trocr-small
+  // (d_model 256 < 384) slower at every batch (-50345d5-folded-attention.json).
   // Widths below 384 (the demo model's 256) are there for forced runs and tests: not measured.
-  if (folded_fits && rows >= 128 && d_model >= cross_width && cross_width >= 384) {
+  if (folded_fits && rows >= 96 && d_model >= cross_width && cross_width >= 384) {
     return CrossAttentionKernel::OverEncoderStates;
   }
   return grouped_fits ? CrossAttentionKernel::GroupedTensorCore : CrossAttentionKernel::Chunked;
