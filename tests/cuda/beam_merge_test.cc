@@ -56,7 +56,22 @@ std::vector<BeamState> random_states(int images, int beams, int length, std::mt1
   return states;
 }
 
-void upload(const std::vector<BeamState>& states, int beams, int max_length, DeviceState& device) {
+SearchOptions beam_options(int beams, int max_length, EarlyStopping early_stopping, double length_penalty) {
+  SearchOptions options;
+  options.num_beams = beams;
+  options.max_length = max_length;
+  options.eos = kEos;
+  options.early_stopping = early_stopping;
+  options.length_penalty = length_penalty;
+  return options;
+}
+
+// The states, and the length penalty's denominators, on the device.
+void upload(const std::vector<BeamState>& states, const SearchOptions& options, DeviceState& device) {
+  const int beams = options.num_beams, max_length = options.max_length;
+  std::vector<float> denominators(max_length + 1);
+  for (int l = 0; l <= max_length; ++l) denominators[l] = length_penalty_denominator(l, options.length_penalty);
+  device.denominators.upload(denominators);
   const int images = static_cast<int>(states.size()), slots = images * beams;
   std::vector<int> history(size_t(slots) * max_length, 1), finished_ids(history.size(), 1), lengths(slots), done(slots);
   std::vector<float> running(slots), scores(slots), sums(slots);
@@ -163,25 +178,16 @@ TEST(CudaBeamMerge, MatchesTheHostBookkeepingStateForState) {
     for (EarlyStopping early : {EarlyStopping::False, EarlyStopping::True, EarlyStopping::Never}) {
       for (double penalty : {1.0, 2.0, 0.0, -0.5}) {
         for (int start : {1, 4, 9}) {
-          SearchOptions options;
-          options.num_beams = beams;
-          options.max_length = max_length;
-          options.eos = kEos;
-          options.early_stopping = early;
-          options.length_penalty = penalty;
+          const SearchOptions options = beam_options(beams, max_length, early, penalty);
           std::vector<BeamState> states = random_states(images, beams, start, generator);
           DeviceState device;
-          upload(states, beams, max_length, device);
-          std::vector<float> denominators(max_length + 1);
-          for (int l = 0; l <= max_length; ++l) denominators[l] = length_penalty_denominator(l, penalty);
-          device.denominators.upload(denominators);
+          upload(states, options, device);
           for (int length = start; length + 1 < max_length; ++length) {
             std::vector<int> active;
             for (int i = 0; i < images; ++i) {
               if (!states[i].frozen) active.push_back(i);
             }
             if (active.empty()) break;
-            const int rows = static_cast<int>(active.size()) * beams;
             std::vector<float> values;
             std::vector<int> tokens, row_images;
             random_candidates(active, beams, generator, values, tokens, row_images);
@@ -227,12 +233,7 @@ TEST(CudaBeamMerge, LinesInFlightMatchEachImageAlone) {
   for (int beams : {2, 4, 16}) {
     for (EarlyStopping early : {EarlyStopping::False, EarlyStopping::True, EarlyStopping::Never}) {
       for (double penalty : {1.0, 2.0, -0.5}) {
-        SearchOptions options;
-        options.num_beams = beams;
-        options.max_length = max_length;
-        options.eos = kEos;
-        options.early_stopping = early;
-        options.length_penalty = penalty;
+        const SearchOptions options = beam_options(beams, max_length, early, penalty);
         std::vector<BeamState> states;
         std::vector<int> lengths;
         for (int i = 0; i < images; ++i) {
@@ -240,10 +241,7 @@ TEST(CudaBeamMerge, LinesInFlightMatchEachImageAlone) {
           states.push_back(random_states(1, beams, lengths.back(), generator)[0]);
         }
         DeviceState device;
-        upload(states, beams, max_length, device);
-        std::vector<float> denominators(max_length + 1);
-        for (int l = 0; l <= max_length; ++l) denominators[l] = length_penalty_denominator(l, penalty);
-        device.denominators.upload(denominators);
+        upload(states, options, device);
         for (int step_index = 0;; ++step_index) {
           std::vector<int> active, positions(images);
           for (int i = 0; i < images; ++i) {

@@ -208,40 +208,42 @@ void expect_same_candidates(const std::vector<Recognition>& a, const std::vector
   }
 }
 
-// Beam search and batching on the GPU (its bookkeeping on the device), against the CPU engine
-// (itself checked against HF).
-TEST(CudaEngine, BatchedBeamSearchMatchesTheCpuEngine) {
-  TROCR_SKIP_WITHOUT_GPU();
-  EngineOptions cuda;
-  cuda.device = "cuda";
-  const Recognizer gpu(model_dir("vit-char"), cuda);
-  const Recognizer cpu(model_dir("vit-char"));
-  const auto images = beam_test_images();
+// Beam search on the GPU (its bookkeeping on the device) against the CPU engine (itself checked
+// against HF): vit-char on both, the beam test images.
+class CudaBeamSearch : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TROCR_SKIP_WITHOUT_GPU();
+    EngineOptions cuda;
+    cuda.device = "cuda";
+    gpu_ = std::make_unique<Recognizer>(model_dir("vit-char"), cuda);
+    cpu_ = std::make_unique<Recognizer>(model_dir("vit-char"));
+  }
+  std::unique_ptr<Recognizer> gpu_, cpu_;
+  const std::vector<RgbImage> images_ = beam_test_images();
+};
+
+// Whole batches.
+TEST_F(CudaBeamSearch, BatchedMatchesTheCpuEngine) {
   int index = 0;
-  for (const GenerationConfig& settings : beam_settings(gpu.default_generation())) {
-    expect_same_candidates(gpu.recognize(images, settings), cpu.recognize(images, settings), 1e-3,
+  for (const GenerationConfig& settings : beam_settings(gpu_->default_generation())) {
+    expect_same_candidates(gpu_->recognize(images_, settings), cpu_->recognize(images_, settings), 1e-3,
                            "settings " + std::to_string(index++));
   }
 }
 
-// Beam lines in flight against the CPU engine (itself checked against HF) on each image alone,
-// with every rule of HF's beam search that one returned sequence reaches (beam_settings), 2 to 16
-// beams: lines admitted one per step into 2 slots, so that images join at different steps and
-// each line leaves on its own stopping rule.
-TEST(CudaEngine, BeamLinesInFlightMatchTheCpuEngineOnEachImageAlone) {
-  TROCR_SKIP_WITHOUT_GPU();
-  EngineOptions cuda;
-  cuda.device = "cuda";
-  const Recognizer gpu(model_dir("vit-char"), cuda);
-  const Recognizer cpu(model_dir("vit-char"));
-  const auto images = beam_test_images();
+// Lines in flight against the CPU engine on each image alone, with every rule of HF's beam search
+// that one returned sequence reaches (beam_settings), 2 to 16 beams: lines admitted one per step
+// into 2 slots, so that images join at different steps and each line leaves on its own stopping
+// rule.
+TEST_F(CudaBeamSearch, LinesInFlightMatchTheCpuEngineOnEachImageAlone) {
   int index = 0;
-  for (GenerationConfig settings : beam_settings(gpu.default_generation())) {
+  for (GenerationConfig settings : beam_settings(gpu_->default_generation())) {
     settings.num_return_sequences = 1;
-    if (!device_beam_search(gpu, settings)) continue;
+    if (!device_beam_search(*gpu_, settings)) continue;
     std::vector<Recognition> alone;
-    for (const RgbImage& image : images) alone.push_back(cpu.recognize({image}, settings).at(0));
-    const InFlightResult in_flight = recognize_in_flight(gpu, images, settings, 2, 1);
+    for (const RgbImage& image : images_) alone.push_back(cpu_->recognize({image}, settings).at(0));
+    const InFlightResult in_flight = recognize_in_flight(*gpu_, images_, settings, 2, 1);
     EXPECT_EQ(in_flight.most_active, 2);
     expect_same_candidates(in_flight.results, alone, 1e-3, "in flight, settings " + std::to_string(index++));
   }
