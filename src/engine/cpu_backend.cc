@@ -1,3 +1,5 @@
+#include <fmt/ranges.h>
+
 #include <algorithm>
 #include <memory>
 #include <optional>
@@ -166,7 +168,7 @@ const std::vector<std::string>& engine_dtypes() {
 std::unique_ptr<Backend> make_backend(ModelDirectory& model, const std::string& device,
                                       const std::string& dtype, [[maybe_unused]] const BackendOptions& options) {
   if (std::find(engine_dtypes().begin(), engine_dtypes().end(), dtype) == engine_dtypes().end()) {
-    fail("dtype '{}': expected fp32, fp16, bf16 or fp8", dtype);
+    fail("dtype '{}': expected one of {}", dtype, fmt::join(engine_dtypes(), ", "));
   }
   if (device == "cpu") {
     return make_cpu_backend(model, dtype, options);

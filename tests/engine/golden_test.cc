@@ -13,6 +13,13 @@
 namespace trocr::test {
 namespace {
 
+// An unknown dtype is refused by name, with every accepted one (engine_dtypes(), the one list).
+TEST(EngineOptions, UnknownDtypeNamesTheAcceptedOnes) {
+  EngineOptions options;
+  options.dtype = "fp64";
+  EXPECT_ERROR_CONTAINS(Recognizer(model_dir("vit-char"), options), "dtype 'fp64': expected one of fp32, fp16, bf16, fp8");
+}
+
 // HF pads shorter rows of a batch with pad_token_id; ours are unpadded.
 void expect_same_ids(std::vector<int> ours, const std::vector<int>& hf, int pad,
                      const std::string& where) {
