@@ -3,7 +3,8 @@
 # the two alternating over ROUNDS (2) rounds, at LEVELS (4,16) clients, SECONDS_PER_LEVEL (8) each
 # (RATES=R1,R2 instead: open-loop Poisson arrivals at those requests per second).
 # By default here, on the CPU engine: the demo model made greedy (BEAMS, 1: the CPU engine's
-# in-flight batching is greedy's; the CUDA engine's takes beam search too), max batch 16, clients sending the first 64 lines of data/synth-eval in turn (lines of
+# in-flight batching is greedy's; the CUDA engine's takes beam search too), max batch 16, clients
+# sending the first 64 lines of data/synth-eval in turn (lines of
 # 1-25 characters, so lines end at different steps). DEVICE, DTYPE, MODEL, MAX_BATCH and IMAGES
 # (files), MAX_WAIT_MS (5) and SERVE_FLAGS (--profile: the engine's phases, kept beside the
 # results) change that (scripts/device_serve_batching.sh runs it on the GPU); TROCR

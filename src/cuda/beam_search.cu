@@ -112,10 +112,6 @@ Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options)
   std::vector<float> running(slots, kBeamSentinel);
   for (int slot = 0; slot < slots; ++slot) history[size_t(slot) * max_length] = options.decoder_start;
   for (int image = 0; image < images; ++image) running[image * beams] = 0.0f;
-  std::vector<float> denominators(max_length + 1);
-  for (int length = 0; length <= max_length; ++length) {
-    denominators[length] = length_penalty_denominator(length, options.length_penalty);
-  }
   history_.assign(history, stream);
   running_.assign(running, stream);
   finished_lengths_.assign(std::vector<int>(slots, 0), stream);
@@ -124,7 +120,7 @@ Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options)
   finished_sums_.assign(std::vector<float>(slots, 0.0f), stream);
   improvement_possible_.assign(std::vector<int>(images, 1), stream);
   flags_.assign(std::vector<int>(1 + images, 0), stream);
-  length_denominators_.assign(denominators, stream);
+  upload_length_denominators(options.length_penalty);
   TROCR_CUDA_CHECK(cudaMemsetAsync(step_.position(), 0, sizeof(int), stream));
 
   // Rows are the beams of the images still searching, image-major.
@@ -179,6 +175,15 @@ Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options)
 }
 
 template <typename T>
+void DeviceBeamSearch<T>::upload_length_denominators(double length_penalty) {
+  std::vector<float> denominators(max_length_ + 1);
+  for (int length = 0; length <= max_length_; ++length) {
+    denominators[length] = length_penalty_denominator(length, length_penalty);
+  }
+  length_denominators_.assign(denominators, step_.stream());
+}
+
+template <typename T>
 void DeviceBeamSearch<T>::start_lines(const std::vector<int>& lines, const SearchOptions& options) {
   start(lines, options, /*frozen=*/false);
 }
@@ -198,11 +203,7 @@ void DeviceBeamSearch<T>::start(const std::vector<int>& lines, const SearchOptio
          options.num_beams, options.max_length, max_images_, std::min(kMaxBeams, max_beams_), max_length_);
   }
   cudaStream_t stream = step_.stream();
-  std::vector<float> denominators(max_length_ + 1);
-  for (int length = 0; length <= max_length_; ++length) {
-    denominators[length] = length_penalty_denominator(length, options.length_penalty);
-  }
-  length_denominators_.assign(denominators, stream);
+  upload_length_denominators(options.length_penalty);
   started_lines_.assign(lines, stream);
   const StartBeamLinesParams params{started_lines_.data(),       static_cast<int>(lines.size()),
                                     options.num_beams,           options.max_length,

@@ -53,6 +53,8 @@ class DeviceBeamSearch : public SearchStrategy {
   static void enqueue(const Spec& spec);
   Spec spec_for(const StepShape& shape, int images, const SearchOptions& options, bool in_flight, int scratch_line);
   void start(const std::vector<int>& lines, const SearchOptions& options, bool frozen);
+  // length_denominators_ for every length the plan allows.
+  void upload_length_denominators(double length_penalty);
 
   DecoderStep<T>& step_;
   EncoderStates<T>& states_;
@@ -73,7 +75,6 @@ class DeviceBeamSearch : public SearchStrategy {
   // read_lines' copies (made at the first read).
   std::unique_ptr<PinnedBuffer<int>> read_flags_, read_ids_, read_lengths_;
   std::unique_ptr<PinnedBuffer<float>> read_scores_;  // scores, then sums
-
 };
 
 }  // namespace trocr::cuda

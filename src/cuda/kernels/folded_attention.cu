@@ -8,8 +8,9 @@
 // each tile and the kernel read ~1.6 TB/s). The state width is split over the warps: each
 // computes its slice's share of the 16 x 16 scores on tensor cores (the queries' fragments stay
 // in registers), a thread per score sums the shares in shared memory, every warp runs the same
-// fp32 online softmax on the sums, and each accumulates P times its own slice of the tile. With several key splits (small batches, to
-// fill the GPU) the splits' states go to scratch for combine_attention_chunks.
+// fp32 online softmax on the sums, and each accumulates P times its own slice of the tile. With
+// several key splits (small batches, to fill the GPU) the splits' states go to scratch for
+// combine_attention_chunks.
 #include <algorithm>
 #include <type_traits>
 
