@@ -14,6 +14,7 @@
 #include "cuda/kernel_choice.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/line_batch.h"
+#include "cuda/stream.h"
 #include "cuda/workspace.h"
 #include "engine/backend.h"
 
@@ -54,9 +55,9 @@ class CudaBackend : public Backend {
     if (config_.encoder.sequence_length() > 4096 || config_.decoder.max_position_embeddings > 4096) {
       fail("{}: the CUDA engine supports at most 4096 encoder tokens and decoder positions", model.path);
     }
-    TROCR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-    TROCR_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream_, cudaStreamNonBlocking));
-    weights_ = std::make_unique<cuda::DeviceWeights<T>>(cuda::upload_weights<T>(model.weights, stream_));
+    stream_ = std::make_unique<cuda::Stream>(cuda::StreamPriority::High);
+    copy_stream_ = std::make_unique<cuda::Stream>(cuda::StreamPriority::Low);
+    weights_ = std::make_unique<cuda::DeviceWeights<T>>(cuda::upload_weights<T>(model.weights, stream_->get()));
     if (fp8_products) {
       if (cuda::compute_capability() < 90) {
         fail("device 'cuda:{}' ({}, compute capability {}.{}): fp8 needs compute capability 9.0 or newer; use fp16",
@@ -70,11 +71,11 @@ class CudaBackend : public Backend {
                cuda::kMaxQuantizedWidth, width);
         }
       }
-      cuda::quantize_encoder_products(*weights_, stream_);
+      cuda::quantize_encoder_products(*weights_, stream_->get());
     }
-    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_->get()));
     model.weights = ModelWeights{};  // read once, at upload: nobody needs the host's copy again
-    gemm_ = std::make_unique<cuda::Gemm>(stream_);
+    gemm_ = std::make_unique<cuda::Gemm>(stream_->get());
     for (auto& event : events_) TROCR_CUDA_CHECK(cudaEventCreate(&event));
     for (auto* events : {uploaded_, encoded_}) {
       for (int i = 0; i < 2; ++i) TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&events[i], cudaEventDisableTiming));
@@ -85,7 +86,7 @@ class CudaBackend : public Backend {
 
   ~CudaBackend() override {
     cudaSetDevice(device_);
-    if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+    if (stream_) cudaStreamSynchronize(stream_->get());
     for (auto& event : events_) cudaEventDestroy(event);
     for (auto* events : {uploaded_, encoded_}) {
       for (int i = 0; i < 2; ++i) cudaEventDestroy(events[i]);
@@ -93,8 +94,6 @@ class CudaBackend : public Backend {
     workspace_.reset();
     gemm_.reset();
     weights_.reset();
-    if (copy_stream_ != nullptr) cudaStreamDestroy(copy_stream_);
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
   }
 
   std::vector<float> encode(const float* pixels, int count) override {
@@ -102,7 +101,7 @@ class CudaBackend : public Backend {
     plan_for({count, 1, 2});
     encode_on_device(pixels, count);
     const size_t values = size_t(count) * config_.encoder.sequence_length() * config_.encoder.hidden_size;
-    return to_host_floats(workspace_->states.output(), values, stream_);
+    return to_host_floats(workspace_->states.output(), values, stream_->get());
   }
 
   Hypotheses generate(const float* pixels, int count, const SearchOptions& options) override {
@@ -153,7 +152,7 @@ class CudaBackend : public Backend {
   void plan_for(const cuda::DecodePlan& needed) {
     if (workspace_ && workspace_->plan.covers(needed)) return;
     const cuda::DecodePlan plan = workspace_ ? workspace_->plan.joined(needed) : needed;
-    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    TROCR_CUDA_CHECK(cudaStreamSynchronize(stream_->get()));
     workspace_.reset();  // its memory first: the new one may need it
     workspace_ = std::make_unique<cuda::Workspace<T>>(*weights_, config_, *gemm_, plan);
     grow_pixel_buffers(workspace_->encoder.chunk());
@@ -163,7 +162,7 @@ class CudaBackend : public Backend {
   // Waits for this backend's work only: another engine on this GPU may be capturing a graph from
   // its own thread, and a device-wide sync would break that capture (and wait for its work).
   void synchronize_own_streams() {
-    for (cudaStream_t stream : {stream_, copy_stream_, cudaStream_t{nullptr}}) {
+    for (cudaStream_t stream : {stream_->get(), copy_stream_->get(), cudaStream_t{nullptr}}) {
       TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
     }
   }
@@ -188,7 +187,7 @@ class CudaBackend : public Backend {
   }
 
   void mark(int index) {
-    if (profile_) TROCR_CUDA_CHECK(cudaEventRecord(events_[index], stream_));
+    if (profile_) TROCR_CUDA_CHECK(cudaEventRecord(events_[index], stream_->get()));
   }
 
   // The phases' times, and the kernels the ops chose for this batch.
@@ -215,22 +214,25 @@ class CudaBackend : public Backend {
 
   // Pixels go up in pieces of the encoder's chunk on a copy stream, into two alternating
   // buffers, so that one piece uploads while the previous one is encoded (256 trocr-base images
-  // are 453 MB of fp32 pixels; PCIe takes tens of milliseconds for that).
+  // are 453 MB of fp32 pixels; PCIe takes tens of milliseconds for that). The encoder runs on its
+  // workspace's encoding stream (a line batch's own), and the buffers alternate across calls, so
+  // that an admission's upload never waits for the one before it to be encoded.
   void encode_on_device(const float* pixels, int count) { encode_on_device(*workspace_, pixels, count); }
   void encode_on_device(cuda::Workspace<T>& workspace, const float* pixels, int count) {
     const size_t image_outputs = size_t(config_.encoder.sequence_length()) * config_.encoder.hidden_size;
     const int piece = workspace.encoder.chunk();
-    for (int first = 0, index = 0; first < count; first += piece, ++index) {
+    const cudaStream_t encoding = workspace.encoder.stream(), copying = copy_stream_->get();
+    for (int first = 0; first < count; first += piece) {
       const int images = std::min(piece, count - first);
-      cuda::DeviceBuffer<float>& buffer = pixels_[index % 2];
+      const int index = pieces_uploaded_++ % 2;
       // The buffer's previous piece must be encoded before it is overwritten.
-      TROCR_CUDA_CHECK(cudaStreamWaitEvent(copy_stream_, encoded_[index % 2]));
-      TROCR_CUDA_CHECK(cudaMemcpyAsync(buffer.data(), pixels + first * image_values(),
-                                       images * image_values() * sizeof(float), cudaMemcpyHostToDevice, copy_stream_));
-      TROCR_CUDA_CHECK(cudaEventRecord(uploaded_[index % 2], copy_stream_));
-      TROCR_CUDA_CHECK(cudaStreamWaitEvent(stream_, uploaded_[index % 2]));
-      workspace.encoder.encode(buffer.data(), images, workspace.states.output() + first * image_outputs);
-      TROCR_CUDA_CHECK(cudaEventRecord(encoded_[index % 2], stream_));
+      TROCR_CUDA_CHECK(cudaStreamWaitEvent(copying, encoded_[index]));
+      TROCR_CUDA_CHECK(cudaMemcpyAsync(pixels_[index].data(), pixels + first * image_values(),
+                                       images * image_values() * sizeof(float), cudaMemcpyHostToDevice, copying));
+      TROCR_CUDA_CHECK(cudaEventRecord(uploaded_[index], copying));
+      TROCR_CUDA_CHECK(cudaStreamWaitEvent(encoding, uploaded_[index]));
+      workspace.encoder.encode(pixels_[index].data(), images, workspace.states.output() + first * image_outputs);
+      TROCR_CUDA_CHECK(cudaEventRecord(encoded_[index], encoding));
     }
   }
 
@@ -239,13 +241,14 @@ class CudaBackend : public Backend {
   bool profile_ = false;
   cudaEvent_t events_[3] = {};
   std::string report_;
-  cudaStream_t stream_ = nullptr, copy_stream_ = nullptr;
+  std::unique_ptr<cuda::Stream> stream_, copy_stream_;  // before everything that enqueues on them
   cudaEvent_t uploaded_[2] = {}, encoded_[2] = {};
   std::unique_ptr<cuda::DeviceWeights<T>> weights_;
   std::unique_ptr<cuda::Gemm> gemm_;
   std::unique_ptr<cuda::Workspace<T>> workspace_;
   std::unique_ptr<HostSearch> host_beams_;
   cuda::DeviceBuffer<float> pixels_[2];
+  int64_t pieces_uploaded_ = 0;  // the next piece goes to pixels_[pieces_uploaded_ % 2]
 };
 
 template <typename T>
@@ -265,6 +268,7 @@ std::unique_ptr<LineBatch> CudaBackend<T>::open_line_batch(const SearchOptions& 
                                       encode_on_device(workspace, pixels, count);
                                     },
                                     [this](int chunk) { grow_pixel_buffers(chunk); },
+                                    [this] { TROCR_CUDA_CHECK(cudaStreamSynchronize(copy_stream_->get())); },
                                     [this] { synchronize_own_streams(); }};
   return cuda::open_line_batch(host, options, capacity);
 }

@@ -22,6 +22,7 @@ class CudaEncoder {
   CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm, int max_images);
 
   int chunk() const { return chunk_; }
+  cudaStream_t stream() const { return gemm_.stream(); }  // where encode() enqueues
   EncoderAttentionKernel attention_kernel() const { return attention_kernel_; }
   // pixels: device [count, 3, H, W] fp32, count <= chunk(). Writes last_hidden_state
   // [count * sequence, hidden] into out.

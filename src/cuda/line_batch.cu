@@ -4,11 +4,13 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
 #include <functional>
 #include <type_traits>
 
 #include "common/check.h"
 #include "cuda/cuda_check.h"
+#include "cuda/stream.h"
 
 namespace trocr::cuda {
 namespace {
@@ -17,19 +19,23 @@ namespace {
 // and a scratch line, in which line l decodes image slot l (its cross-attention K/V) with its
 // beams (one for greedy search) in cache slots l * beams ... at its own position. Search is the
 // workspace's DeviceGreedySearch or DeviceBeamSearch, which own the lines' state. Admitted images
-// are encoded together, their K/V written into their lines' slots; every step runs the active
-// lines' rows and reads the lines' states back, so that ended lines leave and their slots take
-// the next images. Above kExactLines lines the line count is rounded up to a multiple of
-// kExactLines with padding rows of the scratch line, so that a server captures ~capacity / 8 + 8
-// step graphs, not one per line count (17 in a minute of trocr-base at 128 clients; 185-215
-// before).
+// are encoded together on the line batch's encoding stream, their K/V written into their lines'
+// slots, while the running lines keep stepping on the backend's stream (which the GPU serves
+// first); the new lines start at the first step after their encoder pass is done. Every step
+// runs the stepping lines' rows and reads the lines' states back, so that ended lines leave and
+// their slots take the next images. Above kExactLines lines the line count is rounded up to a
+// multiple of kExactLines with padding rows of the scratch line, so that a server captures
+// ~capacity / 8 + 8 step graphs, not one per line count (17 in a minute of trocr-base at 128
+// clients; 185-215 before).
 template <typename T, typename Search>
 class CudaLineBatch : public LineBatch {
  public:
   CudaLineBatch(const LineBatchHost<T>& host, const SearchOptions& options, int capacity)
-      : host_(host), options_(options), steps_(capacity, -1) {
+      : host_(host), options_(options), steps_(capacity, kFree) {
     use_device();
-    workspace_ = std::make_unique<Workspace<T>>(host_.weights, host_.config, host_.gemm,
+    encoding_stream_ = std::make_unique<Stream>(StreamPriority::Low);
+    encoding_gemm_ = std::make_unique<Gemm>(encoding_stream_->get());
+    workspace_ = std::make_unique<Workspace<T>>(host_.weights, host_.config, host_.gemm, *encoding_gemm_,
                                                 DecodePlan{capacity + 1, beams(), options.max_length});
     workspace_->states.clear_slot(scratch_line());
     search().start_scratch_line(scratch_line(), options_);
@@ -40,16 +46,27 @@ class CudaLineBatch : public LineBatch {
                              CrossAttentionKernel::OverEncoderStates;
     if (folded_) workspace_->states.keep_states_by_slot();
     for (int line = capacity - 1; line >= 0; --line) free_.push_back(line);
+    const unsigned flags = host_.profile ? cudaEventDefault : cudaEventDisableTiming;
+    for (auto& events : admission_events_) {
+      for (auto& event : events) TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&event, flags));
+    }
     if (host_.profile) {
       for (auto& mark : marks_) TROCR_CUDA_CHECK(cudaEventCreate(&mark));
     }
     host_.synchronize();
+    TROCR_CUDA_CHECK(cudaStreamSynchronize(encoding_stream_->get()));
   }
   ~CudaLineBatch() override {
     cudaSetDevice(host_.device);
     cudaStreamSynchronize(host_.gemm.stream());
-    for (auto& mark : marks_) {
-      if (mark != nullptr) cudaEventDestroy(mark);
+    cudaStreamSynchronize(encoding_stream_->get());
+    for (cudaEvent_t event : marks_) {
+      if (event != nullptr) cudaEventDestroy(event);
+    }
+    for (auto& events : admission_events_) {
+      for (cudaEvent_t event : events) {
+        if (event != nullptr) cudaEventDestroy(event);
+      }
     }
   }
 
@@ -60,30 +77,29 @@ class CudaLineBatch : public LineBatch {
     if (count > static_cast<int>(free_.size())) fail("line batch: {} images for {} free lines", count, free_.size());
     if (count <= 0) return {};
     use_device();
+    // The backend's two pixel buffers: a third admission's upload would wait for the first's
+    // encoder pass, and with it the next step's wait for the uploads.
+    if (pending_.size() == kMaxPending) start_admission();
     std::vector<int> lines(free_.end() - count, free_.end());  // the lowest free lines, ascending
     std::reverse(lines.begin(), lines.end());
     free_.resize(free_.size() - count);
-    if (admission_pending_) add_elapsed(kAdmitted, admission_ms_);  // two admissions without a step
-    mark(kAdmitting);
+    const int events = admissions_issued_++ % kMaxPending;
+    const cudaStream_t encoding = encoding_stream_->get();
+    if (host_.profile) TROCR_CUDA_CHECK(cudaEventRecord(admission_events_[events][kBegun], encoding));
     host_.encode(*workspace_, pixels, count);
     workspace_->states.prepare_slots(lines);
-    search().start_lines(lines, options_);
-    mark(kAdmitted);
-    admission_pending_ = host_.profile;
-    ++admissions_;
-    admitted_ += count;
-    for (int line : lines) steps_[line] = 0;
-    rows_changed_ = true;
+    TROCR_CUDA_CHECK(cudaEventRecord(admission_events_[events][kEncoded], encoding));
+    pending_.push_back({lines, events});
+    uploads_outstanding_ = true;
+    for (int line : lines) steps_[line] = kEncoding;
     return lines;
   }
 
   std::vector<Ended> step() override {
-    std::vector<int> lines;
-    for (int line = 0; line < capacity(); ++line) {
-      if (steps_[line] >= 0) lines.push_back(line);
-    }
-    if (lines.empty()) return {};
     use_device();
+    start_encoded_admissions();
+    std::vector<int> lines = stepping_lines();
+    if (lines.empty()) return {};
     if (rows_changed_) {
       // Each padding line follows a line: no two neighbours share an image, so the grouped
       // cross-attention's group count (part of the step's graph key) is the rounded line count.
@@ -106,10 +122,11 @@ class CudaLineBatch : public LineBatch {
     mark(kStepping);
     search().step_lines(shape_, options_, scratch_line());
     mark(kStepped);
+    if (uploads_outstanding_) host_.wait_for_uploads();  // while the step runs
+    uploads_outstanding_ = false;
     const auto states = search().read_lines();
     if (host_.profile) {
-      if (admission_pending_) add_elapsed(kAdmitted, admission_ms_);
-      add_elapsed(kStepped, step_ms_);
+      add_elapsed(marks_[kStepping], marks_[kStepped], step_ms_);
       ++steps_taken_;
       rows_stepped_ += static_cast<int64_t>(lines.size());
     }
@@ -119,7 +136,7 @@ class CudaLineBatch : public LineBatch {
       // or a beam search's stopping rule) or at max_length.
       if (!states.finished[line] && ++steps_[line] + 1 < options_.max_length) continue;
       ended.push_back({line, search().line_hypothesis(states, line, options_)});
-      steps_[line] = -1;
+      steps_[line] = kFree;
       free_.push_back(line);
       rows_changed_ = true;
     }
@@ -132,20 +149,31 @@ class CudaLineBatch : public LineBatch {
   std::string profile_report() override {
     if (!host_.profile || steps_taken_ == 0) return "";
     const std::string report = fmt::format(
-        "{} steps of {:.1f} lines on average: {:.3f} ms; {} admissions of {:.1f} images on average: pixels upload + "
-        "encoder + cross-attention K/V {:.3f} ms; step graphs captured so far: {}",
+        "{} steps of {:.1f} lines on average: {:.3f} ms; {} admissions of {:.1f} images on average, beside the steps: "
+        "pixels upload + encoder + cross-attention K/V {:.3f} ms, {} of them waited for; step graphs captured so far: "
+        "{}",
         steps_taken_, double(rows_stepped_) / steps_taken_, step_ms_, admissions_,
-        admissions_ > 0 ? double(admitted_) / admissions_ : 0.0, admission_ms_, workspace_->graphs.captures());
-    steps_taken_ = admissions_ = admitted_ = 0;
+        admissions_ > 0 ? double(admitted_) / admissions_ : 0.0, admission_ms_, admissions_waited_for_,
+        workspace_->graphs.captures());
+    steps_taken_ = admissions_ = admitted_ = admissions_waited_for_ = 0;
     rows_stepped_ = 0;
     step_ms_ = admission_ms_ = 0.0;
     return report;
   }
 
  private:
-  // Profiling (the backend's `profile`): CUDA events around each admission's and each step's
-  // GPU work, read once the step's sync has passed them.
-  enum Mark { kAdmitting, kAdmitted, kStepping, kStepped };
+  // Profiling (the backend's `profile`): CUDA events around each step's GPU work, read once the
+  // step's sync has passed them.
+  enum Mark { kStepping, kStepped };
+  // An admission's events, on the encoding stream: begun (profiling only), and encoded (its
+  // lines' K/V and states are in their slots).
+  enum AdmissionMark { kBegun, kEncoded };
+  struct Admission {
+    std::vector<int> lines;
+    int events;  // its admission_events_
+  };
+  static constexpr int kMaxPending = 2;
+  static constexpr int kFree = -1, kEncoding = -2;  // steps_ of a free line, of one not yet started
   // Up to this many lines a step runs exactly the active lines (few-row products cost by the row).
   static constexpr int kExactLines = 8;
   static constexpr bool kGreedy = std::is_same_v<Search, DeviceGreedySearch<T>>;
@@ -159,28 +187,70 @@ class CudaLineBatch : public LineBatch {
   int beams() const { return kGreedy ? 1 : options_.num_beams; }
   int scratch_line() const { return capacity(); }
   void use_device() const { TROCR_CUDA_CHECK(cudaSetDevice(host_.device)); }
+  std::vector<int> stepping_lines() const {
+    std::vector<int> lines;
+    for (int line = 0; line < capacity(); ++line) {
+      if (steps_[line] >= 0) lines.push_back(line);
+    }
+    return lines;
+  }
+
+  // Starts the admissions whose encoder pass is done, oldest first, and with no line stepping
+  // the oldest one whatever its state (the step then waits for it on the GPU).
+  void start_encoded_admissions() {
+    while (!pending_.empty()) {
+      const cudaError_t state = cudaEventQuery(admission_events_[pending_.front().events][kEncoded]);
+      if (state == cudaErrorNotReady) {
+        if (cudaPeekAtLastError() == cudaErrorNotReady) (void)cudaGetLastError();  // not an error
+        if (!stepping_lines().empty()) return;
+        ++admissions_waited_for_;
+      } else {
+        TROCR_CUDA_CHECK(state);
+      }
+      start_admission();
+    }
+  }
+  // The oldest pending admission's lines start: after its encoder pass, on the GPU.
+  void start_admission() {
+    const Admission admission = std::move(pending_.front());
+    pending_.pop_front();
+    cudaEvent_t* events = admission_events_[admission.events];
+    TROCR_CUDA_CHECK(cudaStreamWaitEvent(host_.gemm.stream(), events[kEncoded]));
+    search().start_lines(admission.lines, options_);
+    for (int line : admission.lines) steps_[line] = 0;
+    rows_changed_ = true;
+    if (host_.profile) {
+      add_elapsed(events[kBegun], events[kEncoded], admission_ms_);
+      ++admissions_;
+      admitted_ += static_cast<int>(admission.lines.size());
+    }
+  }
   void mark(Mark which) {
     if (host_.profile) TROCR_CUDA_CHECK(cudaEventRecord(marks_[which], host_.gemm.stream()));
   }
-  void add_elapsed(Mark end, double& total) {
-    TROCR_CUDA_CHECK(cudaEventSynchronize(marks_[end]));
+  static void add_elapsed(cudaEvent_t begin, cudaEvent_t end, double& total) {
+    TROCR_CUDA_CHECK(cudaEventSynchronize(end));
     float ms = 0.0f;
-    TROCR_CUDA_CHECK(cudaEventElapsedTime(&ms, marks_[end - 1], marks_[end]));
+    TROCR_CUDA_CHECK(cudaEventElapsedTime(&ms, begin, end));
     total += ms;
-    if (end == kAdmitted) admission_pending_ = false;
   }
 
   const LineBatchHost<T> host_;
   const SearchOptions options_;
+  std::unique_ptr<Stream> encoding_stream_;  // before what enqueues on it
+  std::unique_ptr<Gemm> encoding_gemm_;
   std::unique_ptr<Workspace<T>> workspace_;
   bool folded_ = false;  // steps may attend over the states kept by slot
-  std::vector<int> steps_;  // by line: steps taken, -1 where free
+  std::vector<int> steps_;  // by line: steps taken, kFree or kEncoding
   std::vector<int> free_;   // descending: back() is the lowest
+  std::deque<Admission> pending_;  // encoding, oldest first
+  cudaEvent_t admission_events_[kMaxPending][2] = {};
+  int64_t admissions_issued_ = 0;
+  bool uploads_outstanding_ = false;  // an admission's pixels may still be read
   bool rows_changed_ = true;
   StepShape shape_{};
-  cudaEvent_t marks_[4] = {};
-  bool admission_pending_ = false;
-  int steps_taken_ = 0, admissions_ = 0, admitted_ = 0;
+  cudaEvent_t marks_[2] = {};
+  int steps_taken_ = 0, admissions_ = 0, admitted_ = 0, admissions_waited_for_ = 0;
   int64_t rows_stepped_ = 0;
   double step_ms_ = 0.0, admission_ms_ = 0.0;
 };

@@ -1,9 +1,9 @@
 #pragma once
 // Lines in flight on the GPU (engine/backend.h's LineBatch), greedy or beam search: lines join
 // between decoding steps at their own positions and leave when they end, in a workspace of
-// their own. A line batch
-// borrows its backend's model, stream and pixel upload path (LineBatchHost): one caller at a
-// time, as for generate, and the backend outlives it.
+// their own, whose encoder runs on a stream of its own beside the steps. A line batch borrows
+// its backend's model, stream and pixel upload path (LineBatchHost): one caller at a time, as
+// for generate, and the backend outlives it.
 #include <functional>
 #include <memory>
 
@@ -23,6 +23,8 @@ struct LineBatchHost {
   std::function<void(Workspace<T>&, const float* pixels, int count)> encode;
   // Makes the upload buffers hold a chunk of this many images.
   std::function<void(int chunk)> grow_pixel_buffers;
+  // Waits until every upload enqueued so far has read its host pixels.
+  std::function<void()> wait_for_uploads;
   // Waits for the backend's own streams (never the whole device: another engine may be capturing).
   std::function<void()> synchronize;
 };

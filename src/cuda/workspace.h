@@ -33,9 +33,14 @@ struct DecodePlan {
 template <typename T>
 struct Workspace {
   Workspace(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm, const DecodePlan& plan)
+      : Workspace(weights, config, gemm, gemm, plan) {}
+  // encoding_gemm: the encoder's and the encoder states' products and kernels; gemm: the
+  // decoder's. A line batch gives them two streams, so that admissions run beside the steps.
+  Workspace(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm, Gemm& encoding_gemm,
+            const DecodePlan& plan)
       : plan(plan),
-        encoder(weights, config, gemm, plan.images),
-        states(weights, config, gemm, plan.images),
+        encoder(weights, config, encoding_gemm, plan.images),
+        states(weights, config, encoding_gemm, plan.images),
         caches(config.decoder, plan.images * plan.beams, plan.max_length),
         step(weights, config, gemm, states, caches, plan.images * plan.beams),
         graphs(gemm.stream()),

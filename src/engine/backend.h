@@ -25,10 +25,12 @@ class LineBatch {
   virtual int capacity() const = 0;  // lines at once
   virtual int active() const = 0;
   // A line for each of `count` preprocessed images ([count, 3, height, width]; count <= the
-  // free lines): encodes them and returns their line numbers, each held until its line ends.
+  // free lines): starts their encoder pass and returns their line numbers, each held until its
+  // line ends. Their lines step from a later step on (the CUDA engine's, the first after their
+  // encoder pass is done: it runs beside the steps).
   virtual std::vector<int> admit(const float* pixels, int count) = 0;
-  // One decoding step for every active line; the lines that ended in it. The pixels of earlier
-  // admissions may be overwritten once it returns.
+  // One decoding step for every line that steps; the lines that ended in it. The pixels of
+  // earlier admissions may be overwritten once it returns.
   virtual std::vector<Ended> step() = 0;
   // Where the steps and admissions spent their time since the last report, when the backend
   // was asked to profile; resets.
