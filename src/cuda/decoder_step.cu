@@ -33,10 +33,12 @@ DecoderStep<T>::DecoderStep(const DeviceWeights<T>& weights, const ModelConfig& 
   logits_.resize(rows * d.vocab_size);
   const int max_keys = std::max(config.encoder.sequence_length(), caches.positions());
   attention_scratch_.resize(attention_scratch_size(max_rows, d.num_heads, d.d_model / d.num_heads, max_keys));
-  // The over-encoder-states form's buffers, when a greedy search of the planned batch takes it.
+  // The over-encoder-states form's buffers, when a greedy search of the planned batch may take it
+  // (lines in flight without per-layer K/V take it from fewer rows).
   const int images = std::min(max_rows, states.max_images());
   if (cuda::choose_cross_attention(DataType<T>::dtype, d.d_model / d.num_heads, images, true, d.d_model,
-                                   weights.cross_key_values.in) == CrossAttentionKernel::OverEncoderStates) {
+                                   weights.cross_key_values.in, /*key_values_computed=*/false) ==
+      CrossAttentionKernel::OverEncoderStates) {
     const int width = weights.cross_key_values.in;
     folded_queries_.resize(rows * d.num_heads * width);
     folded_mix_.resize(rows * d.num_heads * width);
@@ -45,15 +47,16 @@ DecoderStep<T>::DecoderStep(const DeviceWeights<T>& weights, const ModelConfig& 
 }
 
 template <typename T>
-CrossAttentionKernel DecoderStep<T>::choose_cross_attention(int rows, bool greedy) const {
+CrossAttentionKernel DecoderStep<T>::choose_cross_attention(int rows, bool greedy, bool key_values_computed) const {
   const DecoderConfig& d = config_.decoder;
   const CrossAttentionKernel kernel = cuda::choose_cross_attention(
-      DataType<T>::dtype, d.d_model / d.num_heads, rows, greedy, d.d_model, weights_.cross_key_values.in);
+      DataType<T>::dtype, d.d_model / d.num_heads, rows, greedy, d.d_model, weights_.cross_key_values.in,
+      key_values_computed);
   // The constructor allocates this form's buffers when the plan's batch takes it, so only forced
   // choices changed after the workspace was made can land here: the per-layer K/V form serves.
   if (kernel == CrossAttentionKernel::OverEncoderStates && folded_queries_.empty()) {
     return cuda::choose_cross_attention(DataType<T>::dtype, d.d_model / d.num_heads, rows, false, d.d_model,
-                                        weights_.cross_key_values.in);
+                                        weights_.cross_key_values.in, true);
   }
   return kernel;
 }

@@ -37,8 +37,10 @@ class DecoderStep {
   DecoderStep(const DeviceWeights<T>& weights, const ModelConfig& config, Gemm& gemm, EncoderStates<T>& states,
               KvCaches<T>& caches, int max_rows);
 
-  // The cross-attention a search of `rows` rows uses (greedy: one row per image).
-  CrossAttentionKernel choose_cross_attention(int rows, bool greedy) const;
+  // The cross-attention a search of `rows` rows uses (greedy: one row per image; without
+  // key_values_computed, the rows' images have no per-layer K/V yet: a choice other than the
+  // over-encoder-states form then needs them computed first).
+  CrossAttentionKernel choose_cross_attention(int rows, bool greedy, bool key_values_computed = true) const;
   // Row r reads cache slot slots[r] and image images[r] (uploaded on the stream). Returns the
   // shape for the next steps, which read `max_keys` positions at most.
   StepShape set_rows(const std::vector<int>& slots, const std::vector<int>& images, int max_keys,

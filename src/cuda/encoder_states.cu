@@ -28,13 +28,20 @@ void EncoderStates<T>::prepare(int images, bool key_values) {
 }
 
 template <typename T>
-void EncoderStates<T>::prepare_slots(const std::vector<int>& slots) {
+void EncoderStates<T>::check_slots(const std::vector<int>& slots) const {
   const int count = static_cast<int>(slots.size());
-  if (count == 0) return;
   if (count > max_images_ || !std::is_sorted(slots.begin(), slots.end()) || slots.front() < 0 ||
       slots.back() >= max_images_) {
     fail("CUDA decoder: {} images into slots up to {}, planned for {}", count, slots.back(), max_images_);
   }
+}
+
+template <typename T>
+void EncoderStates<T>::prepare_slots(const std::vector<int>& slots, bool key_values) {
+  const int count = static_cast<int>(slots.size());
+  if (count == 0) return;
+  check_slots(slots);
+  if (!key_values && slot_states_.empty()) fail("CUDA decoder: slots without K/V need their states kept");
   const int sequence = config_.encoder.sequence_length();
   if (weights_.encoder_to_decoder) {
     linear(gemm_, output_.data(), count * sequence, *weights_.encoder_to_decoder, projected_.data());
@@ -42,13 +49,29 @@ void EncoderStates<T>::prepare_slots(const std::vector<int>& slots) {
   const int64_t state_width = weights_.cross_key_values.in, key_value_width = weights_.cross_key_values.out;
   for (const SlotRun& run : consecutive_slot_runs(slots)) {
     const T* run_states = states() + int64_t(run.first) * sequence * state_width;
-    linear(gemm_, run_states, static_cast<int>(run.count) * sequence, weights_.cross_key_values,
-           key_values_.data() + int64_t(run.slot) * sequence * key_value_width);
+    if (key_values) {
+      linear(gemm_, run_states, static_cast<int>(run.count) * sequence, weights_.cross_key_values,
+             key_values_.data() + int64_t(run.slot) * sequence * key_value_width);
+    }
     if (!slot_states_.empty()) {
       TROCR_CUDA_CHECK(cudaMemcpyAsync(slot_states_.data() + int64_t(run.slot) * sequence * state_width, run_states,
                                        run.count * sequence * state_width * sizeof(T), cudaMemcpyDeviceToDevice,
                                        gemm_.stream()));
     }
+  }
+}
+
+template <typename T>
+void EncoderStates<T>::key_values_from_kept_states(const std::vector<int>& slots) {
+  if (slots.empty()) return;
+  check_slots(slots);
+  if (slot_states_.empty()) fail("CUDA decoder: no states kept by slot");
+  const int sequence = config_.encoder.sequence_length();
+  const int64_t state_width = weights_.cross_key_values.in, key_value_width = weights_.cross_key_values.out;
+  for (const SlotRun& run : consecutive_slot_runs(slots)) {
+    linear(gemm_, slot_states_.data() + int64_t(run.slot) * sequence * state_width,
+           static_cast<int>(run.count) * sequence, weights_.cross_key_values,
+           key_values_.data() + int64_t(run.slot) * sequence * key_value_width);
   }
 }
 

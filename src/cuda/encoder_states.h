@@ -21,11 +21,14 @@ class EncoderStates {
   // per-layer K/V (the over-encoder-states cross-attention needs none).
   void prepare(int images, bool key_values);
   // Lines in flight: after the encoder has written slots.size() outputs (at 0, 1, ...), output
-  // i's K/V go to image slot slots[i] (ascending; a run of consecutive slots is one product),
-  // and its (projected) states too once keep_states_by_slot was called (for the cross-attention
-  // over the encoder states); the outputs themselves are the next admission's staging.
-  void prepare_slots(const std::vector<int>& slots);
+  // i's K/V go to image slot slots[i] (ascending; a run of consecutive slots is one product)
+  // unless key_values is false, and its (projected) states too once keep_states_by_slot was
+  // called (for the cross-attention over the encoder states); the outputs themselves are the next
+  // admission's staging.
+  void prepare_slots(const std::vector<int>& slots, bool key_values = true);
   void keep_states_by_slot();  // zeroed at first: every slot's states are finite
+  // The K/V of slots prepared without them, from their kept states (ascending slots).
+  void key_values_from_kept_states(const std::vector<int>& slots);
   // Zeroes image slot `slot`'s K/V (a slot only padding rows read: finite values).
   void clear_slot(int slot);
 
@@ -39,6 +42,7 @@ class EncoderStates {
   int max_images() const { return max_images_; }
 
  private:
+  void check_slots(const std::vector<int>& slots) const;  // ascending, within the plan
   const DeviceWeights<T>& weights_;
   const ModelConfig& config_;
   Gemm& gemm_;

@@ -109,7 +109,7 @@ EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const
 }
 
 CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
-                                            int cross_width, const ChoiceContext& context) {
+                                            int cross_width, bool key_values_computed, const ChoiceContext& context) {
   const KernelOverrides& forced = context.forced;
   const bool grouped_fits = is_16_bit(dtype) && (head_dim == 32 || head_dim == 64) && tensor_cores(context);
   const int heads = d_model / head_dim;
@@ -129,7 +129,11 @@ CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows,
   // the lines meet at ~80 rows (bench/results/2026-12-01-h200-d0e92d7-folded.md). trocr-small
   // (d_model 256 < 384) slower at every batch (-50345d5-folded-attention.json).
   // Widths below 384 (the demo model's 256) are there for forced runs and tests: not measured.
-  if (folded_fits && rows >= 96 && d_model >= cross_width && cross_width >= 384) {
+  // Rows whose K/V are not computed (lines in flight skip them) keep this form down to 80 rows,
+  // where the two forms meet with the K/V product counted (interpolated between 64 and 96), so
+  // that a line count moving around 96 does not compute admitted images' K/V at every dip.
+  const int from_rows = key_values_computed ? 96 : 80;
+  if (folded_fits && rows >= from_rows && d_model >= cross_width && cross_width >= 384) {
     return CrossAttentionKernel::OverEncoderStates;
   }
   return grouped_fits ? CrossAttentionKernel::GroupedTensorCore : CrossAttentionKernel::Chunked;

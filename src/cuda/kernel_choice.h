@@ -60,9 +60,11 @@ ChoiceContext current_choice_context();  // the current device's, under kernel_o
 // overloads without a context use the current device's.
 EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const ChoiceContext& context);
 // rows: the step's row count; greedy: one row per image (the over-encoder-states form needs it).
-// d_model and cross_width: the decoder's width and the encoder states' width.
+// d_model and cross_width: the decoder's width and the encoder states' width. key_values_computed:
+// the rows' per-layer K/V exist (lines in flight admit images without them where their steps may
+// attend over the states, and compute them only where this rule then wants them).
 CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
-                                            int cross_width, const ChoiceContext& context);
+                                            int cross_width, bool key_values_computed, const ChoiceContext& context);
 BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size, const ChoiceContext& context);
 // small_linear's tensor-core kernel (16-bit dtypes) rather than its CUDA-core one.
 bool use_tensor_core_small_linear(DType dtype, const ChoiceContext& context);
@@ -72,8 +74,9 @@ inline EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim
   return choose_encoder_attention(dtype, head_dim, current_choice_context());
 }
 inline CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
-                                                   int cross_width) {
-  return choose_cross_attention(dtype, head_dim, rows, greedy, d_model, cross_width, current_choice_context());
+                                                   int cross_width, bool key_values_computed) {
+  return choose_cross_attention(dtype, head_dim, rows, greedy, d_model, cross_width, key_values_computed,
+                                current_choice_context());
 }
 inline BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size) {
   return choose_beam_bookkeeping(num_beams, vocab_size, current_choice_context());

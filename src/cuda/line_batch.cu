@@ -18,20 +18,23 @@ namespace {
 // In-flight lines on the GPU (LineBatch): a workspace of their own, planned for `capacity` lines
 // and a scratch line, in which line l decodes image slot l (its cross-attention K/V) with its
 // beams (one for greedy search) in cache slots l * beams ... at its own position. Search is the
-// workspace's DeviceGreedySearch or DeviceBeamSearch, which own the lines' state. Admitted images
-// are encoded together on the line batch's encoding stream, their K/V written into their lines'
-// slots, while the running lines keep stepping on the backend's stream (which the GPU serves
-// first); the new lines start at the first step after their encoder pass is done. Every step
-// runs the stepping lines' rows and reads the lines' states back, so that ended lines leave and
-// their slots take the next images. Above kExactLines lines the line count is rounded up to a
-// multiple of kExactLines with padding rows of the scratch line, so that a server captures
+// workspace's DeviceGreedySearch or DeviceBeamSearch, which own the lines' state.
+//
+// Admitted images are encoded on the line batch's encoding stream while the running lines keep
+// stepping on the backend's stream (which the GPU serves first): the next step enqueues their
+// upload, encoder pass and slots (host work hidden behind the step's GPU work), and they start
+// at the first step after that pass is done. Greedy lines whose steps attend over the encoder
+// states skip the per-layer K/V; a step that wants them after all computes the missing ones.
+// Every step runs the stepping lines' rows and reads the lines' states back, so that ended lines
+// leave and their slots take the next images. Above kExactLines lines the line count is rounded
+// up to a multiple of kExactLines with padding rows of the scratch line, so that a server captures
 // ~capacity / 8 + 8 step graphs, not one per line count (17 in a minute of trocr-base at 128
 // clients; 185-215 before).
 template <typename T, typename Search>
 class CudaLineBatch : public LineBatch {
  public:
   CudaLineBatch(const LineBatchHost<T>& host, const SearchOptions& options, int capacity)
-      : host_(host), options_(options), steps_(capacity, kFree) {
+      : host_(host), options_(options), steps_(capacity, kFree), key_values_(capacity + 1, true) {
     use_device();
     encoding_stream_ = std::make_unique<Stream>(StreamPriority::Low);
     encoding_gemm_ = std::make_unique<Gemm>(encoding_stream_->get());
@@ -40,9 +43,10 @@ class CudaLineBatch : public LineBatch {
     workspace_->states.clear_slot(scratch_line());
     search().start_scratch_line(scratch_line(), options_);
     host_.grow_pixel_buffers(workspace_->encoder.chunk());
-    // Per-layer K/V in every slot; greedy lines keep their states by slot too where a step of
-    // them may attend over the encoder states (the chooser takes it from some row count on).
-    folded_ = kGreedy && workspace_->step.choose_cross_attention(capacity, /*greedy=*/true) ==
+    // Greedy lines keep their states by slot where a step of them may attend over the encoder
+    // states (the chooser takes it from some row count on).
+    folded_ = kGreedy && workspace_->step.choose_cross_attention(capacity, /*greedy=*/true,
+                                                                 /*key_values_computed=*/false) ==
                              CrossAttentionKernel::OverEncoderStates;
     if (folded_) workspace_->states.keep_states_by_slot();
     for (int line = capacity - 1; line >= 0; --line) free_.push_back(line);
@@ -50,6 +54,7 @@ class CudaLineBatch : public LineBatch {
     for (auto& events : admission_events_) {
       for (auto& event : events) TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&event, flags));
     }
+    TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&key_values_done_, cudaEventDisableTiming));
     if (host_.profile) {
       for (auto& mark : marks_) TROCR_CUDA_CHECK(cudaEventCreate(&mark));
     }
@@ -60,14 +65,11 @@ class CudaLineBatch : public LineBatch {
     cudaSetDevice(host_.device);
     cudaStreamSynchronize(host_.gemm.stream());
     cudaStreamSynchronize(encoding_stream_->get());
-    for (cudaEvent_t event : marks_) {
-      if (event != nullptr) cudaEventDestroy(event);
-    }
+    for (cudaEvent_t event : marks_) destroy(event);
     for (auto& events : admission_events_) {
-      for (cudaEvent_t event : events) {
-        if (event != nullptr) cudaEventDestroy(event);
-      }
+      for (cudaEvent_t event : events) destroy(event);
     }
+    destroy(key_values_done_);
   }
 
   int capacity() const override { return static_cast<int>(steps_.size()); }
@@ -79,19 +81,15 @@ class CudaLineBatch : public LineBatch {
     use_device();
     // The backend's two pixel buffers: a third admission's upload would wait for the first's
     // encoder pass, and with it the next step's wait for the uploads.
-    if (pending_.size() == kMaxPending) start_admission();
+    if (queued_.size() + pending_.size() == kMaxPending) {
+      encode_queued();
+      start_admission();
+    }
     std::vector<int> lines(free_.end() - count, free_.end());  // the lowest free lines, ascending
     std::reverse(lines.begin(), lines.end());
     free_.resize(free_.size() - count);
-    const int events = admissions_issued_++ % kMaxPending;
-    const cudaStream_t encoding = encoding_stream_->get();
-    if (host_.profile) TROCR_CUDA_CHECK(cudaEventRecord(admission_events_[events][kBegun], encoding));
-    host_.encode(*workspace_, pixels, count);
-    workspace_->states.prepare_slots(lines);
-    TROCR_CUDA_CHECK(cudaEventRecord(admission_events_[events][kEncoded], encoding));
-    pending_.push_back({lines, events});
-    uploads_outstanding_ = true;
     for (int line : lines) steps_[line] = kEncoding;
+    queued_.push_back({pixels, lines});
     return lines;
   }
 
@@ -99,30 +97,18 @@ class CudaLineBatch : public LineBatch {
     use_device();
     start_encoded_admissions();
     std::vector<int> lines = stepping_lines();
-    if (lines.empty()) return {};
-    if (rows_changed_) {
-      // Each padding line follows a line: no two neighbours share an image, so the grouped
-      // cross-attention's group count (part of the step's graph key) is the rounded line count.
-      const int count = static_cast<int>(lines.size());
-      const int rounded = count > kExactLines ? (count + kExactLines - 1) / kExactLines * kExactLines : count;
-      const int padding = std::min(rounded, capacity()) - count;
-      std::vector<int> slots, images;
-      const auto add_line = [&](int line) {
-        for (int beam = 0; beam < beams(); ++beam) slots.push_back(line * beams() + beam), images.push_back(line);
-      };
-      for (int i = 0; i < count; ++i) {
-        add_line(lines[i]);
-        if (i < padding) add_line(scratch_line());
-      }
-      const int rows = static_cast<int>(slots.size());
-      const CrossAttentionKernel cross = workspace_->step.choose_cross_attention(rows, /*greedy=*/folded_);
-      shape_ = workspace_->step.set_rows(slots, images, options_.max_length, cross, RowPositions::PerImage);
-      rows_changed_ = false;
+    if (lines.empty()) {  // nothing to hide the encoder's launches behind
+      encode_queued();
+      start_encoded_admissions();
+      lines = stepping_lines();
+      if (lines.empty()) return {};
     }
+    if (rows_changed_) set_rows(lines);
     mark(kStepping);
     search().step_lines(shape_, options_, scratch_line());
     mark(kStepped);
-    if (uploads_outstanding_) host_.wait_for_uploads();  // while the step runs
+    encode_queued();  // while the step runs
+    if (uploads_outstanding_) host_.wait_for_uploads();
     uploads_outstanding_ = false;
     const auto states = search().read_lines();
     if (host_.profile) {
@@ -150,12 +136,12 @@ class CudaLineBatch : public LineBatch {
     if (!host_.profile || steps_taken_ == 0) return "";
     const std::string report = fmt::format(
         "{} steps of {:.1f} lines on average: {:.3f} ms; {} admissions of {:.1f} images on average, beside the steps: "
-        "pixels upload + encoder + cross-attention K/V {:.3f} ms, {} of them waited for; step graphs captured so far: "
-        "{}",
+        "pixels upload + encoder + cross-attention K/V {:.3f} ms, {} of them waited for, {} images without per-layer "
+        "K/V; step graphs captured so far: {}",
         steps_taken_, double(rows_stepped_) / steps_taken_, step_ms_, admissions_,
         admissions_ > 0 ? double(admitted_) / admissions_ : 0.0, admission_ms_, admissions_waited_for_,
-        workspace_->graphs.captures());
-    steps_taken_ = admissions_ = admitted_ = admissions_waited_for_ = 0;
+        admitted_without_key_values_, workspace_->graphs.captures());
+    steps_taken_ = admissions_ = admitted_ = admissions_waited_for_ = admitted_without_key_values_ = 0;
     rows_stepped_ = 0;
     step_ms_ = admission_ms_ = 0.0;
     return report;
@@ -166,9 +152,13 @@ class CudaLineBatch : public LineBatch {
   // step's sync has passed them.
   enum Mark { kStepping, kStepped };
   // An admission's events, on the encoding stream: begun (profiling only), and encoded (its
-  // lines' K/V and states are in their slots).
+  // lines' states, and K/V where computed, are in their slots).
   enum AdmissionMark { kBegun, kEncoded };
-  struct Admission {
+  struct Queued {  // admitted, not yet enqueued
+    const float* pixels;
+    std::vector<int> lines;
+  };
+  struct Admission {  // enqueued on the encoding stream
     std::vector<int> lines;
     int events;  // its admission_events_
   };
@@ -187,6 +177,13 @@ class CudaLineBatch : public LineBatch {
   int beams() const { return kGreedy ? 1 : options_.num_beams; }
   int scratch_line() const { return capacity(); }
   void use_device() const { TROCR_CUDA_CHECK(cudaSetDevice(host_.device)); }
+  static void destroy(cudaEvent_t event) {
+    if (event != nullptr) cudaEventDestroy(event);
+  }
+  // Over the states only where they are kept by slot.
+  CrossAttentionKernel choose_cross_attention(int rows, bool key_values_computed) const {
+    return workspace_->step.choose_cross_attention(rows, /*greedy=*/folded_, key_values_computed);
+  }
   std::vector<int> stepping_lines() const {
     std::vector<int> lines;
     for (int line = 0; line < capacity(); ++line) {
@@ -195,6 +192,54 @@ class CudaLineBatch : public LineBatch {
     return lines;
   }
 
+  // The step's rows: each padding line follows a line, so that no two neighbours share an image
+  // and the grouped cross-attention's group count (part of the step's graph key) is the rounded
+  // line count. Lines without K/V get them here where the chosen cross-attention reads them.
+  void set_rows(const std::vector<int>& lines) {
+    const int count = static_cast<int>(lines.size());
+    const int rounded = count > kExactLines ? (count + kExactLines - 1) / kExactLines * kExactLines : count;
+    const int padding = std::min(rounded, capacity()) - count;
+    std::vector<int> slots, images, missing;
+    const auto add_line = [&](int line) {
+      for (int beam = 0; beam < beams(); ++beam) slots.push_back(line * beams() + beam), images.push_back(line);
+    };
+    for (int i = 0; i < count; ++i) {
+      add_line(lines[i]);
+      if (!key_values_[lines[i]]) missing.push_back(lines[i]);
+      if (i < padding) add_line(scratch_line());
+    }
+    const int rows = static_cast<int>(slots.size());
+    CrossAttentionKernel cross = choose_cross_attention(rows, missing.empty());
+    if (cross != CrossAttentionKernel::OverEncoderStates && !missing.empty()) {
+      workspace_->states.key_values_from_kept_states(missing);
+      TROCR_CUDA_CHECK(cudaEventRecord(key_values_done_, encoding_stream_->get()));
+      TROCR_CUDA_CHECK(cudaStreamWaitEvent(host_.gemm.stream(), key_values_done_));
+      for (int line : missing) key_values_[line] = true;
+      cross = choose_cross_attention(rows, true);
+    }
+    shape_ = workspace_->step.set_rows(slots, images, options_.max_length, cross, RowPositions::PerImage);
+    rows_changed_ = false;
+  }
+
+  // Enqueues the queued admissions' uploads, encoder passes and slots on the encoding stream.
+  // Their images skip the per-layer K/V where the steps, with them joined, attend over the states.
+  void encode_queued() {
+    const cudaStream_t encoding = encoding_stream_->get();
+    const bool key_values = choose_cross_attention(active(), /*key_values_computed=*/false) !=
+                            CrossAttentionKernel::OverEncoderStates;
+    for (Queued& queued : queued_) {
+      const int events = admissions_issued_++ % kMaxPending;
+      if (host_.profile) TROCR_CUDA_CHECK(cudaEventRecord(admission_events_[events][kBegun], encoding));
+      host_.encode(*workspace_, queued.pixels, static_cast<int>(queued.lines.size()));
+      workspace_->states.prepare_slots(queued.lines, key_values);
+      TROCR_CUDA_CHECK(cudaEventRecord(admission_events_[events][kEncoded], encoding));
+      for (int line : queued.lines) key_values_[line] = key_values;
+      if (host_.profile && !key_values) admitted_without_key_values_ += static_cast<int>(queued.lines.size());
+      pending_.push_back({std::move(queued.lines), events});
+      uploads_outstanding_ = true;
+    }
+    queued_.clear();
+  }
   // Starts the admissions whose encoder pass is done, oldest first, and with no line stepping
   // the oldest one whatever its state (the step then waits for it on the GPU).
   void start_encoded_admissions() {
@@ -242,15 +287,18 @@ class CudaLineBatch : public LineBatch {
   std::unique_ptr<Workspace<T>> workspace_;
   bool folded_ = false;  // steps may attend over the states kept by slot
   std::vector<int> steps_;  // by line: steps taken, kFree or kEncoding
+  std::vector<bool> key_values_;  // by line: its per-layer K/V are in its slot
   std::vector<int> free_;   // descending: back() is the lowest
+  std::vector<Queued> queued_;
   std::deque<Admission> pending_;  // encoding, oldest first
   cudaEvent_t admission_events_[kMaxPending][2] = {};
+  cudaEvent_t key_values_done_ = nullptr;
   int64_t admissions_issued_ = 0;
   bool uploads_outstanding_ = false;  // an admission's pixels may still be read
   bool rows_changed_ = true;
   StepShape shape_{};
   cudaEvent_t marks_[2] = {};
-  int steps_taken_ = 0, admissions_ = 0, admitted_ = 0, admissions_waited_for_ = 0;
+  int steps_taken_ = 0, admissions_ = 0, admitted_ = 0, admissions_waited_for_ = 0, admitted_without_key_values_ = 0;
   int64_t rows_stepped_ = 0;
   double step_ms_ = 0.0, admission_ms_ = 0.0;
 };

@@ -21,8 +21,10 @@ ChoiceContext gpu(int capability, const std::string& forced = "") {
   return {capability, parse_kernel_overrides(forced)};
 }
 
-CrossAttentionKernel cross(DType dtype, const Decoder& decoder, int rows, bool greedy, const ChoiceContext& context) {
-  return choose_cross_attention(dtype, decoder.head_dim, rows, greedy, decoder.d_model, decoder.cross_width, context);
+CrossAttentionKernel cross(DType dtype, const Decoder& decoder, int rows, bool greedy, const ChoiceContext& context,
+                           bool key_values_computed = true) {
+  return choose_cross_attention(dtype, decoder.head_dim, rows, greedy, decoder.d_model, decoder.cross_width,
+                                key_values_computed, context);
 }
 
 TEST(KernelChoice, TensorCoreKernelsNeedAmpereAndA16BitDtype) {
@@ -48,6 +50,12 @@ TEST(KernelChoice, AttentionOverEncoderStatesForLargeGreedyBatchesOfWideDecoders
   EXPECT_EQ(cross(DType::F16, kBase, 96, true, gpu(kHopper)), CrossAttentionKernel::OverEncoderStates);
   EXPECT_EQ(cross(DType::F16, kBase, 64, true, gpu(kHopper)), CrossAttentionKernel::GroupedTensorCore)
       << "measured slower at 64 rows on an H200";
+  EXPECT_EQ(cross(DType::F16, kBase, 80, true, gpu(kHopper), /*key_values_computed=*/false),
+            CrossAttentionKernel::OverEncoderStates)
+      << "rows without K/V keep the form down to where the two meet with the K/V product counted";
+  EXPECT_EQ(cross(DType::F16, kBase, 79, true, gpu(kHopper), false), CrossAttentionKernel::GroupedTensorCore);
+  EXPECT_EQ(cross(DType::F16, kBase, 256, false, gpu(kHopper), false), CrossAttentionKernel::GroupedTensorCore)
+      << "beams have their K/V computed";
   EXPECT_EQ(cross(DType::F16, kBase, 1024, false, gpu(kHopper)), CrossAttentionKernel::GroupedTensorCore)
       << "beam search keeps the per-layer K/V";
   EXPECT_EQ(cross(DType::F16, kSmall, 256, true, gpu(kHopper)), CrossAttentionKernel::GroupedTensorCore)

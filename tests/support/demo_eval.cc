@@ -18,7 +18,8 @@ GenerationConfig demo_generation(const Recognizer& recognizer, const std::string
   return generation;
 }
 
-DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::string& setting, size_t limit) {
+DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::string& setting, size_t limit,
+                                    const AfterStep& after_step) {
   const nlohmann::json hf = read_json(data_dir() + "/demo/hf_synth_eval.json");
   std::vector<LabeledImage> dataset = read_labeled_dataset(demo_dataset_dir());
   if (limit > 0 && limit < dataset.size()) dataset.resize(limit);
@@ -36,7 +37,8 @@ DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::str
     std::vector<RgbImage> images;
     for (size_t i = first; i < end; ++i) images.push_back(read_image_file(dataset[i].path));
     const std::vector<Recognition> results =
-        in_flight ? recognize_in_flight(recognizer, images, generation, std::max(1, options.batch_size)).results
+        in_flight ? recognize_in_flight(recognizer, images, generation, std::max(1, options.batch_size), 0, after_step)
+                        .results
                   : recognizer.recognize(images, generation);
     for (size_t i = first; i < end; ++i) {
       const std::string name = dataset[i].path.substr(dataset[i].path.rfind('/') + 1);

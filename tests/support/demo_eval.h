@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "support/in_flight.h"
 #include "trocr/recognizer.h"
 
 namespace trocr::test {
@@ -31,8 +32,10 @@ GenerationConfig demo_generation(const Recognizer& recognizer, const std::string
 
 // `setting` is "default" (the checkpoint's generation settings: beam 4), "greedy", or
 // "greedy in flight" (greedy lines through Recognizer::open_stream with options.batch_size lines,
-// each freed line taking the next image between steps); the first `limit` lines are read (0: all).
-DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::string& setting, size_t limit);
+// each freed line taking the next image between steps, after_step told of each step as
+// recognize_in_flight tells it); the first `limit` lines are read (0: all).
+DemoComparison compare_demo_with_hf(const EngineOptions& options, const std::string& setting, size_t limit,
+                                    const AfterStep& after_step = {});
 
 
 // Sanitizer builds run ~20x slower: they check a prefix of the set.

@@ -8,7 +8,8 @@
 namespace trocr::test {
 
 InFlightResult recognize_in_flight(const Recognizer& recognizer, const std::vector<RgbImage>& images,
-                                   const GenerationConfig& generation, int capacity, size_t per_step) {
+                                   const GenerationConfig& generation, int capacity, size_t per_step,
+                                   const AfterStep& after_step) {
   const auto stream = recognizer.open_stream(generation, capacity);
   if (!stream) throw Error("this engine runs no lines in flight");
   if (stream->capacity() != capacity) throw Error("the stream has the wrong capacity");
@@ -32,6 +33,7 @@ InFlightResult recognize_in_flight(const Recognizer& recognizer, const std::vect
       line_image.erase(line);
       ++ended;
     }
+    if (after_step) after_step(next);
   }
   if (stream->active() != 0) throw Error("lines still active after every image ended");
   return in_flight;
