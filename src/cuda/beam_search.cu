@@ -222,26 +222,23 @@ void DeviceBeamSearch<T>::step_lines(const StepShape& shape, const SearchOptions
 }
 
 template <typename T>
-typename DeviceBeamSearch<T>::LineStates DeviceBeamSearch<T>::read_lines() {
-  cudaStream_t stream = step_.stream();
-  const size_t slots = size_t(max_images_) * max_beams_;
-  if (!read_flags_) {
-    read_flags_ = std::make_unique<PinnedBuffer<int>>(flags_.size());
-    read_ids_ = std::make_unique<PinnedBuffer<int>>(finished_ids_.size());
-    read_lengths_ = std::make_unique<PinnedBuffer<int>>(slots);
-    read_scores_ = std::make_unique<PinnedBuffer<float>>(2 * slots);
+void DeviceBeamSearch<T>::copy_lines(int buffer) {
+  if (!readback_) {
+    const size_t slots = size_t(max_images_) * max_beams_;
+    readback_ = std::make_unique<LineReadback>(std::vector<LineReadback::Array>{
+        {flags_.data(), flags_.size() * sizeof(int)},
+        {finished_ids_.data(), finished_ids_.size() * sizeof(int)},
+        {finished_lengths_.data(), slots * sizeof(int)},
+        {finished_scores_.data(), slots * sizeof(float)},
+        {finished_sums_.data(), slots * sizeof(float)}});
   }
-  const auto copy = [stream](void* to, const void* from, size_t bytes) {
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToHost, stream));
-  };
-  float* scores = read_scores_->data();
-  copy(read_flags_->data(), flags_.data(), flags_.size() * sizeof(int));
-  copy(read_ids_->data(), finished_ids_.data(), finished_ids_.size() * sizeof(int));
-  copy(read_lengths_->data(), finished_lengths_.data(), slots * sizeof(int));
-  copy(scores, finished_scores_.data(), slots * sizeof(float));
-  copy(scores + slots, finished_sums_.data(), slots * sizeof(float));
-  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  return {read_flags_->data() + 1, read_ids_->data(), read_lengths_->data(), scores, scores + slots};
+  readback_->copy(buffer, step_.stream());
+}
+
+template <typename T>
+typename DeviceBeamSearch<T>::LineStates DeviceBeamSearch<T>::copied_lines(int buffer) {
+  return {readback_->copied<int>(buffer, 0) + 1, readback_->copied<int>(buffer, 1), readback_->copied<int>(buffer, 2),
+          readback_->copied<float>(buffer, 3), readback_->copied<float>(buffer, 4)};
 }
 
 template <typename T>

@@ -10,6 +10,7 @@
 
 #include "cuda/decoder_step.h"
 #include "cuda/kv_caches.h"
+#include "cuda/line_readback.h"
 #include "cuda/step_graphs.h"
 #include "decoding/search.h"
 
@@ -32,9 +33,9 @@ class DeviceBeamSearch : public SearchStrategy {
   // start_lines gives newly admitted lines HF's initial state at position 0; start_scratch_line
   // the same, frozen, for a line whose padding rows run and change nothing. step_lines runs one
   // step of shape's rows (set_rows of the lines' beams, image-major, RowPositions::PerImage; a
-  // padding image's rows may follow any line's). read_lines brings every line's frozen flag and
-  // best finished hypothesis to the host (page-locked, one stream sync; valid until the next
-  // read): a frozen line has ended, and line_hypothesis gives its answer.
+  // padding image's rows may follow any line's). copy_lines and copied_lines bring every line's
+  // frozen flag and best finished hypothesis to the host, as DeviceGreedySearch's do: a frozen
+  // line has ended, and line_hypothesis gives its answer.
   void start_lines(const std::vector<int>& lines, const SearchOptions& options);
   void start_scratch_line(int line, const SearchOptions& options);
   void step_lines(const StepShape& shape, const SearchOptions& options, int scratch_line = -1);
@@ -45,7 +46,8 @@ class DeviceBeamSearch : public SearchStrategy {
     const float* scores;
     const float* sums;
   };
-  LineStates read_lines();
+  void copy_lines(int buffer);
+  LineStates copied_lines(int buffer);
   Hypothesis line_hypothesis(const LineStates& states, int line, const SearchOptions& options) const;
 
  private:
@@ -72,9 +74,8 @@ class DeviceBeamSearch : public SearchStrategy {
   PinnedBuffer<int> seen_flags_;
   cudaEvent_t step_done_[2] = {};
   DeviceBuffer<int> started_lines_;
-  // read_lines' copies (made at the first read).
-  std::unique_ptr<PinnedBuffer<int>> read_flags_, read_ids_, read_lengths_;
-  std::unique_ptr<PinnedBuffer<float>> read_scores_;  // scores, then sums
+  // flags_, finished_ids_, and the finished sets' lengths, scores and sums (made at the first copy).
+  std::unique_ptr<LineReadback> readback_;
 };
 
 }  // namespace trocr::cuda

@@ -86,7 +86,8 @@ Hypotheses DeviceGreedySearch<T>::search(int images, const SearchOptions& option
     active = std::move(unfinished);
     spec.shape = step_.set_rows(active, active, max_length, cross, RowPositions::PerImage);
   }
-  const LineStates states = read_lines();
+  copy_lines(0);
+  const LineStates states = copied_lines(0);
   Hypotheses results(images);
   for (int i = 0; i < images; ++i) results[i].push_back(line_hypothesis(states, i, options));
   return results;
@@ -114,24 +115,22 @@ void DeviceGreedySearch<T>::step_lines(const StepShape& shape, const SearchOptio
 }
 
 template <typename T>
-typename DeviceGreedySearch<T>::LineStates DeviceGreedySearch<T>::read_lines() {
-  cudaStream_t stream = step_.stream();
-  if (!read_history_) {
-    read_history_ = std::make_unique<PinnedBuffer<int>>(history_.size());
-    read_finished_ = std::make_unique<PinnedBuffer<int>>(finished_.size());
-    read_sums_ = std::make_unique<PinnedBuffer<float>>(3 * size_t(max_images_));
+void DeviceGreedySearch<T>::copy_lines(int buffer) {
+  if (!readback_) {
+    const auto array = [](const auto& values) {
+      return LineReadback::Array{values.data(), values.size() * sizeof(*values.data())};
+    };
+    readback_ = std::make_unique<LineReadback>(std::vector<LineReadback::Array>{
+        array(history_), array(finished_), array(sum_log_probability_), array(sum_probability_),
+        array(min_probability_)});
   }
-  const auto copy = [stream](void* to, const void* from, size_t bytes) {
-    TROCR_CUDA_CHECK(cudaMemcpyAsync(to, from, bytes, cudaMemcpyDeviceToHost, stream));
-  };
-  float* sums = read_sums_->data();
-  copy(read_history_->data(), history_.data(), history_.size() * sizeof(int));
-  copy(read_finished_->data(), finished_.data(), finished_.size() * sizeof(int));
-  copy(sums, sum_log_probability_.data(), max_images_ * sizeof(float));
-  copy(sums + max_images_, sum_probability_.data(), max_images_ * sizeof(float));
-  copy(sums + 2 * max_images_, min_probability_.data(), max_images_ * sizeof(float));
-  TROCR_CUDA_CHECK(cudaStreamSynchronize(stream));
-  return {read_history_->data(), read_finished_->data(), sums, sums + max_images_, sums + 2 * max_images_};
+  readback_->copy(buffer, step_.stream());
+}
+
+template <typename T>
+typename DeviceGreedySearch<T>::LineStates DeviceGreedySearch<T>::copied_lines(int buffer) {
+  return {readback_->copied<int>(buffer, 0), readback_->copied<int>(buffer, 1), readback_->copied<float>(buffer, 2),
+          readback_->copied<float>(buffer, 3), readback_->copied<float>(buffer, 4)};
 }
 
 template <typename T>

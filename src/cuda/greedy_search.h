@@ -8,6 +8,7 @@
 
 #include "cuda/decoder_step.h"
 #include "cuda/device_buffer.h"
+#include "cuda/line_readback.h"
 #include "cuda/step_graphs.h"
 #include "decoding/search.h"
 
@@ -25,9 +26,10 @@ class DeviceGreedySearch : public SearchStrategy {
   // cross-attention K/V there). start_lines sets the sequences of newly admitted lines to the
   // start token at position 0 (start_scratch_line: a line whose results nobody reads); step_lines
   // runs one step of shape's rows (set_rows of the active lines, RowPositions::PerImage; any other
-  // rows are padding rows of scratch_line); read_lines brings every sequence's state to the host (into
-  // page-locked memory, one stream sync; valid until the next read); line_hypothesis makes line
-  // l's answer from it.
+  // rows are padding rows of scratch_line); copy_lines(b) enqueues the copy of every sequence's
+  // state, as the steps enqueued so far leave it, into host buffer b (0 or 1), and copied_lines(b)
+  // waits for it (valid until b is copied again: the next step may run meanwhile);
+  // line_hypothesis makes line l's answer from it.
   void start_lines(const std::vector<int>& lines, const SearchOptions& options);
   void start_scratch_line(int line, const SearchOptions& options) { start_lines({line}, options); }
   void step_lines(const StepShape& shape, const SearchOptions& options, int scratch_line = -1);
@@ -38,7 +40,8 @@ class DeviceGreedySearch : public SearchStrategy {
     const float* sum_probability;
     const float* min_probability;
   };
-  LineStates read_lines();
+  void copy_lines(int buffer);
+  LineStates copied_lines(int buffer);
   Hypothesis line_hypothesis(const LineStates& states, int line, const SearchOptions& options) const;
 
  private:
@@ -53,9 +56,8 @@ class DeviceGreedySearch : public SearchStrategy {
   int max_images_, max_length_;
   DeviceBuffer<int> history_, finished_, started_lines_;
   DeviceBuffer<float> sum_log_probability_, sum_probability_, min_probability_;
-  // read_lines' copies (made at the first read).
-  std::unique_ptr<PinnedBuffer<int>> read_history_, read_finished_;
-  std::unique_ptr<PinnedBuffer<float>> read_sums_;  // the three sums, max_images each
+  // history_, finished_ and the three sums, in that order (made at the first copy).
+  std::unique_ptr<LineReadback> readback_;
 };
 
 }  // namespace trocr::cuda

@@ -55,8 +55,11 @@ class CudaLineBatch : public LineBatch {
       for (auto& event : events) TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&event, flags));
     }
     TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&key_values_done_, cudaEventDisableTiming));
+    TROCR_CUDA_CHECK(cudaEventCreateWithFlags(&stepped_, cudaEventDisableTiming));
     if (host_.profile) {
-      for (auto& mark : marks_) TROCR_CUDA_CHECK(cudaEventCreate(&mark));
+      for (auto& marks : marks_) {
+        for (auto& mark : marks) TROCR_CUDA_CHECK(cudaEventCreate(&mark));
+      }
     }
     host_.synchronize();
     TROCR_CUDA_CHECK(cudaStreamSynchronize(encoding_stream_->get()));
@@ -65,7 +68,10 @@ class CudaLineBatch : public LineBatch {
     cudaSetDevice(host_.device);
     cudaStreamSynchronize(host_.gemm.stream());
     cudaStreamSynchronize(encoding_stream_->get());
-    for (cudaEvent_t event : marks_) destroy(event);
+    for (auto& marks : marks_) {
+      for (cudaEvent_t event : marks) destroy(event);
+    }
+    destroy(stepped_);
     for (auto& events : admission_events_) {
       for (cudaEvent_t event : events) destroy(event);
     }
@@ -96,35 +102,54 @@ class CudaLineBatch : public LineBatch {
   std::vector<Ended> step() override {
     use_device();
     start_encoded_admissions();
-    std::vector<int> lines = stepping_lines();
-    if (lines.empty()) {  // nothing to hide the encoder's launches behind
+    std::vector<int> lines = launchable_lines();
+    if (lines.empty() && unread_ < 0) {  // nothing to hide the encoder's launches behind
       encode_queued();
       start_encoded_admissions();
-      lines = stepping_lines();
+      lines = launchable_lines();
       if (lines.empty()) return {};
     }
-    if (rows_changed_) set_rows(lines);
-    mark(kStepping);
-    search().step_lines(shape_, options_, scratch_line());
-    mark(kStepped);
+    // This step is launched before the last one's states are read: the GPU never waits for the
+    // host's turn. Lines that ended in the last step run once more (their rows change nothing
+    // that is read), and their slots are written again only after this step (encode_queued).
+    const int reading = unread_;
+    unread_ = -1;
+    if (!lines.empty()) {
+      if (lines != row_lines_) set_rows(lines);
+      const int buffer = launches_++ % 2;
+      mark(buffer, kStepping);
+      search().step_lines(shape_, options_, scratch_line());
+      mark(buffer, kStepped);
+      TROCR_CUDA_CHECK(cudaEventRecord(stepped_, host_.gemm.stream()));
+      search().copy_lines(buffer);
+      launched_[buffer].clear();
+      for (int line : lines) launched_[buffer].push_back({line, ++steps_[line]});
+      unread_ = buffer;
+    }
     encode_queued();  // while the step runs
     if (uploads_outstanding_) host_.wait_for_uploads();
     uploads_outstanding_ = false;
-    const auto states = search().read_lines();
+    if (reading < 0) return {};
+    const auto states = search().copied_lines(reading);
     if (host_.profile) {
-      add_elapsed(marks_[kStepping], marks_[kStepped], step_ms_);
+      add_elapsed(marks_[reading][kStepping], marks_[reading][kStepped], step_ms_);
       ++steps_taken_;
-      rows_stepped_ += static_cast<int64_t>(lines.size());
+      rows_stepped_ += static_cast<int64_t>(launched_[reading].size());
     }
     std::vector<Ended> ended;
-    for (int line : lines) {
+    for (const auto& [launched_line, steps] : launched_[reading]) {
+      const int line = launched_line;  // a lambda below captures it
       // A line of n steps holds n + 1 tokens: it ends when its search says so (end-of-sequence,
       // or a beam search's stopping rule) or at max_length.
-      if (!states.finished[line] && ++steps_[line] + 1 < options_.max_length) continue;
+      if (!states.finished[line] && steps + 1 < options_.max_length) continue;
       ended.push_back({line, search().line_hypothesis(states, line, options_)});
       steps_[line] = kFree;
       free_.push_back(line);
-      rows_changed_ = true;
+      if (unread_ >= 0) {  // its row in the step just launched changes nothing that is read
+        auto& next = launched_[unread_];
+        next.erase(std::remove_if(next.begin(), next.end(), [&](const auto& run) { return run.first == line; }),
+                   next.end());
+      }
     }
     // Free lines are taken lowest first, so that admitted images sit in runs of slots (admit takes
     // from the back, which keeps the order; only lines ending here can break it).
@@ -184,10 +209,11 @@ class CudaLineBatch : public LineBatch {
   CrossAttentionKernel choose_cross_attention(int rows, bool key_values_computed) const {
     return workspace_->step.choose_cross_attention(rows, /*greedy=*/folded_, key_values_computed);
   }
-  std::vector<int> stepping_lines() const {
+  // The started lines below max_length (a line of n steps holds n + 1 tokens).
+  std::vector<int> launchable_lines() const {
     std::vector<int> lines;
     for (int line = 0; line < capacity(); ++line) {
-      if (steps_[line] >= 0) lines.push_back(line);
+      if (steps_[line] >= 0 && steps_[line] + 1 < options_.max_length) lines.push_back(line);
     }
     return lines;
   }
@@ -218,7 +244,7 @@ class CudaLineBatch : public LineBatch {
       cross = choose_cross_attention(rows, true);
     }
     shape_ = workspace_->step.set_rows(slots, images, options_.max_length, cross, RowPositions::PerImage);
-    rows_changed_ = false;
+    row_lines_ = lines;
   }
 
   // Enqueues the queued admissions' uploads, encoder passes and slots on the encoding stream.
@@ -231,6 +257,8 @@ class CudaLineBatch : public LineBatch {
       const int events = admissions_issued_++ % kMaxPending;
       if (host_.profile) TROCR_CUDA_CHECK(cudaEventRecord(admission_events_[events][kBegun], encoding));
       host_.encode(*workspace_, queued.pixels, static_cast<int>(queued.lines.size()));
+      // The slots' last step, which may still read them, first.
+      TROCR_CUDA_CHECK(cudaStreamWaitEvent(encoding, stepped_));
       workspace_->states.prepare_slots(queued.lines, key_values);
       TROCR_CUDA_CHECK(cudaEventRecord(admission_events_[events][kEncoded], encoding));
       for (int line : queued.lines) key_values_[line] = key_values;
@@ -247,7 +275,7 @@ class CudaLineBatch : public LineBatch {
       const cudaError_t state = cudaEventQuery(admission_events_[pending_.front().events][kEncoded]);
       if (state == cudaErrorNotReady) {
         if (cudaPeekAtLastError() == cudaErrorNotReady) (void)cudaGetLastError();  // not an error
-        if (!stepping_lines().empty()) return;
+        if (!launchable_lines().empty()) return;
         ++admissions_waited_for_;
       } else {
         TROCR_CUDA_CHECK(state);
@@ -263,15 +291,14 @@ class CudaLineBatch : public LineBatch {
     TROCR_CUDA_CHECK(cudaStreamWaitEvent(host_.gemm.stream(), events[kEncoded]));
     search().start_lines(admission.lines, options_);
     for (int line : admission.lines) steps_[line] = 0;
-    rows_changed_ = true;
     if (host_.profile) {
       add_elapsed(events[kBegun], events[kEncoded], admission_ms_);
       ++admissions_;
       admitted_ += static_cast<int>(admission.lines.size());
     }
   }
-  void mark(Mark which) {
-    if (host_.profile) TROCR_CUDA_CHECK(cudaEventRecord(marks_[which], host_.gemm.stream()));
+  void mark(int buffer, Mark which) {
+    if (host_.profile) TROCR_CUDA_CHECK(cudaEventRecord(marks_[buffer][which], host_.gemm.stream()));
   }
   static void add_elapsed(cudaEvent_t begin, cudaEvent_t end, double& total) {
     TROCR_CUDA_CHECK(cudaEventSynchronize(end));
@@ -295,9 +322,14 @@ class CudaLineBatch : public LineBatch {
   cudaEvent_t key_values_done_ = nullptr;
   int64_t admissions_issued_ = 0;
   bool uploads_outstanding_ = false;  // an admission's pixels may still be read
-  bool rows_changed_ = true;
+  std::vector<int> row_lines_;  // the lines of shape_'s rows
   StepShape shape_{};
-  cudaEvent_t marks_[2] = {};
+  // By copy buffer: the lines a launched step ran, with their step counts after it.
+  std::vector<std::pair<int, int>> launched_[2];
+  int64_t launches_ = 0;
+  int unread_ = -1;  // the buffer of the launched step whose states are not read yet
+  cudaEvent_t stepped_ = nullptr;  // after the last launched step
+  cudaEvent_t marks_[2][2] = {};
   int steps_taken_ = 0, admissions_ = 0, admitted_ = 0, admissions_waited_for_ = 0, admitted_without_key_values_ = 0;
   int64_t rows_stepped_ = 0;
   double step_ms_ = 0.0, admission_ms_ = 0.0;

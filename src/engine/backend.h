@@ -29,8 +29,10 @@ class LineBatch {
   // line ends. Their lines step from a later step on (the CUDA engine's, the first after their
   // encoder pass is done: it runs beside the steps).
   virtual std::vector<int> admit(const float* pixels, int count) = 0;
-  // One decoding step for every line that steps; the lines that ended in it. The pixels of
-  // earlier admissions may be overwritten once it returns.
+  // One decoding step for every line that steps; the lines whose end it learned (the CUDA
+  // engine's a step behind: it launches a step before it reads the last one's states, so a call
+  // may return none, and calls go on while active() > 0). The pixels of earlier admissions may
+  // be overwritten once it returns.
   virtual std::vector<Ended> step() = 0;
   // Where the steps and admissions spent their time since the last report, when the backend
   // was asked to profile; resets.
