@@ -5,7 +5,7 @@
 # alternating over ROUNDS (2); each server gets a warm-up level and a measured level of
 # SECONDS_PER_LEVEL (10) at CLIENTS (128). Then the bench's best of this binary in the same call
 # (batch 128 and 256, the serve target's denominator). Brings back $OUT/serve-warm.{json,log} and
-# each server's engine profile.
+# each server's engine profile (names end in SUFFIX).
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 base_commit=${BASE_COMMIT:?which commit build-base-bin holds}
@@ -14,37 +14,38 @@ clients=${CLIENTS:-128}
 mkdir -p /tmp/base-bin && tar -C /tmp/base-bin -xJf build-base-bin/base.tar.xz
 models=/tmp/full-models
 [ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models --models trocr-base 2>&1 | grep -v Writing
-log="$out/serve-warm.log"
+name=serve-warm${SUFFIX:-}
+log="$out/$name.log"
 echo "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), commit $commit against $base_commit, beams $beams" | tee "$log"
 for round in $(seq "${ROUNDS:-2}"); do
   for which in base new; do
     if [ $which = base ]; then
-      binary=(env LD_LIBRARY_PATH=/tmp/base-bin/lib:$LD_LIBRARY_PATH /tmp/base-bin/trocr-$base_commit); name=$base_commit
+      binary=(env LD_LIBRARY_PATH=/tmp/base-bin/lib:$LD_LIBRARY_PATH /tmp/base-bin/trocr-$base_commit); label=$base_commit
     else
-      binary=(.device-bin/trocr); name=$commit
+      binary=(.device-bin/trocr); label=$commit
     fi
     "${binary[@]}" serve -m $models/trocr-base --device cuda --dtype fp16 --beams $beams --batching in-flight \
       --max-batch 128 --max-wait-ms 2 --queue-size 4096 --port 0 --access-log '' --profile > /tmp/serve-warm.log 2>&1 &
     pid=$!
     for _ in $(seq 600); do grep -q "serve: ready" /tmp/serve-warm.log && break; sleep 0.1; done
     port=$(grep -o '127.0.0.1:[0-9]*' /tmp/serve-warm.log | head -1 | cut -d: -f2)
-    echo "== round $round, $name" | tee -a "$log"
-    .device-bin/trocr load-test --url http://127.0.0.1:$port --image data/samples/date.jpg --name "$name-round$round" \
-      --concurrency $clients,$clients --seconds "${SECONDS_PER_LEVEL:-10}" --json /tmp/warm-$which-$round.json | tee -a "$log"
+    echo "== round $round, $label" | tee -a "$log"
+    .device-bin/trocr load-test --url http://127.0.0.1:$port --image data/samples/date.jpg --name "$label-round$round" \
+      --concurrency $clients,$clients --seconds "${SECONDS_PER_LEVEL:-10}" --json /tmp/$name.$which.$round.json | tee -a "$log"
     kill -TERM $pid; wait $pid
-    grep '^engine ' /tmp/serve-warm.log > "$out/serve-warm-$name-round$round-profile.txt"
+    grep '^engine ' /tmp/serve-warm.log > "$out/$name-$label-round$round-profile.txt"
   done
 done
 .device-bin/trocr bench -m $models/trocr-base --name trocr-base --dtype fp16 --batch 128,256 --beams $beams \
-  --repeat 5 --warmup 3 --commit "$commit" --json "$out/serve-warm-bench.json" 2>&1 | tee -a "$log"
-python3 - "$out" <<'PY'
+  --repeat 5 --warmup 3 --commit "$commit" --json "$out/$name-bench.json" 2>&1 | tee -a "$log"
+python3 - "$out" "$name" <<'PY'
 import glob, json, os, sys
-out = sys.argv[1]
+out, name = sys.argv[1:3]
 records = []
-for path in sorted(glob.glob("/tmp/warm-*.json")):
+for path in sorted(glob.glob(f"/tmp/{name}.*.json")):
     runs = json.load(open(path))
     for level, record in enumerate(runs):
         record.update(level="warm-up" if level == 0 else "measured")
         records.append(record)
-json.dump(records, open(os.path.join(out, "serve-warm.json"), "w"), indent=1)
+json.dump(records, open(os.path.join(out, name + ".json"), "w"), indent=1)
 PY
