@@ -2,7 +2,6 @@
 // each kernel runs, what forcing a path does, and TROCR_KERNELS's syntax. Pure functions of
 // their arguments: these run without a GPU.
 #include "cuda/kernel_choice.h"
-#include "cuda/kernels/kernels.h"
 #include "support/test_support.h"
 
 namespace trocr::test {
@@ -67,19 +66,6 @@ TEST(KernelChoice, AttentionOverEncoderStatesForLargeGreedyBatchesOfWideDecoders
             CrossAttentionKernel::OverEncoderStates);
   EXPECT_EQ(cross(DType::F32, kBase, 256, true, gpu(kHopper)), CrossAttentionKernel::Chunked);
   EXPECT_EQ(cross(DType::F16, kBase, 256, true, gpu(kTuring)), CrossAttentionKernel::Chunked);
-}
-
-TEST(KernelChoice, FoldedAttentionSplitsAnImageWhereThatSavesWaves) {
-  constexpr int kH200 = 132, kKeys577 = 577;
-  EXPECT_EQ(folded_attention_splits(128, kKeys577, kH200), 1) << "one wave of whole images";
-  EXPECT_EQ(folded_attention_splits(256, kKeys577, kH200), 1) << "two waves either way";
-  EXPECT_EQ(folded_attention_splits(88, kKeys577, kH200), 3) << "two waves of thirds, not one of 88 whole images";
-  EXPECT_EQ(folded_attention_splits(72, kKeys577, kH200), 3);
-  EXPECT_EQ(folded_attention_splits(96, kKeys577, kH200), 1) << "288 thirds are three waves: no gain";
-  EXPECT_EQ(folded_attention_splits(200, kKeys577, kH200), 1);
-  EXPECT_EQ(folded_attention_splits(64, kKeys577, kH200), 2);
-  EXPECT_EQ(folded_attention_splits(1, kKeys577, kH200), kMaxFoldedSplits);
-  EXPECT_EQ(folded_attention_splits(1, 40, kH200), 3) << "no more splits than 16-key tiles";
 }
 
 TEST(KernelChoice, ForcedPathsApplyWhereTheyFit) {

@@ -205,28 +205,12 @@ void launch_folded_attention(const FoldedAttentionParams& params, const T* queri
 
 }  // namespace
 
-int folded_attention_splits(int images, int keys, int processors) {
-  // One block an SM: `splits` splits take ceil(images * splits / processors) waves of blocks,
-  // each walking its share of the tiles after filling the ring's kStages (counted as tiles).
-  // Splitting pays a combine pass (at 128 images on 132 SMs, two splits cost 20 us of combining
-  // in ncu for a wave the GPU had anyway), counted as a tenth of a whole image's walk. So 72-88
-  // lines on an H200 take three splits (two waves of thirds, not one wave of whole images on
-  // 88 of 132 SMs), 96 and more one.
-  const int tiles = (keys + kKeys - 1) / kKeys;
-  const double whole_image = tiles + kStages;
-  int best = 1;
-  double best_time = 0.0;
-  for (int splits = 1; splits <= std::min(tiles, kMaxFoldedSplits); ++splits) {
-    const int64_t waves = (int64_t(images) * splits + processors - 1) / processors;
-    const int tiles_per_split = (tiles + splits - 1) / splits;
-    const double time = double(waves) * (tiles_per_split + kStages) + (splits > 1 ? 0.1 * whole_image : 0.0);
-    if (splits == 1 || time < best_time - 1e-9) best = splits, best_time = time;
-  }
-  return best;
-}
-
 int folded_attention_splits(int images, int keys) {
-  return folded_attention_splits(images, keys, multiprocessor_count());
+  // Splits only where they fill more SMs: a split pays a combine pass (at 128 images on 132 SMs,
+  // two splits cost 20 us of combining for a wave the GPU had anyway).
+  const int processors = multiprocessor_count();
+  const int tiles = (keys + kKeys - 1) / kKeys;
+  return std::max(1, std::min({processors / images, tiles, kMaxFoldedSplits}));
 }
 
 template <typename T>

@@ -146,10 +146,7 @@ constexpr int kMaxFoldedHeads = 16;
 inline bool folded_attention_width_supported(int width) {
   return width == 256 || width == 384 || width == 512 || width == 768 || width == 1024;
 }
-// How many blocks share an image's keys, on a GPU of `processors` SMs (one block fits an SM):
-// the fewest waves of blocks, each wave's blocks doing 1 / splits of an image (the overload
-// without processors: the current device's).
-int folded_attention_splits(int images, int keys, int processors);
+// How many blocks share an image's keys (enough blocks to fill the GPU).
 int folded_attention_splits(int images, int keys);
 inline size_t folded_attention_scratch_size(int images, int rows, int width) {
   return size_t(images) * rows * kMaxFoldedSplits * (width + 2);
