@@ -75,7 +75,7 @@ void matmul_transposed(const float* input, int64_t rows, const HostTensor& weigh
 }
 
 void linear(const float* input, int64_t rows, const LinearWeights& layer, float* output, LinearPostOp post) {
-  matmul_transposed(input, rows, layer.weight, layer.bias.empty() ? nullptr : layer.bias.data(), output, post);
+  matmul_transposed(input, rows, layer.weight, layer.bias_or_null(), output, post);
 }
 
 void convert_to_bf16(ModelWeights& weights) {

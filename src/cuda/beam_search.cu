@@ -107,25 +107,12 @@ Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options)
   }
   cudaStream_t stream = step_.stream();
   states_.prepare(images, /*key_values=*/true);
-  // HF's initial state: every beam holds the start token; only the first may expand.
-  std::vector<int> history(size_t(slots) * max_length, config_.tokens.pad);
-  std::vector<float> running(slots, kBeamSentinel);
-  for (int slot = 0; slot < slots; ++slot) history[size_t(slot) * max_length] = options.decoder_start;
-  for (int image = 0; image < images; ++image) running[image * beams] = 0.0f;
-  history_.assign(history, stream);
-  running_.assign(running, stream);
-  finished_lengths_.assign(std::vector<int>(slots, 0), stream);
-  finished_done_.assign(std::vector<int>(slots, 0), stream);
-  finished_scores_.assign(std::vector<float>(slots, kBeamSentinel), stream);
-  finished_sums_.assign(std::vector<float>(slots, 0.0f), stream);
-  improvement_possible_.assign(std::vector<int>(images, 1), stream);
-  flags_.assign(std::vector<int>(1 + images, 0), stream);
-  upload_length_denominators(options.length_penalty);
-  TROCR_CUDA_CHECK(cudaMemsetAsync(step_.position(), 0, sizeof(int), stream));
-
-  // Rows are the beams of the images still searching, image-major.
+  // HF's initial state, as lines in flight get it (image 0's position is the batch's), and the
+  // whole batch's stop flag down. Rows are the beams of the images still searching, image-major.
   std::vector<int> active(images);
   std::iota(active.begin(), active.end(), 0);
+  start(active, options, /*frozen=*/false);
+  TROCR_CUDA_CHECK(cudaMemsetAsync(flags_.data(), 0, sizeof(int), stream));
   const CrossAttentionKernel cross = step_.choose_cross_attention(slots, /*greedy=*/false);
   const auto rows_of = [&] {
     std::vector<int> row_slots, row_images;
@@ -156,7 +143,7 @@ Hypotheses DeviceBeamSearch<T>::search(int images, const SearchOptions& options)
     spec.shape = rows_of();
   }
 
-  std::vector<int> ids(history.size()), lengths(slots);
+  std::vector<int> ids(size_t(slots) * max_length), lengths(slots);
   std::vector<float> scores(slots), sums(slots);
   finished_ids_.copy_to(ids, stream);
   finished_lengths_.copy_to(lengths, stream);

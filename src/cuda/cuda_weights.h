@@ -17,6 +17,8 @@ struct DeviceLinear {
   DeviceBuffer<T> weight;  // [out, in]
   DeviceBuffer<T> bias;    // [out], empty without bias
   int out = 0, in = 0;
+
+  const T* bias_or_null() const { return bias.empty() ? nullptr : bias.data(); }
 };
 
 struct DeviceNorm {

@@ -124,7 +124,7 @@ void DecoderStep<T>::forward(const StepShape& shape) {
     return fused;
   };
   const auto layer_linear = [&](const DeviceLinear<T>& layer, T* y, std::optional<Activation> activation = {}) {
-    const T* bias = layer.bias.empty() ? nullptr : layer.bias.data();
+    const T* bias = layer.bias_or_null();
     if (pending != nullptr && apply_pending(layer.weight.data(), bias, layer.out, y, activation)) return;
     linear(gemm_, residual, rows, layer, y, activation);
   };

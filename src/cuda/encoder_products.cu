@@ -49,7 +49,7 @@ void EncoderProducts<T>::linear(const Input& x, size_t layer, EncoderProduct pro
   const Fp8Weight& weight = chosen_product(weights_.encoder_products_fp8.at(layer), product);
   gemm_.matmul_row_scaled<T>(MatmulShape::linear(x.rows, chosen.out, chosen.in), staged_.data(),
                              staged_scales_.data(), weight.values.data(), weight.scales.data(), y,
-                             chosen.bias.empty() ? nullptr : chosen.bias.data());
+                             chosen.bias_or_null());
 }
 
 template class EncoderProducts<float>;

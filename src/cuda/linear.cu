@@ -8,7 +8,7 @@ namespace trocr::cuda {
 template <typename T>
 void linear(Gemm& gemm, const T* x, int rows, const DeviceLinear<T>& layer, T* y, std::optional<Activation> activation,
             const T* bias_override) {
-  const T* bias = bias_override != nullptr ? bias_override : layer.bias.empty() ? nullptr : layer.bias.data();
+  const T* bias = bias_override != nullptr ? bias_override : layer.bias_or_null();
   if (small_linear<T, T>(x, layer.weight.data(), bias, y, rows, layer.out, layer.in, activation, gemm.stream())) return;
   const MatmulShape shape = MatmulShape::linear(rows, layer.out, layer.in);
   // cuBLASLt's GELU epilogue is the tanh form: erf GELU (HF's "gelu") is a separate pass.

@@ -26,6 +26,7 @@ struct LinearWeights {
 
   int64_t out_features() const { return weight.shape[0]; }
   int64_t in_features() const { return weight.shape[1]; }
+  const float* bias_or_null() const { return bias.empty() ? nullptr : bias.data(); }
 };
 
 struct LayerNormWeights {
