@@ -224,7 +224,7 @@ struct BeamTopKParams {
   int* tokens;
   const int* row_slots = nullptr;
   const int* history = nullptr;
-  StepPositions position;
+  StepPositions position{};
   int max_length = 0;
   int min_length = 0;
   int eos = 0;
