@@ -25,8 +25,9 @@ namespace {
 // upload, encoder pass and slots (host work hidden behind the step's GPU work), and they start
 // at the first step after that pass is done. Greedy lines whose steps attend over the encoder
 // states skip the per-layer K/V; a step that wants them after all computes the missing ones.
-// Every step runs the stepping lines' rows and reads the lines' states back, so that ended lines
-// leave and their slots take the next images. Above kExactLines lines the line count is rounded
+// Every step runs the stepping lines' rows, and the states it leaves are read back while the next
+// step runs (a line's end is learned a step late), so that ended lines leave and their slots take
+// the next images. Above kExactLines lines the line count is rounded
 // up to a multiple of kExactLines with padding rows of the scratch line, so that a server captures
 // ~capacity / 8 + 8 step graphs, not one per line count (17 in a minute of trocr-base at 128
 // clients; 185-215 before).
