@@ -269,16 +269,14 @@ class CudaLineBatch : public LineBatch {
     }
     queued_.clear();
   }
-  // Starts the admissions whose encoder pass is done, oldest first, and one still encoding where
-  // its lines are at least as many as the lines stepping (the step then waits for it on the GPU:
-  // the few running lines wait rather than the many new ones; at 16 clients polling alone cost
-  // 8-14% of images/s against encoding on the steps' stream).
+  // Starts the admissions whose encoder pass is done, oldest first, and with no line stepping
+  // the oldest one whatever its state (the step then waits for it on the GPU).
   void start_encoded_admissions() {
     while (!pending_.empty()) {
       const cudaError_t state = cudaEventQuery(admission_events_[pending_.front().events][kEncoded]);
       if (state == cudaErrorNotReady) {
         if (cudaPeekAtLastError() == cudaErrorNotReady) (void)cudaGetLastError();  // not an error
-        if (launchable_lines().size() > pending_.front().lines.size()) return;
+        if (!launchable_lines().empty()) return;
         ++admissions_waited_for_;
       } else {
         TROCR_CUDA_CHECK(state);
