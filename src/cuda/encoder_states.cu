@@ -24,7 +24,14 @@ void EncoderStates<T>::prepare(int images, bool key_values) {
   if (images > max_images_) fail("CUDA decoder: {} images, planned for {}", images, max_images_);
   const int rows = images * config_.encoder.sequence_length();
   if (weights_.encoder_to_decoder) linear(gemm_, output_.data(), rows, *weights_.encoder_to_decoder, projected_.data());
-  if (key_values) linear(gemm_, states(), rows, weights_.cross_key_values, key_values_.data());
+  if (key_values) key_values_into_slots(states(), 0, images);
+}
+
+template <typename T>
+void EncoderStates<T>::key_values_into_slots(const T* states, int slot, int count) {
+  const int sequence = config_.encoder.sequence_length();
+  linear(gemm_, states, count * sequence, weights_.cross_key_values,
+         key_values_.data() + int64_t(slot) * sequence * weights_.cross_key_values.out);
 }
 
 template <typename T>
@@ -46,13 +53,10 @@ void EncoderStates<T>::prepare_slots(const std::vector<int>& slots, bool key_val
   if (weights_.encoder_to_decoder) {
     linear(gemm_, output_.data(), count * sequence, *weights_.encoder_to_decoder, projected_.data());
   }
-  const int64_t state_width = weights_.cross_key_values.in, key_value_width = weights_.cross_key_values.out;
+  const int64_t state_width = weights_.cross_key_values.in;
   for (const SlotRun& run : consecutive_slot_runs(slots)) {
     const T* run_states = states() + int64_t(run.first) * sequence * state_width;
-    if (key_values) {
-      linear(gemm_, run_states, static_cast<int>(run.count) * sequence, weights_.cross_key_values,
-             key_values_.data() + int64_t(run.slot) * sequence * key_value_width);
-    }
+    if (key_values) key_values_into_slots(run_states, run.slot, static_cast<int>(run.count));
     if (!slot_states_.empty()) {
       TROCR_CUDA_CHECK(cudaMemcpyAsync(slot_states_.data() + int64_t(run.slot) * sequence * state_width, run_states,
                                        run.count * sequence * state_width * sizeof(T), cudaMemcpyDeviceToDevice,
@@ -66,12 +70,9 @@ void EncoderStates<T>::key_values_from_kept_states(const std::vector<int>& slots
   if (slots.empty()) return;
   check_slots(slots);
   if (slot_states_.empty()) fail("CUDA decoder: no states kept by slot");
-  const int sequence = config_.encoder.sequence_length();
-  const int64_t state_width = weights_.cross_key_values.in, key_value_width = weights_.cross_key_values.out;
+  const int64_t slot_values = int64_t(config_.encoder.sequence_length()) * weights_.cross_key_values.in;
   for (const SlotRun& run : consecutive_slot_runs(slots)) {
-    linear(gemm_, slot_states_.data() + int64_t(run.slot) * sequence * state_width,
-           static_cast<int>(run.count) * sequence, weights_.cross_key_values,
-           key_values_.data() + int64_t(run.slot) * sequence * key_value_width);
+    key_values_into_slots(slot_states_.data() + run.slot * slot_values, run.slot, static_cast<int>(run.count));
   }
 }
 

@@ -43,6 +43,8 @@ class EncoderStates {
 
  private:
   void check_slots(const std::vector<int>& slots) const;  // ascending, within the plan
+  // The per-layer K/V of `count` images' (projected) states, into slots slot, slot + 1, ...
+  void key_values_into_slots(const T* states, int slot, int count);
   const DeviceWeights<T>& weights_;
   const ModelConfig& config_;
   Gemm& gemm_;
