@@ -2,16 +2,21 @@
 # On the GPU machine: `trocr serve --batching in-flight --profile` warm under 128 closed-loop
 # clients (trocr-base shape, fp16, BEAMS (1), data/samples/date.jpg), this tree's binary
 # (.device-bin) against BASE_COMMIT's (build-base-bin/base.tar.xz, scripts/device_build_base.sh),
-# alternating over ROUNDS (2); each server gets a warm-up level and a measured level of
+# or with BASE_KERNELS against itself under TROCR_KERNELS=$BASE_KERNELS, alternating over ROUNDS (2); each server gets a warm-up level and a measured level of
 # SECONDS_PER_LEVEL (10) at CLIENTS (128). Then the bench's best of this binary in the same call
 # (batch 128 and 256, the serve target's denominator). Brings back $OUT/serve-warm.{json,log} and
 # each server's engine profile (names end in SUFFIX).
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
-base_commit=${BASE_COMMIT:?which commit build-base-bin holds}
+base_kernels=${BASE_KERNELS:-}
+if [ -n "$base_kernels" ]; then
+  base_commit="$commit-${base_kernels//[,=]/-}"
+else
+  base_commit=${BASE_COMMIT:?which commit build-base-bin holds (or BASE_KERNELS)}
+  mkdir -p /tmp/base-bin && tar -C /tmp/base-bin -xJf build-base-bin/base.tar.xz
+fi
 beams=${BEAMS:-1}
 clients=${CLIENTS:-128}
-mkdir -p /tmp/base-bin && tar -C /tmp/base-bin -xJf build-base-bin/base.tar.xz
 models=/tmp/full-models
 [ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models --models trocr-base 2>&1 | grep -v Writing
 name=serve-warm${SUFFIX:-}
@@ -19,7 +24,9 @@ log="$out/$name.log"
 echo "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), commit $commit against $base_commit, beams $beams" | tee "$log"
 for round in $(seq "${ROUNDS:-2}"); do
   for which in base new; do
-    if [ $which = base ]; then
+    if [ $which = base ] && [ -n "$base_kernels" ]; then
+      binary=(env TROCR_KERNELS=$base_kernels .device-bin/trocr); label=$base_commit
+    elif [ $which = base ]; then
       binary=(env LD_LIBRARY_PATH=/tmp/base-bin/lib:$LD_LIBRARY_PATH /tmp/base-bin/trocr-$base_commit); label=$base_commit
     else
       binary=(.device-bin/trocr); label=$commit

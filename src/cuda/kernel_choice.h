@@ -21,7 +21,11 @@ int compute_capability();
 // The current device's SM count: the kernels that size their grids to fill the GPU ask it.
 int multiprocessor_count();
 
-enum class EncoderAttentionKernel { FusedTensorCore, Gemms };
+enum class EncoderAttentionKernel {
+  FusedTensorCore,  // ours (kernels.h's encoder_attention): 16-bit, heads of 64
+  Cudnn,            // cuDNN's fused attention (cudnn_attention.h), where the library loads
+  Gemms,            // two batched GEMMs around a softmax pass; any dtype and width
+};
 enum class CrossAttentionKernel {
   GroupedTensorCore,  // an image's rows (its beams) read its keys and values together
   Chunked,            // a block per row, head and 32 keys (flash-decoding); any dtype and width
@@ -40,7 +44,7 @@ struct KernelOverrides {
 };
 
 // From TROCR_KERNELS when first asked; a comma-separated list of `portable`,
-// `encoder_attention=fused|gemms`, `cross_attention=grouped|chunked|encoder_states` and
+// `encoder_attention=fused|cudnn|gemms`, `cross_attention=grouped|chunked|encoder_states` and
 // `beam_bookkeeping=device|host`. Set before an engine is made: a made engine's captured
 // graphs keep the choices they were captured with.
 const KernelOverrides& kernel_overrides();
@@ -52,13 +56,15 @@ KernelOverrides parse_kernel_overrides(const std::string& spec);
 struct ChoiceContext {
   int capability;  // compute capability, major * 10 + minor
   KernelOverrides forced;
+  bool cudnn_attention = false;  // cuDNN's fused attention loads here (CudnnAttention::available)
 };
 ChoiceContext current_choice_context();  // the current device's, under kernel_overrides()
 
 // The ops' choices. head_dim and widths are the model's; the fast kernels take 16-bit dtypes.
 // Each rule is a pure function of its arguments (tests/cuda/kernel_choice_test.cc); the
 // overloads without a context use the current device's.
-EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const ChoiceContext& context);
+// images: the batch the encoder's attention runs at once (a chunk of at most CudaEncoder::kMaxChunk).
+EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, int images, const ChoiceContext& context);
 // rows: the step's row count; greedy: one row per image (the over-encoder-states form needs it).
 // d_model and cross_width: the decoder's width and the encoder states' width. key_values_computed:
 // the rows' per-layer K/V exist (lines in flight admit images without them where their steps may
@@ -70,8 +76,8 @@ BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size, const Cho
 bool use_tensor_core_small_linear(DType dtype, const ChoiceContext& context);
 bool use_dependent_launch(const ChoiceContext& context);
 
-inline EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim) {
-  return choose_encoder_attention(dtype, head_dim, current_choice_context());
+inline EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, int images) {
+  return choose_encoder_attention(dtype, head_dim, images, current_choice_context());
 }
 inline CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
                                                    int cross_width, bool key_values_computed) {

@@ -41,7 +41,9 @@ const Precision kPrecisions[] = {{"fp32", 1e-4, 1e-4, 0.0},
 bool device_beam_search(const Recognizer& gpu, const GenerationConfig& settings) {
   const bool device = cuda::choose_beam_bookkeeping(settings.num_beams, gpu.model_config().decoder.vocab_size) ==
                       cuda::BeamBookkeeping::Device;
-  if (!device) EXPECT_FALSE(gpu.open_stream(settings, 2)) << "host-driven beam search runs whole batches";
+  if (!device) {
+    EXPECT_FALSE(gpu.open_stream(settings, 2)) << "host-driven beam search runs whole batches";
+  }
   return device;
 }
 

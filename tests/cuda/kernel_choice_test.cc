@@ -20,6 +20,10 @@ constexpr Decoder kBase{64, 1024, 1024}, kSmall{32, 256, 384};
 ChoiceContext gpu(int capability, const std::string& forced = "") {
   return {capability, parse_kernel_overrides(forced)};
 }
+// The same GPU where cuDNN's fused attention loads.
+ChoiceContext with_cudnn(int capability, const std::string& forced = "") {
+  return {capability, parse_kernel_overrides(forced), true};
+}
 
 CrossAttentionKernel cross(DType dtype, const Decoder& decoder, int rows, bool greedy, const ChoiceContext& context,
                            bool key_values_computed = true) {
@@ -29,16 +33,16 @@ CrossAttentionKernel cross(DType dtype, const Decoder& decoder, int rows, bool g
 
 TEST(KernelChoice, TensorCoreKernelsNeedAmpereAndA16BitDtype) {
   for (DType dtype : {DType::F16, DType::BF16}) {
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, gpu(kHopper)), EncoderAttentionKernel::FusedTensorCore);
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, gpu(kAmpere)), EncoderAttentionKernel::FusedTensorCore);
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, gpu(kTuring)), EncoderAttentionKernel::Gemms);
-    EXPECT_EQ(choose_encoder_attention(dtype, 32, gpu(kHopper)), EncoderAttentionKernel::Gemms) << "64-wide heads only";
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, gpu(kHopper)), EncoderAttentionKernel::FusedTensorCore);
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, gpu(kAmpere)), EncoderAttentionKernel::FusedTensorCore);
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, gpu(kTuring)), EncoderAttentionKernel::Gemms);
+    EXPECT_EQ(choose_encoder_attention(dtype, 32, 32, gpu(kHopper)), EncoderAttentionKernel::Gemms) << "64-wide heads only";
     EXPECT_EQ(cross(dtype, kBase, 4, false, gpu(kAmpere)), CrossAttentionKernel::GroupedTensorCore);
     EXPECT_EQ(cross(dtype, kBase, 4, false, gpu(kTuring)), CrossAttentionKernel::Chunked);
     EXPECT_TRUE(use_tensor_core_small_linear(dtype, gpu(kAmpere)));
     EXPECT_FALSE(use_tensor_core_small_linear(dtype, gpu(kTuring)));
   }
-  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, gpu(kHopper)), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, 32, gpu(kHopper)), EncoderAttentionKernel::Gemms);
   EXPECT_EQ(cross(DType::F32, kBase, 4, false, gpu(kHopper)), CrossAttentionKernel::Chunked);
   EXPECT_FALSE(use_tensor_core_small_linear(DType::F32, gpu(kHopper)));
   EXPECT_TRUE(use_dependent_launch(gpu(kHopper)));
@@ -68,6 +72,30 @@ TEST(KernelChoice, AttentionOverEncoderStatesForLargeGreedyBatchesOfWideDecoders
   EXPECT_EQ(cross(DType::F16, kBase, 256, true, gpu(kTuring)), CrossAttentionKernel::Chunked);
 }
 
+TEST(KernelChoice, EncoderAttentionIsCudnnsFromTwoImagesOnHopper) {
+  for (DType dtype : {DType::F16, DType::BF16}) {
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Cudnn);
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, 2, with_cudnn(kHopper)), EncoderAttentionKernel::Cudnn);
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, 1, with_cudnn(kHopper)), EncoderAttentionKernel::FusedTensorCore)
+        << "ours is 8% faster at one image";
+    EXPECT_EQ(choose_encoder_attention(dtype, 32, 1, with_cudnn(kHopper)), EncoderAttentionKernel::Cudnn)
+        << "heads ours does not take";
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, with_cudnn(kAmpere)), EncoderAttentionKernel::FusedTensorCore)
+        << "measured on Hopper only";
+  }
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 160, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 36, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, with_cudnn(kHopper, "portable")), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, with_cudnn(kHopper, "encoder_attention=fused")),
+            EncoderAttentionKernel::FusedTensorCore);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 1, with_cudnn(kHopper, "encoder_attention=cudnn")),
+            EncoderAttentionKernel::Cudnn);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, gpu(kHopper, "encoder_attention=cudnn")),
+            EncoderAttentionKernel::FusedTensorCore)
+      << "forced where cuDNN does not load: the rule's own choice";
+}
+
 TEST(KernelChoice, ForcedPathsApplyWhereTheyFit) {
   EXPECT_EQ(cross(DType::F16, kBase, 4, true, gpu(kHopper, "cross_attention=encoder_states")),
             CrossAttentionKernel::OverEncoderStates);
@@ -77,12 +105,12 @@ TEST(KernelChoice, ForcedPathsApplyWhereTheyFit) {
   EXPECT_EQ(cross(DType::F32, kBase, 4, false, gpu(kHopper, "cross_attention=grouped")), CrossAttentionKernel::Chunked)
       << "the grouped kernel takes no fp32";
   EXPECT_EQ(cross(DType::F16, kBase, 256, true, gpu(kHopper, "cross_attention=chunked")), CrossAttentionKernel::Chunked);
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, gpu(kHopper, "encoder_attention=gemms")),
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, gpu(kHopper, "encoder_attention=gemms")),
             EncoderAttentionKernel::Gemms);
-  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, gpu(kHopper, "encoder_attention=fused")),
+  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, 32, gpu(kHopper, "encoder_attention=fused")),
             EncoderAttentionKernel::Gemms);
   const ChoiceContext portable = gpu(kHopper, "portable");
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, portable), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, portable), EncoderAttentionKernel::Gemms);
   EXPECT_EQ(cross(DType::F16, kBase, 256, true, portable), CrossAttentionKernel::Chunked);
   EXPECT_FALSE(use_tensor_core_small_linear(DType::F16, portable));
   EXPECT_FALSE(use_dependent_launch(portable));

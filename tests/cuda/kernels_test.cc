@@ -14,7 +14,9 @@
 #include "cpu/attention.h"
 #include "cpu/layer_norm.h"
 #include "cpu/linear.h"
+#include "cuda/cudnn_attention.h"
 #include "cuda/device_buffer.h"
+#include "cuda/dtype_traits.h"
 #include "support/gpu_test.h"
 #include "cuda/gemm.h"
 #include "cuda/kernels/kernels.h"
@@ -362,6 +364,42 @@ TYPED_TEST(CudaHalfKernels, FusedEncoderAttentionMatchesTheCpu) {
                                              row_tiles));
       EXPECT_LE(relative_error(to_host(out), expected), tolerance<T>() * 2)
           << "sequence " << sequence << ", row tiles " << row_tiles;
+    }
+  }
+}
+
+TYPED_TEST(CudaHalfKernels, CudnnAttentionMatchesTheCpu) {
+  using T = TypeParam;
+  std::string why;
+  if (!cuda::CudnnAttention::available(&why)) GTEST_SKIP() << "cuDNN's fused attention: " << why;
+  const int heads = 3, max_batch = 3;
+  // ViT's 577 tokens and two short ones; heads of 64 (ours takes them too) and of 32 (only cuDNN's).
+  for (int dim : {64, 32}) {
+    for (int sequence : {577, 37, 145}) {
+      const int width = heads * dim;
+      const float scale = 1.0f / std::sqrt(float(dim));
+      cuda::CudnnAttention attention(cuda::DataType<T>::dtype, sequence, heads, dim, scale, max_batch);
+      const auto qkv = rounded<T>(random_values(size_t(max_batch) * sequence * 3 * width, this->generator_));
+      auto d_qkv = to_device<T>(qkv);
+      std::vector<float> expected(size_t(max_batch) * sequence * width);
+      cpu::AttentionShape shape;
+      shape.queries = shape.keys = sequence;
+      shape.heads = heads;
+      shape.head_dim = dim;
+      shape.q_stride = shape.kv_stride = 3 * width;
+      shape.scale = scale;
+      for (int b = 0; b < max_batch; ++b) {
+        const float* image = qkv.data() + size_t(b) * sequence * 3 * width;
+        cpu::attention(image, image + width, image + 2 * width, shape, expected.data() + size_t(b) * sequence * width);
+      }
+      for (int batch : {1, max_batch}) {
+        DeviceBuffer<T> out(size_t(batch) * sequence * width);
+        attention.run(d_qkv.data(), batch, out.data(), nullptr);
+        const std::vector<float> head(expected.begin(), expected.begin() + out.size());
+        EXPECT_LE(relative_error(to_host(out), head), tolerance<T>() * 2)
+            << "sequence " << sequence << ", heads of " << dim << ", batch " << batch;
+      }
+      EXPECT_ERROR_CONTAINS(attention.prepare(max_batch + 1), "cuDNN attention: 4 images, planned for 1-3");
     }
   }
 }
