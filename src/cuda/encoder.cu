@@ -22,7 +22,8 @@ CudaEncoder<T>::CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& 
       config_(config.encoder),
       gemm_(gemm),
       chunk_(std::max(1, std::min(kMaxChunk, max_images))),
-      choices_(current_choice_context()),
+      attention_kernel_(choose_encoder_attention(DataType<T>::dtype, config.encoder.hidden_size /
+                                                                           config.encoder.num_heads)),
       products_(weights, gemm, int64_t(chunk_) * config.encoder.sequence_length(),
                 std::max(config.encoder.hidden_size, config.encoder.intermediate_size)),
       graphs_(gemm.stream()) {
@@ -30,7 +31,7 @@ CudaEncoder<T>::CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& 
   const int hidden = e.hidden_size, sequence = e.sequence_length(), patches = e.patch_count();
   const size_t rows = size_t(chunk_) * sequence;
   const int head_dim = hidden / e.num_heads;
-  if (attention_kernel(1) == EncoderAttentionKernel::Cudnn || attention_kernel(chunk_) == EncoderAttentionKernel::Cudnn) {
+  if (attention_kernel_ == EncoderAttentionKernel::Cudnn) {
     cudnn_attention_ = std::make_unique<CudnnAttention>(DataType<T>::dtype, sequence, e.num_heads, head_dim,
                                                         1.0f / std::sqrt(static_cast<float>(head_dim)), chunk_);
   }
@@ -41,7 +42,7 @@ CudaEncoder<T>::CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& 
   heads_out_.resize(rows * hidden);
   projected_.resize(rows * hidden);
   intermediate_.resize(rows * e.intermediate_size);
-  if (attention_kernel(chunk_) == EncoderAttentionKernel::Gemms) {
+  if (attention_kernel_ == EncoderAttentionKernel::Gemms) {
     q_.resize(rows * hidden);
     k_.resize(rows * hidden);
     v_.resize(rows * hidden);
@@ -52,22 +53,16 @@ CudaEncoder<T>::CudaEncoder(const DeviceWeights<T>& weights, const ModelConfig& 
 }
 
 template <typename T>
-EncoderAttentionKernel CudaEncoder<T>::attention_kernel(int batch) const {
-  return choose_encoder_attention(DataType<T>::dtype, config_.hidden_size / config_.num_heads, batch, choices_);
-}
-
-template <typename T>
 void CudaEncoder<T>::attention(const T* qkv, int batch, T* out) {
   const EncoderConfig& e = config_;
   const int sequence = e.sequence_length(), heads = e.num_heads, dim = e.hidden_size / heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(dim));
   cudaStream_t stream = gemm_.stream();
-  const EncoderAttentionKernel kernel = attention_kernel(batch);
-  if (kernel == EncoderAttentionKernel::Cudnn) {
+  if (attention_kernel_ == EncoderAttentionKernel::Cudnn) {
     cudnn_attention_->run(qkv, batch, out, stream);
     return;
   }
-  if (kernel == EncoderAttentionKernel::FusedTensorCore) {
+  if (attention_kernel_ == EncoderAttentionKernel::FusedTensorCore) {
     if (!encoder_attention<T>(qkv, batch, sequence, heads, dim, scale, out, stream)) {
       fail("CUDA encoder: the fused attention refused {} heads of {}", heads, dim);
     }
@@ -117,7 +112,7 @@ template <typename T>
 void CudaEncoder<T>::encode(const float* pixels, int count, T* out) {
   if (count > chunk_) fail("CUDA encoder: {} images in a chunk of {}", count, chunk_);
   // A cuDNN plan is built outside the capture (building allocates and loads kernels).
-  if (attention_kernel(count) == EncoderAttentionKernel::Cudnn) cudnn_attention_->prepare(count);
+  if (cudnn_attention_) cudnn_attention_->prepare(count);
   if (count > kMaxGraphedImages) return encode_eagerly(pixels, count, out);
   graphs_.replay(Spec{this, pixels, out, count}, &CudaEncoder<T>::enqueue);
 }

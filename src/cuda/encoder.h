@@ -1,7 +1,7 @@
 #pragma once
 // The ViT/DeiT encoder on the GPU: patch embedding, then the pre-LN layers, over chunks of
 // images. It owns its workspace, sized once for its chunk, and its attention chooses its own
-// kernel for each batch (kernel_choice.h). A few images' pass is a CUDA graph: at batch 1 its ~90
+// kernel (kernel_choice.h). A few images' pass is a CUDA graph: at batch 1 its ~90
 // launches cost more than their work.
 #include <memory>
 
@@ -26,8 +26,7 @@ class CudaEncoder {
 
   int chunk() const { return chunk_; }
   cudaStream_t stream() const { return gemm_.stream(); }  // where encode() enqueues
-  // The attention's kernel for a whole chunk (the profile names it).
-  EncoderAttentionKernel attention_kernel() const { return attention_kernel(chunk_); }
+  EncoderAttentionKernel attention_kernel() const { return attention_kernel_; }
   // pixels: device [count, 3, H, W] fp32, count <= chunk(). Writes last_hidden_state
   // [count * sequence, hidden] into out.
   void encode(const float* pixels, int count, T* out);
@@ -39,15 +38,14 @@ class CudaEncoder {
   struct Spec;
   static void enqueue(const Spec& spec);
   void encode_eagerly(const float* pixels, int count, T* out);
-  EncoderAttentionKernel attention_kernel(int batch) const;
   void attention(const T* qkv, int batch, T* out);
 
   const DeviceWeights<T>& weights_;
   const EncoderConfig& config_;
   Gemm& gemm_;
   int chunk_;
-  ChoiceContext choices_;  // the GPU's and the forced paths, as when the encoder was made
-  std::unique_ptr<CudnnAttention> cudnn_attention_;  // where some batch's choice is cuDNN's
+  EncoderAttentionKernel attention_kernel_;
+  std::unique_ptr<CudnnAttention> cudnn_attention_;  // where the choice is cuDNN's
   EncoderProducts<T> products_;
   DeviceBuffer<T> patches_, patch_embeddings_, normed_, qkv_, heads_out_, projected_, intermediate_;
   // The unfused attention's: heads split, scores and probabilities, the per-head context.

@@ -63,8 +63,7 @@ ChoiceContext current_choice_context();  // the current device's, under kernel_o
 // The ops' choices. head_dim and widths are the model's; the fast kernels take 16-bit dtypes.
 // Each rule is a pure function of its arguments (tests/cuda/kernel_choice_test.cc); the
 // overloads without a context use the current device's.
-// images: the batch the encoder's attention runs at once (a chunk of at most CudaEncoder::kMaxChunk).
-EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, int images, const ChoiceContext& context);
+EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const ChoiceContext& context);
 // rows: the step's row count; greedy: one row per image (the over-encoder-states form needs it).
 // d_model and cross_width: the decoder's width and the encoder states' width. key_values_computed:
 // the rows' per-layer K/V exist (lines in flight admit images without them where their steps may
@@ -76,8 +75,8 @@ BeamBookkeeping choose_beam_bookkeeping(int num_beams, int vocab_size, const Cho
 bool use_tensor_core_small_linear(DType dtype, const ChoiceContext& context);
 bool use_dependent_launch(const ChoiceContext& context);
 
-inline EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, int images) {
-  return choose_encoder_attention(dtype, head_dim, images, current_choice_context());
+inline EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim) {
+  return choose_encoder_attention(dtype, head_dim, current_choice_context());
 }
 inline CrossAttentionKernel choose_cross_attention(DType dtype, int head_dim, int rows, bool greedy, int d_model,
                                                    int cross_width, bool key_values_computed) {

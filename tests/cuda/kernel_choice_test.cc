@@ -33,16 +33,16 @@ CrossAttentionKernel cross(DType dtype, const Decoder& decoder, int rows, bool g
 
 TEST(KernelChoice, TensorCoreKernelsNeedAmpereAndA16BitDtype) {
   for (DType dtype : {DType::F16, DType::BF16}) {
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, gpu(kHopper)), EncoderAttentionKernel::FusedTensorCore);
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, gpu(kAmpere)), EncoderAttentionKernel::FusedTensorCore);
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, gpu(kTuring)), EncoderAttentionKernel::Gemms);
-    EXPECT_EQ(choose_encoder_attention(dtype, 32, 32, gpu(kHopper)), EncoderAttentionKernel::Gemms) << "64-wide heads only";
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, gpu(kHopper)), EncoderAttentionKernel::FusedTensorCore);
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, gpu(kAmpere)), EncoderAttentionKernel::FusedTensorCore);
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, gpu(kTuring)), EncoderAttentionKernel::Gemms);
+    EXPECT_EQ(choose_encoder_attention(dtype, 32, gpu(kHopper)), EncoderAttentionKernel::Gemms) << "64-wide heads only";
     EXPECT_EQ(cross(dtype, kBase, 4, false, gpu(kAmpere)), CrossAttentionKernel::GroupedTensorCore);
     EXPECT_EQ(cross(dtype, kBase, 4, false, gpu(kTuring)), CrossAttentionKernel::Chunked);
     EXPECT_TRUE(use_tensor_core_small_linear(dtype, gpu(kAmpere)));
     EXPECT_FALSE(use_tensor_core_small_linear(dtype, gpu(kTuring)));
   }
-  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, 32, gpu(kHopper)), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, gpu(kHopper)), EncoderAttentionKernel::Gemms);
   EXPECT_EQ(cross(DType::F32, kBase, 4, false, gpu(kHopper)), CrossAttentionKernel::Chunked);
   EXPECT_FALSE(use_tensor_core_small_linear(DType::F32, gpu(kHopper)));
   EXPECT_TRUE(use_dependent_launch(gpu(kHopper)));
@@ -72,26 +72,23 @@ TEST(KernelChoice, AttentionOverEncoderStatesForLargeGreedyBatchesOfWideDecoders
   EXPECT_EQ(cross(DType::F16, kBase, 256, true, gpu(kTuring)), CrossAttentionKernel::Chunked);
 }
 
-TEST(KernelChoice, EncoderAttentionIsCudnnsFromTwoImagesOnHopper) {
+TEST(KernelChoice, EncoderAttentionIsCudnnsOnHopper) {
   for (DType dtype : {DType::F16, DType::BF16}) {
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Cudnn);
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, 2, with_cudnn(kHopper)), EncoderAttentionKernel::Cudnn);
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, 1, with_cudnn(kHopper)), EncoderAttentionKernel::FusedTensorCore)
-        << "ours is 8% faster at one image";
-    EXPECT_EQ(choose_encoder_attention(dtype, 32, 1, with_cudnn(kHopper)), EncoderAttentionKernel::Cudnn)
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, with_cudnn(kHopper)), EncoderAttentionKernel::Cudnn);
+    EXPECT_EQ(choose_encoder_attention(dtype, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Cudnn)
         << "heads ours does not take";
-    EXPECT_EQ(choose_encoder_attention(dtype, 64, 32, with_cudnn(kAmpere)), EncoderAttentionKernel::FusedTensorCore)
+    EXPECT_EQ(choose_encoder_attention(dtype, 64, with_cudnn(kAmpere)), EncoderAttentionKernel::FusedTensorCore)
         << "measured on Hopper only";
   }
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 160, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 36, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
-  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, 32, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, with_cudnn(kHopper, "portable")), EncoderAttentionKernel::Gemms);
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, with_cudnn(kHopper, "encoder_attention=fused")),
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 160, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 36, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, with_cudnn(kHopper)), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, with_cudnn(kHopper, "portable")), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, with_cudnn(kHopper, "encoder_attention=fused")),
             EncoderAttentionKernel::FusedTensorCore);
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 1, with_cudnn(kHopper, "encoder_attention=cudnn")),
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, with_cudnn(kHopper, "encoder_attention=cudnn")),
             EncoderAttentionKernel::Cudnn);
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, gpu(kHopper, "encoder_attention=cudnn")),
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, gpu(kHopper, "encoder_attention=cudnn")),
             EncoderAttentionKernel::FusedTensorCore)
       << "forced where cuDNN does not load: the rule's own choice";
 }
@@ -105,12 +102,12 @@ TEST(KernelChoice, ForcedPathsApplyWhereTheyFit) {
   EXPECT_EQ(cross(DType::F32, kBase, 4, false, gpu(kHopper, "cross_attention=grouped")), CrossAttentionKernel::Chunked)
       << "the grouped kernel takes no fp32";
   EXPECT_EQ(cross(DType::F16, kBase, 256, true, gpu(kHopper, "cross_attention=chunked")), CrossAttentionKernel::Chunked);
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, gpu(kHopper, "encoder_attention=gemms")),
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, gpu(kHopper, "encoder_attention=gemms")),
             EncoderAttentionKernel::Gemms);
-  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, 32, gpu(kHopper, "encoder_attention=fused")),
+  EXPECT_EQ(choose_encoder_attention(DType::F32, 64, gpu(kHopper, "encoder_attention=fused")),
             EncoderAttentionKernel::Gemms);
   const ChoiceContext portable = gpu(kHopper, "portable");
-  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, 32, portable), EncoderAttentionKernel::Gemms);
+  EXPECT_EQ(choose_encoder_attention(DType::F16, 64, portable), EncoderAttentionKernel::Gemms);
   EXPECT_EQ(cross(DType::F16, kBase, 256, true, portable), CrossAttentionKernel::Chunked);
   EXPECT_FALSE(use_tensor_core_small_linear(DType::F16, portable));
   EXPECT_FALSE(use_dependent_launch(portable));
