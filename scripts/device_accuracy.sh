@@ -6,7 +6,8 @@
 # data/synth-eval (python/hf_reference.py); `trocr compare` measures each engine and dtype.
 # Brings back $OUT/accuracy.json (a list of records) and $OUT/accuracy.log.
 # ACCURACY_CUDA=0 measures the CPU engine alone (the demo model in fp32 and bf16);
-# ACCURACY_DTYPES lists the CUDA engine's dtypes (fp32 fp16 bf16 fp8).
+# ACCURACY_DTYPES lists the CUDA engine's dtypes (fp32 fp16 bf16 fp8); ACCURACY_KERNELS lists
+# TROCR_KERNELS specs to measure the CUDA engine under (`chosen`, the default, is the ops' own).
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
 models=/tmp/full-models
@@ -27,8 +28,12 @@ reference models/demo demo 64
   dir=$models/$model
   [ $model = demo ] && dir=models/demo
   for dtype in ${ACCURACY_DTYPES:-fp32 fp16 bf16 fp8}; do
-    .device-bin/trocr compare --device cuda --dtype $dtype --batch 16 -m "$dir" -r "$refs/$model" --name $model \
-      --json "$out/compare-$model-cuda-$dtype.json" 2>&1 | tee -a "$log"
+    for kernels in ${ACCURACY_KERNELS:-chosen}; do
+      [ $kernels = chosen ] && spec="" || spec=$kernels
+      echo "== $model cuda $dtype kernels $kernels" >> "$log"
+      TROCR_KERNELS=$spec .device-bin/trocr compare --device cuda --dtype $dtype --batch 16 -m "$dir" -r "$refs/$model" \
+        --name $model --json "$out/compare-$model-cuda-$dtype-${kernels//[,=]/-}.json" 2>&1 | tee -a "$log"
+    done
   done
 done
 for dtype in fp32 bf16; do
@@ -43,7 +48,8 @@ gpu = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"]
 records = []
 for path in sorted(glob.glob(os.path.join(out, "compare-*.json"))):
     record = json.load(open(path))
-    record.update(gpu=gpu, commit=commit,
+    kernels = os.path.basename(path)[:-5].split("-cuda-")[-1].split("-", 1)
+    record.update(gpu=gpu, commit=commit, kernels=kernels[1] if "-cuda-" in path and len(kernels) > 1 else "chosen",
                   weights="trained (demo)" if record["model"] == "demo" else "random (HF init, seed 0)")
     records.append(record)
     os.remove(path)
