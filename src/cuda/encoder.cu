@@ -109,6 +109,12 @@ void CudaEncoder<T>::enqueue(const Spec& spec) {
 }
 
 template <typename T>
+void CudaEncoder<T>::prepare_every_batch() {
+  if (!cudnn_attention_) return;
+  for (int count = 1; count <= chunk_; ++count) cudnn_attention_->prepare(count);
+}
+
+template <typename T>
 void CudaEncoder<T>::encode(const float* pixels, int count, T* out) {
   if (count > chunk_) fail("CUDA encoder: {} images in a chunk of {}", count, chunk_);
   // A cuDNN plan is built outside the capture (building allocates and loads kernels).

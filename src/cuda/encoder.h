@@ -27,6 +27,9 @@ class CudaEncoder {
   int chunk() const { return chunk_; }
   cudaStream_t stream() const { return gemm_.stream(); }  // where encode() enqueues
   EncoderAttentionKernel attention_kernel() const { return attention_kernel_; }
+  // Builds now what encoding each batch size of up to chunk() needs (cuDNN's attention plans,
+  // otherwise built at a size's first batch).
+  void prepare_every_batch();
   // pixels: device [count, 3, H, W] fp32, count <= chunk(). Writes last_hidden_state
   // [count * sequence, hidden] into out.
   void encode(const float* pixels, int count, T* out);

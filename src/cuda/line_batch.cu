@@ -44,6 +44,9 @@ class CudaLineBatch : public LineBatch {
     workspace_->states.clear_slot(scratch_line());
     search().start_scratch_line(scratch_line(), options_);
     host_.grow_pixel_buffers(workspace_->encoder.chunk());
+    // Admissions come in batches of any size: what each size needs is built now, not at its first
+    // admission (cuDNN's plans, ~40 ms each, stalled a new server's first seconds: p99 ~0.5 s).
+    workspace_->encoder.prepare_every_batch();
     // Greedy lines keep their states by slot where a step of them may attend over the encoder
     // states (the chooser takes it from some row count on).
     folded_ = kGreedy && workspace_->step.choose_cross_attention(capacity, /*greedy=*/true,
