@@ -118,9 +118,8 @@ EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const
   // cuDNN's wherever it fits: on an H200 its 0.136 ms against our 0.182 for 32 ViT images (-25%),
   // -20 to -40% at 2-24 (20da74f's probe), greedy batch 256 +7% (91653b3). At one image it is 8%
   // slower (0.02 of a 13 ms line), but taken there too: an image's states must not depend on the
-  // batch it came in (lines in flight join in batches of any size; 91653b3's per-batch rule moved
-  // beam scores by 1e-3 between two paths and a demo line in flight). Ours: trocr-base's encoder
-  // -30% at batch 64 on an H100 against the GEMMs (50345d5).
+  // batch it came in (lines in flight join in batches of any size; the kernel test holds cuDNN's
+  // to that). Ours: trocr-base's encoder -30% at batch 64 on an H100 against the GEMMs (50345d5).
   if (cudnn_fits) return EncoderAttentionKernel::Cudnn;
   return fused_fits ? EncoderAttentionKernel::FusedTensorCore : EncoderAttentionKernel::Gemms;
 }

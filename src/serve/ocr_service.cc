@@ -225,7 +225,7 @@ void OcrService::start(std::vector<ServedEngine> engines, GenerationConfig gener
       [this](size_t engine, int batch_size, double inference_ms) {
         metrics_.observe_batch(engines_[engine].device, batch_size, inference_ms);
       },
-      std::move(streams));
+      std::move(streams), options_.in_flight ? defaults_ : nullptr);  // opened before the server is ready
   loaded_ = true;
   ready_ = true;
 }

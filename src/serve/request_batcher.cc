@@ -17,13 +17,38 @@ struct RequestBatcher::Request {
 };
 
 RequestBatcher::RequestBatcher(std::vector<Engine> engines, BatcherOptions options, BatchObserver observer,
-                               std::vector<StreamOpener> streams)
-    : engines_(std::move(engines)), streams_(std::move(streams)), options_(options), observer_(std::move(observer)) {
+                               std::vector<StreamOpener> streams, Settings open_ahead)
+    : engines_(std::move(engines)),
+      streams_(std::move(streams)),
+      open_ahead_(std::move(open_ahead)),
+      options_(options),
+      observer_(std::move(observer)) {
   if (engines_.empty()) fail("the request batcher needs at least one engine");
   if (!streams_.empty() && streams_.size() != engines_.size()) fail("the request batcher needs a stream opener per engine");
   streams_.resize(engines_.size());
   options_.max_batch = std::max(1, options_.max_batch);
   for (size_t engine = 0; engine < engines_.size(); ++engine) workers_.emplace_back([this, engine] { work(engine); });
+  std::unique_lock<std::mutex> lock(mutex_);
+  changed_.wait(lock, [&] { return workers_opened_ == workers_.size(); });
+}
+
+std::unique_ptr<RecognitionStream> RequestBatcher::open_ahead(size_t engine) {
+  std::unique_ptr<RecognitionStream> stream;
+  // On the worker's thread, where the stream runs. A failure here is met again, and answered,
+  // at the first images with these settings.
+  if (open_ahead_ && streams_[engine]) {
+    try {
+      stream = streams_[engine](*open_ahead_, options_.max_batch);
+    } catch (const std::exception&) {
+      stream.reset();
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ++workers_opened_;
+  }
+  changed_.notify_all();
+  return stream;
 }
 
 RequestBatcher::~RequestBatcher() { drain(); }
@@ -111,8 +136,9 @@ RequestBatcher::Settings RequestBatcher::wait_for_work() {
 }
 
 void RequestBatcher::work(size_t engine) {
-  std::unique_ptr<RecognitionStream> stream;  // kept while the settings it was opened for return
+  std::unique_ptr<RecognitionStream> stream = open_ahead(engine);  // kept while its settings return
   std::optional<SearchOptions> stream_search;
+  if (stream) stream_search = SearchOptions::from(*open_ahead_);
   for (Settings oldest; (oldest = wait_for_work());) {
     if (streams_[engine]) {
       const SearchOptions search = SearchOptions::from(*oldest);

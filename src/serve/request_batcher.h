@@ -53,9 +53,11 @@ class RequestBatcher {
   using Done = std::function<void(std::vector<BatchedResult>)>;
 
   // At least one engine; each gets its own worker thread. `streams`: none, or one per engine
-  // (an empty function: that engine runs whole batches only).
+  // (an empty function: that engine runs whole batches only). `open_ahead`: settings whose stream
+  // each worker opens before the constructor returns (a server's defaults): a stream's first open
+  // builds what its admissions need (seconds on a GPU), which the first images would wait for.
   RequestBatcher(std::vector<Engine> engines, BatcherOptions options, BatchObserver observer = {},
-                 std::vector<StreamOpener> streams = {});
+                 std::vector<StreamOpener> streams = {}, Settings open_ahead = nullptr);
   ~RequestBatcher();  // finishes the queued images first
   RequestBatcher(const RequestBatcher&) = delete;
   RequestBatcher& operator=(const RequestBatcher&) = delete;
@@ -78,6 +80,9 @@ class RequestBatcher {
     size_t index;  // within its request
   };
   void work(size_t engine);
+  // The worker's stream for open_ahead_ (none where there is none to open); the constructor
+  // waits until every worker has tried.
+  std::unique_ptr<RecognitionStream> open_ahead(size_t engine);
   // The oldest waiting job's settings, once there is one; nullptr: stop (drained).
   Settings wait_for_work();
   std::vector<Job> next_batch();
@@ -100,12 +105,14 @@ class RequestBatcher {
 
   std::vector<Engine> engines_;
   std::vector<StreamOpener> streams_;
+  Settings open_ahead_;
   BatcherOptions options_;
   BatchObserver observer_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Job> queue_;
   bool draining_ = false;
+  size_t workers_opened_ = 0;  // workers past open_ahead
   std::vector<std::thread> workers_;
 };
 

@@ -294,6 +294,26 @@ TEST(RequestBatcherInFlight, ALateImageJoinsTheRunningLinesAndLeavesWhenItsLineE
   EXPECT_TRUE(prepared_beside) << "late images are prepared on another thread while the running lines step";
 }
 
+// A server's default settings get their stream before the batcher is made (its first open builds
+// what admissions need), and images with those settings run on it; other settings open their own.
+TEST(RequestBatcherInFlight, TheDefaultSettingsStreamIsOpenBeforeTheFirstImage) {
+  RecordingEngine engine;
+  std::atomic<int> most_active{0}, opened{0};
+  RequestBatcher batcher({engine.engine()}, {2, 5ms, 100}, {}, {counting_streams(&most_active, &opened)}, beams(1));
+  EXPECT_EQ(opened, 1) << "opened before the constructor returned";
+  auto lines = submit(batcher, images({2, 3}));
+  ASSERT_TRUE(lines);
+  for (const BatchedResult& result : lines->get()) EXPECT_TRUE(result.error.empty()) << result.error;
+  EXPECT_EQ(opened, 1) << "the default settings' images ran on the stream opened ahead";
+  EXPECT_TRUE(engine.batches.empty());
+  auto other = std::make_shared<GenerationConfig>();
+  other->max_length = 7;
+  auto later = submit(batcher, images({2}), other);
+  ASSERT_TRUE(later);
+  later->get();
+  EXPECT_EQ(opened, 2) << "other settings open their own stream";
+}
+
 // Settings the stream refuses (beam search here) run as whole batches on the same worker; an
 // older image with such settings that has waited max_wait gets its batch before newer greedy
 // images join.
