@@ -1,113 +1,16 @@
 #include "cuda/cudnn_attention.h"
 
-#include <cudnn_graph.h>
-#include <dlfcn.h>
-
 #include <array>
-#include <mutex>
 #include <vector>
 
 #include "common/check.h"
+#include "cuda/cudnn_backend.h"
 
 namespace trocr::cuda {
 namespace {
 
-// The part of cuDNN's C API this file calls, resolved from the shared library at run time.
-struct CudnnLibrary {
-  bool loaded = false;
-  std::string why_not;
-  size_t (*get_version)();
-  const char* (*error_string)(cudnnStatus_t);
-  void (*last_error)(char*, size_t);
-  cudnnStatus_t (*create)(cudnnHandle_t*);
-  cudnnStatus_t (*destroy)(cudnnHandle_t);
-  cudnnStatus_t (*set_stream)(cudnnHandle_t, cudaStream_t);
-  cudnnStatus_t (*create_descriptor)(cudnnBackendDescriptorType_t, cudnnBackendDescriptor_t*);
-  cudnnStatus_t (*destroy_descriptor)(cudnnBackendDescriptor_t);
-  cudnnStatus_t (*finalize)(cudnnBackendDescriptor_t);
-  cudnnStatus_t (*set_attribute)(cudnnBackendDescriptor_t, cudnnBackendAttributeName_t, cudnnBackendAttributeType_t,
-                                 int64_t, const void*);
-  cudnnStatus_t (*get_attribute)(cudnnBackendDescriptor_t const, cudnnBackendAttributeName_t,
-                                 cudnnBackendAttributeType_t, int64_t, int64_t*, void*);
-  cudnnStatus_t (*execute)(cudnnHandle_t, cudnnBackendDescriptor_t, cudnnBackendDescriptor_t);
-};
-
 // The SDPA forward operation came with cuDNN 9.13.
 constexpr size_t kFirstVersionWithAttention = 91300;
-
-const CudnnLibrary& cudnn() {
-  static CudnnLibrary library;
-  static std::once_flag once;
-  std::call_once(once, [] {
-    void* handle = nullptr;
-    for (const char* name : {"libcudnn.so.9", "libcudnn_graph.so.9"}) {
-      if ((handle = dlopen(name, RTLD_NOW | RTLD_LOCAL)) != nullptr) break;
-    }
-    if (handle == nullptr) {
-      library.why_not = "libcudnn.so.9 was not found";
-      return;
-    }
-    bool all = true;
-    auto resolve = [&](auto& function, const char* name) {
-      function = reinterpret_cast<std::remove_reference_t<decltype(function)>>(dlsym(handle, name));
-      all = all && function != nullptr;
-    };
-    resolve(library.get_version, "cudnnGetVersion");
-    resolve(library.error_string, "cudnnGetErrorString");
-    resolve(library.last_error, "cudnnGetLastErrorString");
-    resolve(library.create, "cudnnCreate");
-    resolve(library.destroy, "cudnnDestroy");
-    resolve(library.set_stream, "cudnnSetStream");
-    resolve(library.create_descriptor, "cudnnBackendCreateDescriptor");
-    resolve(library.destroy_descriptor, "cudnnBackendDestroyDescriptor");
-    resolve(library.finalize, "cudnnBackendFinalize");
-    resolve(library.set_attribute, "cudnnBackendSetAttribute");
-    resolve(library.get_attribute, "cudnnBackendGetAttribute");
-    resolve(library.execute, "cudnnBackendExecute");
-    if (!all) {
-      library.why_not = "libcudnn.so.9 lacks the backend API";
-    } else if (library.get_version() < kFirstVersionWithAttention) {
-      library.why_not = fmt::format("cuDNN {} has no fused attention operation (9.13 or later has)", library.get_version());
-    } else {
-      library.loaded = true;
-    }
-  });
-  return library;
-}
-
-void check(cudnnStatus_t status, const char* what) {
-  if (status == CUDNN_STATUS_SUCCESS) return;
-  std::array<char, 512> detail{};
-  cudnn().last_error(detail.data(), detail.size());
-  fail("cuDNN attention: {} failed: {} ({})", what, cudnn().error_string(status), detail.data());
-}
-
-// One backend descriptor, destroyed with its owner.
-class Descriptor {
- public:
-  explicit Descriptor(cudnnBackendDescriptorType_t type) {
-    check(cudnn().create_descriptor(type, &descriptor_), "creating a descriptor");
-  }
-  ~Descriptor() {
-    if (descriptor_ != nullptr) cudnn().destroy_descriptor(descriptor_);
-  }
-  Descriptor(const Descriptor&) = delete;
-  Descriptor& operator=(const Descriptor&) = delete;
-
-  cudnnBackendDescriptor_t get() const { return descriptor_; }
-  template <typename V>
-  void set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, const V* values, int64_t count = 1) {
-    check(cudnn().set_attribute(descriptor_, name, type, count, values), "setting an attribute");
-  }
-  void set(cudnnBackendAttributeName_t name, const Descriptor& value) {
-    const cudnnBackendDescriptor_t raw = value.get();
-    set(name, CUDNN_TYPE_BACKEND_DESCRIPTOR, &raw);
-  }
-  cudnnStatus_t finalize() { return cudnn().finalize(descriptor_); }
-
- private:
-  cudnnBackendDescriptor_t descriptor_ = nullptr;
-};
 
 enum Uid : int64_t { kQueries = 1, kKeys, kValues, kOutput, kScale };
 
@@ -116,20 +19,24 @@ cudnnHandle_t as_handle(void* handle) { return static_cast<cudnnHandle_t>(handle
 }  // namespace
 
 struct CudnnAttention::Plan {
-  std::vector<std::unique_ptr<Descriptor>> parts;  // what the plan was built from, kept with it
-  std::unique_ptr<Descriptor> plan;
+  std::vector<std::unique_ptr<CudnnDescriptor>> parts;  // what the plan was built from, kept with it
+  std::unique_ptr<CudnnDescriptor> plan;
   DeviceBuffer<char> workspace;  // the plan's own: a captured launch keeps its address
   int64_t engine = -1;
   // The last launch's variant pack, reused while the buffers stay (the encoder's always do).
-  std::unique_ptr<Descriptor> pack;
+  std::unique_ptr<CudnnDescriptor> pack;
   const void* pack_qkv = nullptr;
   void* pack_out = nullptr;
 };
 
 bool CudnnAttention::available(std::string* why) {
   const CudnnLibrary& library = cudnn();
-  if (!library.loaded && why != nullptr) *why = library.why_not;
-  return library.loaded;
+  std::string why_not = library.why_not;
+  if (library.loaded && library.get_version() < kFirstVersionWithAttention) {
+    why_not = fmt::format("cuDNN {} has no fused attention operation (9.13 or later has)", library.get_version());
+  }
+  if (why != nullptr) *why = why_not;
+  return why_not.empty();
 }
 
 CudnnAttention::CudnnAttention(DType dtype, int sequence, int heads, int head_dim, float scale, int max_batch)
@@ -138,7 +45,7 @@ CudnnAttention::CudnnAttention(DType dtype, int sequence, int heads, int head_di
   if (!available(&why)) fail("cuDNN attention: {}", why);
   if (dtype != DType::F16 && dtype != DType::BF16) fail("cuDNN attention: {} is not fp16 or bf16", dtype_name(dtype));
   cudnnHandle_t handle = nullptr;
-  check(cudnn().create(&handle), "creating a handle");
+  check_cudnn(cudnn().create(&handle), "creating a handle");
   handle_ = handle;
   prepare(max_batch);  // refuses here, not at the first image, where cuDNN has no engine for the shape
 }
@@ -150,15 +57,15 @@ CudnnAttention::~CudnnAttention() {
 
 CudnnAttention::Plan CudnnAttention::build(int batch) {
   Plan plan;
-  auto part = [&](cudnnBackendDescriptorType_t type) -> Descriptor& {
-    plan.parts.push_back(std::make_unique<Descriptor>(type));
+  auto part = [&](cudnnBackendDescriptorType_t type) -> CudnnDescriptor& {
+    plan.parts.push_back(std::make_unique<CudnnDescriptor>(type));
     return *plan.parts.back();
   };
   const cudnnDataType_t type = dtype_ == DType::F16 ? CUDNN_DATA_HALF : CUDNN_DATA_BFLOAT16;
   const int64_t width = int64_t(heads_) * head_dim_;
   // [image, head, token, dim] views of the QKV rows (three heads' widths a token) and of out's.
-  auto tensor = [&](Uid uid, int64_t token_stride, cudnnDataType_t data_type, bool by_value) -> Descriptor& {
-    Descriptor& tensor = part(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+  auto tensor = [&](Uid uid, int64_t token_stride, cudnnDataType_t data_type, bool by_value) -> CudnnDescriptor& {
+    CudnnDescriptor& tensor = part(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
     const std::array<int64_t, 4> dims =
         by_value ? std::array<int64_t, 4>{1, 1, 1, 1} : std::array<int64_t, 4>{batch, heads_, sequence_, head_dim_};
     const std::array<int64_t, 4> strides = by_value ? std::array<int64_t, 4>{1, 1, 1, 1}
@@ -174,54 +81,54 @@ CudnnAttention::Plan CudnnAttention::build(int batch) {
       const bool yes = true;
       tensor.set(CUDNN_ATTR_TENSOR_IS_BY_VALUE, CUDNN_TYPE_BOOLEAN, &yes);
     }
-    check(tensor.finalize(), "finalizing a tensor");
+    check_cudnn(tensor.finalize(), "finalizing a tensor");
     return tensor;
   };
-  Descriptor& attention = part(CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR);
+  CudnnDescriptor& attention = part(CUDNN_BACKEND_OPERATION_SDPA_FWD_DESCRIPTOR);
   attention.set(CUDNN_ATTR_OPERATION_SDPA_FWD_QDESC, tensor(kQueries, 3 * width, type, false));
   attention.set(CUDNN_ATTR_OPERATION_SDPA_FWD_KDESC, tensor(kKeys, 3 * width, type, false));
   attention.set(CUDNN_ATTR_OPERATION_SDPA_FWD_VDESC, tensor(kValues, 3 * width, type, false));
   attention.set(CUDNN_ATTR_OPERATION_SDPA_FWD_ODESC, tensor(kOutput, width, type, false));
   attention.set(CUDNN_ATTR_OPERATION_SDPA_FWD_SCALEDESC, tensor(kScale, 1, CUDNN_DATA_FLOAT, true));
-  check(attention.finalize(), "finalizing the attention operation");
+  check_cudnn(attention.finalize(), "finalizing the attention operation");
 
-  Descriptor& graph = part(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+  CudnnDescriptor& graph = part(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
   cudnnHandle_t handle = as_handle(handle_);
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, &handle);
   graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, attention);
-  check(graph.finalize(), "finalizing the operation graph");
+  check_cudnn(graph.finalize(), "finalizing the operation graph");
 
-  Descriptor& heuristics = part(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+  CudnnDescriptor& heuristics = part(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
   const cudnnBackendHeurMode_t mode = CUDNN_HEUR_MODE_A;
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, graph);
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode);
-  check(heuristics.finalize(), "finalizing the heuristics");
+  check_cudnn(heuristics.finalize(), "finalizing the heuristics");
   int64_t count = 0;
-  check(cudnn().get_attribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
+  check_cudnn(cudnn().get_attribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
                               &count, nullptr),
         "counting the heuristics' engine configurations");
-  std::vector<std::unique_ptr<Descriptor>> configs;
+  std::vector<std::unique_ptr<CudnnDescriptor>> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (int64_t i = 0; i < count; ++i) {
-    configs.push_back(std::make_unique<Descriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
+    configs.push_back(std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
     raw.push_back(configs.back()->get());
   }
-  check(cudnn().get_attribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
+  check_cudnn(cudnn().get_attribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
                               &count, raw.data()),
         "reading the heuristics' engine configurations");
   // The heuristics' order, first one that builds.
   for (int64_t i = 0; i < count; ++i) {
-    auto candidate = std::make_unique<Descriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    auto candidate = std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     const cudnnBackendDescriptor_t config = raw[i];
     candidate->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, &handle);
     candidate->set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, &config);
     if (candidate->finalize() != CUDNN_STATUS_SUCCESS) continue;
     int64_t bytes = 0, returned = 0;
-    check(cudnn().get_attribute(candidate->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1,
+    check_cudnn(cudnn().get_attribute(candidate->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1,
                                 &returned, &bytes),
           "reading a plan's workspace size");
     cudnnBackendDescriptor_t engine = nullptr;
-    Descriptor engine_holder(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+    CudnnDescriptor engine_holder(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
     engine = engine_holder.get();
     if (cudnn().get_attribute(config, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &returned,
                               &engine) == CUDNN_STATUS_SUCCESS) {
@@ -257,17 +164,17 @@ void CudnnAttention::run(const void* qkv, int batch, void* out, cudaStream_t str
                                      const_cast<char*>(base + 2 * width_bytes), out, &scale_};
     const std::array<int64_t, 5> uids = {kQueries, kKeys, kValues, kOutput, kScale};
     void* workspace = plan.workspace.data();
-    auto pack = std::make_unique<Descriptor>(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+    auto pack = std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
     pack->set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, uids.data(), int64_t(uids.size()));
     pack->set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, pointers.data(), int64_t(pointers.size()));
     pack->set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, &workspace);
-    check(pack->finalize(), "finalizing the variant pack");
+    check_cudnn(pack->finalize(), "finalizing the variant pack");
     plan.pack = std::move(pack);
     plan.pack_qkv = qkv;
     plan.pack_out = out;
   }
-  check(cudnn().set_stream(as_handle(handle_), stream), "setting the stream");
-  check(cudnn().execute(as_handle(handle_), plan.plan->get(), plan.pack->get()), "running the attention");
+  check_cudnn(cudnn().set_stream(as_handle(handle_), stream), "setting the stream");
+  check_cudnn(cudnn().execute(as_handle(handle_), plan.plan->get(), plan.pack->get()), "running the attention");
 }
 
 }  // namespace trocr::cuda
