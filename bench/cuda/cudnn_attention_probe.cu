@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/cuda/median_time.h"
 #include "cuda/cudnn_attention.h"
 #include "cuda/device_buffer.h"
 #include "cuda/dtype_traits.h"
@@ -21,26 +22,6 @@ using namespace trocr;
 using namespace trocr::cuda;
 
 namespace {
-
-template <typename F>
-float median_ms(F&& launch, cudaStream_t stream) {
-  for (int i = 0; i < 5; ++i) launch();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<float> times;
-  for (int i = 0; i < 30; ++i) {
-    cudaEventRecord(start, stream);
-    launch();
-    cudaEventRecord(stop, stream);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 float widen(__half x) { return __half2float(x); }
 float widen(__nv_bfloat16 x) { return __bfloat162float(x); }
@@ -98,8 +79,10 @@ void probe(int sequence, int heads) {
       worst_replay = std::max(worst_replay, double(std::abs(b[i] - c[i])));
       sum += std::abs(a[i] - b[i]);
     }
-    const float ours_ms = median_ms([&] { encoder_attention<T>(qkv.data(), batch, sequence, heads, dim, scale, ours.data(), stream); }, stream);
-    const float theirs_ms = median_ms([&] { attention.run(qkv.data(), batch, theirs.data(), stream); }, stream);
+    const float ours_ms = median_ms(
+        [&] { encoder_attention<T>(qkv.data(), batch, sequence, heads, dim, scale, ours.data(), stream); }, stream,
+        5, 30);
+    const float theirs_ms = median_ms([&] { attention.run(qkv.data(), batch, theirs.data(), stream); }, stream, 5, 30);
     const double flops = 4.0 * batch * heads * double(sequence) * sequence * dim;
     std::printf(
         "%s batch %2d: plan %.1f ms, engine %lld | ours %.4f ms (%.0f TFLOP/s), cuDNN %.4f ms (%.0f TFLOP/s), "

@@ -8,14 +8,15 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdio>
-#include <functional>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "bench/cuda/median_time.h"
 #include "cuda/cudnn_backend.h"
 #include "cuda/device_buffer.h"
 #include "cuda/gemm.h"
@@ -25,25 +26,6 @@ using namespace trocr;
 using namespace trocr::cuda;
 
 namespace {
-
-float median_ms(const std::function<void()>& launch, cudaStream_t stream) {
-  for (int i = 0; i < 3; ++i) launch();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  std::vector<float> times;
-  for (int i = 0; i < 20; ++i) {
-    cudaEventRecord(start, stream);
-    launch();
-    cudaEventRecord(stop, stream);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 double largest_difference(const DeviceBuffer<__half>& a, const DeviceBuffer<__half>& b) {
   const std::vector<__half> x = a.download(), y = b.download();
@@ -109,9 +91,9 @@ void probe(int64_t rows, int64_t columns, int64_t depth) {
     gemm.matmul<__half, __half>(shape, input.data(), weight.data(), tanh_fused.data(), bias.data(),
                                 Epilogue::GeluTanhBias);
   };
-  const float gemm_ms = median_ms(run_gemm_alone, stream);
-  const float today_ms = median_ms(run_today, stream);
-  const float tanh_ms = median_ms(run_tanh_epilogue, stream);
+  const float gemm_ms = median_ms(run_gemm_alone, stream, 3, 20);
+  const float today_ms = median_ms(run_today, stream, 3, 20);
+  const float tanh_ms = median_ms(run_tanh_epilogue, stream, 3, 20);
   run_today();
   run_tanh_epilogue();
   cudaStreamSynchronize(stream);
@@ -218,7 +200,7 @@ void probe(int64_t rows, int64_t columns, int64_t depth) {
         std::printf("  configuration %lld: did not run (%s)\n", (long long)i, cudnn().error_string(ran));
         continue;
       }
-      const float fused_ms = median_ms([&] { cudnn().execute(handle, plan.get(), pack.get()); }, stream);
+      const float fused_ms = median_ms([&] { cudnn().execute(handle, plan.get(), pack.get()); }, stream, 3, 20);
       std::printf("  configuration %lld: built in %.0f ms, workspace %lld bytes, %.4f ms (%.0f TFLOP/s), against "
                   "today's %.4f: %.3f; |cuDNN - today| max %.2e\n",
                   (long long)i, build_ms, (long long)bytes, fused_ms, flops / fused_ms * 1e-9, today_ms,

@@ -335,6 +335,25 @@ TYPED_TEST(CudaHalfKernels, FoldedAttentionMatchesTheCpu) {
   }
 }
 
+// The CPU engine's attention over the encoder's QKV rows [batch * sequence, 3 * heads * dim]:
+// the oracle of the GPU's encoder attention kernels.
+std::vector<float> cpu_encoder_attention(const std::vector<float>& qkv, int batch, int sequence, int heads, int dim,
+                                         float scale) {
+  const int width = heads * dim;
+  std::vector<float> expected(size_t(batch) * sequence * width);
+  cpu::AttentionShape shape;
+  shape.queries = shape.keys = sequence;
+  shape.heads = heads;
+  shape.head_dim = dim;
+  shape.q_stride = shape.kv_stride = 3 * width;
+  shape.scale = scale;
+  for (int b = 0; b < batch; ++b) {
+    const float* image = qkv.data() + size_t(b) * sequence * 3 * width;
+    cpu::attention(image, image + width, image + 2 * width, shape, expected.data() + size_t(b) * sequence * width);
+  }
+  return expected;
+}
+
 TYPED_TEST(CudaHalfKernels, FusedEncoderAttentionMatchesTheCpu) {
   using T = TypeParam;
   const int heads = 3, dim = 64, width = heads * dim, batch = 2;
@@ -348,17 +367,7 @@ TYPED_TEST(CudaHalfKernels, FusedEncoderAttentionMatchesTheCpu) {
     const float scale = 1.0f / std::sqrt(float(dim));
     EXPECT_FALSE(cuda::encoder_attention<T>(d_qkv.data(), batch, sequence, heads, 32, scale, out.data(), nullptr))
         << "only 64-wide heads";
-    std::vector<float> expected(size_t(batch) * sequence * width);
-    cpu::AttentionShape shape;
-    shape.queries = shape.keys = sequence;
-    shape.heads = heads;
-    shape.head_dim = dim;
-    shape.q_stride = shape.kv_stride = 3 * width;
-    shape.scale = scale;
-    for (int b = 0; b < batch; ++b) {
-      const float* image = qkv.data() + size_t(b) * sequence * 3 * width;
-      cpu::attention(image, image + width, image + 2 * width, shape, expected.data() + size_t(b) * sequence * width);
-    }
+    const std::vector<float> expected = cpu_encoder_attention(qkv, batch, sequence, heads, dim, scale);
     for (int row_tiles : {1, 2, 0}) {  // one and two 16-query tiles per warp, then the launcher's choice
       ASSERT_TRUE(cuda::encoder_attention<T>(d_qkv.data(), batch, sequence, heads, dim, scale, out.data(), nullptr,
                                              row_tiles));
@@ -381,17 +390,7 @@ TYPED_TEST(CudaHalfKernels, CudnnAttentionMatchesTheCpu) {
       cuda::CudnnAttention attention(cuda::DataType<T>::dtype, sequence, heads, dim, scale, max_batch);
       const auto qkv = rounded<T>(random_values(size_t(max_batch) * sequence * 3 * width, this->generator_));
       auto d_qkv = to_device<T>(qkv);
-      std::vector<float> expected(size_t(max_batch) * sequence * width);
-      cpu::AttentionShape shape;
-      shape.queries = shape.keys = sequence;
-      shape.heads = heads;
-      shape.head_dim = dim;
-      shape.q_stride = shape.kv_stride = 3 * width;
-      shape.scale = scale;
-      for (int b = 0; b < max_batch; ++b) {
-        const float* image = qkv.data() + size_t(b) * sequence * 3 * width;
-        cpu::attention(image, image + width, image + 2 * width, shape, expected.data() + size_t(b) * sequence * width);
-      }
+      const std::vector<float> expected = cpu_encoder_attention(qkv, max_batch, sequence, heads, dim, scale);
       DeviceBuffer<T> out(size_t(max_batch) * sequence * width);
       attention.run(d_qkv.data(), max_batch, out.data(), nullptr);
       const std::vector<float> together = to_host(out);
