@@ -113,11 +113,11 @@ void probe(int64_t rows, int64_t columns, int64_t depth) {
   CudnnDescriptor& a = kept(tensor(kInput, CUDNN_DATA_HALF, {1, rows, depth}, {rows * depth, depth, 1}, false));
   // The weight [columns, depth] row-major is B [depth, columns] column-major.
   CudnnDescriptor& b = kept(tensor(kWeight, CUDNN_DATA_HALF, {1, depth, columns}, {depth * columns, 1, depth}, false));
-  CudnnDescriptor& product =
-      kept(tensor(kProduct, CUDNN_DATA_FLOAT, {1, rows, columns}, {rows * columns, columns, 1}, true));
+  const std::array<int64_t, 3> result_dims = {1, rows, columns}, result_strides = {rows * columns, columns, 1};
+  CudnnDescriptor& product = kept(tensor(kProduct, CUDNN_DATA_FLOAT, result_dims, result_strides, true));
   CudnnDescriptor& bias_tensor = kept(tensor(kBias, CUDNN_DATA_HALF, {1, 1, columns}, {columns, columns, 1}, false));
-  CudnnDescriptor& biased = kept(tensor(kBiased, CUDNN_DATA_FLOAT, {1, rows, columns}, {rows * columns, columns, 1}, true));
-  CudnnDescriptor& out = kept(tensor(kOutput, CUDNN_DATA_HALF, {1, rows, columns}, {rows * columns, columns, 1}, false));
+  CudnnDescriptor& biased = kept(tensor(kBiased, CUDNN_DATA_FLOAT, result_dims, result_strides, true));
+  CudnnDescriptor& out = kept(tensor(kOutput, CUDNN_DATA_HALF, result_dims, result_strides, false));
 
   CudnnDescriptor& matmul_mode = kept(std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_MATMUL_DESCRIPTOR));
   const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
@@ -180,11 +180,13 @@ void probe(int64_t rows, int64_t columns, int64_t depth) {
       if (built != CUDNN_STATUS_SUCCESS) {
         std::array<char, 512> detail{};
         cudnn().last_error(detail.data(), detail.size());
-        std::printf("  configuration %lld: no plan (%s: %s)\n", (long long)i, cudnn().error_string(built), detail.data());
+        std::printf("  configuration %lld: no plan (%s: %s)\n", (long long)i, cudnn().error_string(built),
+                    detail.data());
         continue;
       }
       int64_t bytes = 0, returned = 0;
-      cudnn().get_attribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &returned, &bytes);
+      cudnn().get_attribute(plan.get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1, &returned,
+                            &bytes);
       DeviceBuffer<char> workspace(size_t(std::max<int64_t>(bytes, 1)));
       std::array<void*, 4> pointers = {input.data(), weight.data(), bias.data(), fused.data()};
       const std::array<int64_t, 4> uids = {kInput, kWeight, kBias, kOutput};

@@ -104,18 +104,18 @@ CudnnAttention::Plan CudnnAttention::build(int batch) {
   heuristics.set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, &mode);
   check_cudnn(heuristics.finalize(), "finalizing the heuristics");
   int64_t count = 0;
-  check_cudnn(cudnn().get_attribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
-                              &count, nullptr),
-        "counting the heuristics' engine configurations");
+  check_cudnn(cudnn().get_attribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                    0, &count, nullptr),
+              "counting the heuristics' engine configurations");
   std::vector<std::unique_ptr<CudnnDescriptor>> configs;
   std::vector<cudnnBackendDescriptor_t> raw;
   for (int64_t i = 0; i < count; ++i) {
     configs.push_back(std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR));
     raw.push_back(configs.back()->get());
   }
-  check_cudnn(cudnn().get_attribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, count,
-                              &count, raw.data()),
-        "reading the heuristics' engine configurations");
+  check_cudnn(cudnn().get_attribute(heuristics.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                    count, &count, raw.data()),
+              "reading the heuristics' engine configurations");
   // The heuristics' order, first one that builds.
   for (int64_t i = 0; i < count; ++i) {
     auto candidate = std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
@@ -124,15 +124,15 @@ CudnnAttention::Plan CudnnAttention::build(int batch) {
     candidate->set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, &config);
     if (candidate->finalize() != CUDNN_STATUS_SUCCESS) continue;
     int64_t bytes = 0, returned = 0;
-    check_cudnn(cudnn().get_attribute(candidate->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64, 1,
-                                &returned, &bytes),
-          "reading a plan's workspace size");
-    cudnnBackendDescriptor_t engine = nullptr;
-    CudnnDescriptor engine_holder(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
-    engine = engine_holder.get();
+    check_cudnn(cudnn().get_attribute(candidate->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                                      1, &returned, &bytes),
+                "reading a plan's workspace size");
+    // Which engine it is, for the records (the attribute fills a descriptor made for it).
+    CudnnDescriptor engine(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
+    cudnnBackendDescriptor_t engine_raw = engine.get();
     if (cudnn().get_attribute(config, CUDNN_ATTR_ENGINECFG_ENGINE, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &returned,
-                              &engine) == CUDNN_STATUS_SUCCESS) {
-      cudnn().get_attribute(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &returned, &plan.engine);
+                              &engine_raw) == CUDNN_STATUS_SUCCESS) {
+      cudnn().get_attribute(engine_raw, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &returned, &plan.engine);
     }
     plan.workspace.resize(size_t(bytes));
     plan.plan = std::move(candidate);

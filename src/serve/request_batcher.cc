@@ -32,17 +32,18 @@ RequestBatcher::RequestBatcher(std::vector<Engine> engines, BatcherOptions optio
   changed_.wait(lock, [&] { return workers_opened_ == workers_.size(); });
 }
 
-std::unique_ptr<RecognitionStream> RequestBatcher::open_ahead(size_t engine) {
-  std::unique_ptr<RecognitionStream> stream;
-  // On the worker's thread, where the stream runs. A failure here is met again, and answered,
-  // at the first images with these settings.
-  if (open_ahead_ && streams_[engine]) {
-    try {
-      stream = streams_[engine](*open_ahead_, options_.max_batch);
-    } catch (const std::exception&) {
-      stream.reset();
-    }
+std::unique_ptr<RecognitionStream> RequestBatcher::open_stream(size_t engine, const GenerationConfig& settings) {
+  try {
+    return streams_[engine](settings, options_.max_batch);
+  } catch (const std::exception&) {
+    return nullptr;  // as where the engine cannot: whole batches, whose own failure is answered
   }
+}
+
+std::unique_ptr<RecognitionStream> RequestBatcher::open_ahead(size_t engine) {
+  // On the worker's thread, where the stream runs.
+  std::unique_ptr<RecognitionStream> stream;
+  if (open_ahead_ && streams_[engine]) stream = open_stream(engine, *open_ahead_);
   {
     std::lock_guard<std::mutex> lock(mutex_);
     ++workers_opened_;
@@ -144,7 +145,7 @@ void RequestBatcher::work(size_t engine) {
       const SearchOptions search = SearchOptions::from(*oldest);
       if (!stream_search || !(*stream_search == search)) {
         stream.reset();
-        stream = streams_[engine](*oldest, options_.max_batch);
+        stream = open_stream(engine, *oldest);
         stream_search = search;
       }
       if (stream) {

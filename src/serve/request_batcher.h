@@ -80,6 +80,9 @@ class RequestBatcher {
     size_t index;  // within its request
   };
   void work(size_t engine);
+  // The engine's stream for these settings; none where it cannot run them in flight or fails to
+  // open (the images then run as whole batches).
+  std::unique_ptr<RecognitionStream> open_stream(size_t engine, const GenerationConfig& settings);
   // The worker's stream for open_ahead_ (none where there is none to open); the constructor
   // waits until every worker has tried.
   std::unique_ptr<RecognitionStream> open_ahead(size_t engine);

@@ -314,6 +314,24 @@ TEST(RequestBatcherInFlight, TheDefaultSettingsStreamIsOpenBeforeTheFirstImage) 
   EXPECT_EQ(opened, 2) << "other settings open their own stream";
 }
 
+// A stream that throws as it opens (the GPU out of memory, say) costs no worker: the images run as
+// whole batches, before the server is ready and at a request alike.
+TEST(RequestBatcherInFlight, AStreamThatFailsToOpenLeavesItsImagesToWholeBatches) {
+  RecordingEngine engine;
+  std::atomic<int> attempts{0};
+  RequestBatcher::StreamOpener throwing = [&](const GenerationConfig&, int) -> std::unique_ptr<RecognitionStream> {
+    ++attempts;
+    throw Error("out of memory");
+  };
+  RequestBatcher batcher({engine.engine()}, {2, 1ms, 100}, {}, {throwing}, beams(1));
+  auto lines = submit(batcher, images({2, 3}));
+  ASSERT_TRUE(lines);
+  for (const BatchedResult& result : lines->get()) EXPECT_TRUE(result.error.empty()) << result.error;
+  EXPECT_GE(attempts, 2) << "opened ahead, and again for the first images";
+  std::lock_guard<std::mutex> lock(engine.mutex);
+  EXPECT_FALSE(engine.batches.empty()) << "the images ran as whole batches";
+}
+
 // Settings the stream refuses (beam search here) run as whole batches on the same worker; an
 // older image with such settings that has waited max_wait gets its batch before newer greedy
 // images join.
