@@ -3,8 +3,10 @@
 # clients (trocr-base shape, fp16, BEAMS (1), data/samples/date.jpg), this tree's binary
 # (.device-bin) against BASE_COMMIT's (build-base-bin/base.tar.xz, scripts/device_build_base.sh),
 # or with BASE_KERNELS against itself under TROCR_KERNELS=$BASE_KERNELS, alternating over ROUNDS (2); each server gets a warm-up level and a measured level of
-# SECONDS_PER_LEVEL (10) at CLIENTS (128). Then the bench's best of this binary in the same call
-# (batch 128 and 256, the serve target's denominator). Brings back $OUT/serve-warm.{json,log} and
+# SECONDS_PER_LEVEL (10) at CLIENTS (128). The bench's best of this binary (batch 128 and 256, the
+# serve target's denominator) is taken in the same call before the servers and after them: after
+# them it read 1532-1960 images/s at batch 256 on four machines where bench-only calls read
+# 1922-1952, so the record keeps both. Brings back $OUT/serve-warm.{json,log} and
 # each server's engine profile (names end in SUFFIX).
 set -uo pipefail
 source "$(dirname "$0")/device_env.sh"
@@ -22,6 +24,12 @@ models=/tmp/full-models
 name=serve-warm${SUFFIX:-}
 log="$out/$name.log"
 echo "$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1), commit $commit against $base_commit, beams $beams" | tee "$log"
+bench() {  # the bench's best, into $out/$name-$1.json
+  .device-bin/trocr bench -m $models/trocr-base --name trocr-base --dtype fp16 --batch 128,256 --beams $beams \
+    --repeat 5 --warmup 3 --commit "$commit" --json "$out/$name-$1.json" 2>&1 | tee -a "$log"
+}
+echo "== the bench before the servers" | tee -a "$log"
+bench bench-before
 for round in $(seq "${ROUNDS:-2}"); do
   for which in base new; do
     if [ $which = base ] && [ -n "$base_kernels" ]; then
@@ -43,8 +51,8 @@ for round in $(seq "${ROUNDS:-2}"); do
     grep '^engine ' /tmp/serve-warm.log > "$out/$name-$label-round$round-profile.txt"
   done
 done
-.device-bin/trocr bench -m $models/trocr-base --name trocr-base --dtype fp16 --batch 128,256 --beams $beams \
-  --repeat 5 --warmup 3 --commit "$commit" --json "$out/$name-bench.json" 2>&1 | tee -a "$log"
+echo "== the bench after the servers" | tee -a "$log"
+bench bench
 python3 - "$out" "$name" <<'PY'
 import glob, json, os, sys
 out, name = sys.argv[1:3]

@@ -129,19 +129,20 @@ void probe(int64_t rows, int64_t columns, int64_t depth) {
   matmul.set(CUDNN_ATTR_OPERATION_MATMUL_CDESC, product);
   matmul.set(CUDNN_ATTR_OPERATION_MATMUL_DESC, matmul_mode);
   check_cudnn(matmul.finalize(), "finalizing the matmul");
-  CudnnDescriptor& add_mode = kept(pointwise_mode(CUDNN_POINTWISE_ADD));
-  CudnnDescriptor& add = kept(std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR));
-  add.set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, add_mode);
-  add.set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, product);
-  add.set(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, bias_tensor);
-  add.set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, biased);
-  check_cudnn(add.finalize(), "finalizing the bias add");
-  CudnnDescriptor& gelu_mode = kept(pointwise_mode(CUDNN_POINTWISE_GELU_FWD));
-  CudnnDescriptor& gelu = kept(std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR));
-  gelu.set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, gelu_mode);
-  gelu.set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, biased);
-  gelu.set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, out);
-  check_cudnn(gelu.finalize(), "finalizing the GELU");
+  // y = mode(x[, b]), its mode descriptor kept beside it.
+  auto pointwise = [&](cudnnPointwiseMode_t mode, const CudnnDescriptor& x, const CudnnDescriptor* b,
+                       const CudnnDescriptor& y) -> CudnnDescriptor& {
+    CudnnDescriptor& described = kept(pointwise_mode(mode));
+    CudnnDescriptor& operation = kept(std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_OPERATION_POINTWISE_DESCRIPTOR));
+    operation.set(CUDNN_ATTR_OPERATION_POINTWISE_PW_DESCRIPTOR, described);
+    operation.set(CUDNN_ATTR_OPERATION_POINTWISE_XDESC, x);
+    if (b != nullptr) operation.set(CUDNN_ATTR_OPERATION_POINTWISE_BDESC, *b);
+    operation.set(CUDNN_ATTR_OPERATION_POINTWISE_YDESC, y);
+    check_cudnn(operation.finalize(), "finalizing a pointwise operation");
+    return operation;
+  };
+  CudnnDescriptor& add = pointwise(CUDNN_POINTWISE_ADD, product, &bias_tensor, biased);
+  CudnnDescriptor& gelu = pointwise(CUDNN_POINTWISE_GELU_FWD, biased, nullptr, out);
 
   CudnnDescriptor& graph = kept(std::make_unique<CudnnDescriptor>(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR));
   const std::array<cudnnBackendDescriptor_t, 3> operations = {matmul.get(), add.get(), gelu.get()};
