@@ -211,13 +211,10 @@ void DeviceBeamSearch<T>::step_lines(const StepShape& shape, const SearchOptions
 template <typename T>
 void DeviceBeamSearch<T>::copy_lines(int buffer) {
   if (!readback_) {
-    const size_t slots = size_t(max_images_) * max_beams_;
-    readback_ = std::make_unique<LineReadback>(std::vector<LineReadback::Array>{
-        {flags_.data(), flags_.size() * sizeof(int)},
-        {finished_ids_.data(), finished_ids_.size() * sizeof(int)},
-        {finished_lengths_.data(), slots * sizeof(int)},
-        {finished_scores_.data(), slots * sizeof(float)},
-        {finished_sums_.data(), slots * sizeof(float)}});
+    using Array = LineReadback::Array;
+    readback_ = std::make_unique<LineReadback>(std::vector<Array>{
+        Array::of(flags_), Array::of(finished_ids_), Array::of(finished_lengths_), Array::of(finished_scores_),
+        Array::of(finished_sums_)});
   }
   readback_->copy(buffer, step_.stream());
 }

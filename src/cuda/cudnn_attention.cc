@@ -30,11 +30,14 @@ struct CudnnAttention::Plan {
 };
 
 bool CudnnAttention::available(std::string* why) {
-  const CudnnLibrary& library = cudnn();
-  std::string why_not = library.why_not;
-  if (library.loaded && library.get_version() < kFirstVersionWithAttention) {
-    why_not = fmt::format("cuDNN {} has no fused attention operation (9.13 or later has)", library.get_version());
-  }
+  // Asked by every kernel choice (current_choice_context): decided once.
+  static const std::string why_not = [] {
+    const CudnnLibrary& library = cudnn();
+    if (library.loaded && library.get_version() < kFirstVersionWithAttention) {
+      return fmt::format("cuDNN {} has no fused attention operation (9.13 or later has)", library.get_version());
+    }
+    return library.why_not;
+  }();
   if (why != nullptr) *why = why_not;
   return why_not.empty();
 }
@@ -143,20 +146,19 @@ CudnnAttention::Plan CudnnAttention::build(int batch) {
        sequence_, heads_, head_dim_);
 }
 
-void CudnnAttention::prepare(int batch) {
+CudnnAttention::Plan& CudnnAttention::plan(int batch) {
   if (batch < 1 || batch > max_batch_) fail("cuDNN attention: {} images, planned for 1-{}", batch, max_batch_);
-  if (plans_.count(batch) != 0) return;
-  plans_.emplace(batch, std::make_unique<Plan>(build(batch)));
+  auto found = plans_.find(batch);
+  if (found == plans_.end()) found = plans_.emplace(batch, std::make_unique<Plan>(build(batch))).first;
+  return *found->second;
 }
 
-int64_t CudnnAttention::engine(int batch) {
-  prepare(batch);
-  return plans_.at(batch)->engine;
-}
+void CudnnAttention::prepare(int batch) { plan(batch); }
+
+int64_t CudnnAttention::engine(int batch) { return plan(batch).engine; }
 
 void CudnnAttention::run(const void* qkv, int batch, void* out, cudaStream_t stream) {
-  prepare(batch);
-  Plan& plan = *plans_.at(batch);
+  Plan& plan = this->plan(batch);
   if (plan.pack == nullptr || plan.pack_qkv != qkv || plan.pack_out != out) {
     const size_t width_bytes = size_t(heads_) * head_dim_ * dtype_size(dtype_);
     const char* base = static_cast<const char*>(qkv);

@@ -38,6 +38,7 @@ class CudnnAttention {
  private:
   struct Plan;
   Plan build(int batch);
+  Plan& plan(int batch);  // built at its first use
 
   DType dtype_;
   int sequence_, heads_, head_dim_, max_batch_;

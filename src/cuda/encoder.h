@@ -5,8 +5,8 @@
 // launches cost more than their work.
 #include <memory>
 
-#include "cuda/cudnn_attention.h"
 #include "cuda/cuda_weights.h"
+#include "cuda/cudnn_attention.h"
 #include "cuda/encoder_products.h"
 #include "cuda/gemm.h"
 #include "cuda/kernel_choice.h"

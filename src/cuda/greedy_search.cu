@@ -117,12 +117,10 @@ void DeviceGreedySearch<T>::step_lines(const StepShape& shape, const SearchOptio
 template <typename T>
 void DeviceGreedySearch<T>::copy_lines(int buffer) {
   if (!readback_) {
-    const auto array = [](const auto& values) {
-      return LineReadback::Array{values.data(), values.size() * sizeof(*values.data())};
-    };
-    readback_ = std::make_unique<LineReadback>(std::vector<LineReadback::Array>{
-        array(history_), array(finished_), array(sum_log_probability_), array(sum_probability_),
-        array(min_probability_)});
+    using Array = LineReadback::Array;
+    readback_ = std::make_unique<LineReadback>(std::vector<Array>{
+        Array::of(history_), Array::of(finished_), Array::of(sum_log_probability_), Array::of(sum_probability_),
+        Array::of(min_probability_)});
   }
   readback_->copy(buffer, step_.stream());
 }

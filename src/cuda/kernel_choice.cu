@@ -106,9 +106,10 @@ ChoiceContext current_choice_context() {
 EncoderAttentionKernel choose_encoder_attention(DType dtype, int head_dim, const ChoiceContext& context) {
   const KernelOverrides& forced = context.forced;
   const bool fused_fits = is_16_bit(dtype) && head_dim == kEncoderAttentionHeadDim && tensor_cores(context);
-  // cuDNN's kernels take heads of up to 128 in multiples of 8; measured on Hopper only.
+  // cuDNN's kernels take heads of up to 128 in multiples of 8; measured on Hopper (sm_90) only.
+  constexpr int kCudnnAttentionArch = 90;
   const bool cudnn_fits = is_16_bit(dtype) && head_dim % 8 == 0 && head_dim <= 128 && context.cudnn_attention &&
-                          tensor_cores(context) && context.capability >= kDependentLaunchArch;
+                          tensor_cores(context) && context.capability >= kCudnnAttentionArch;
   const EncoderAttentionKernel wanted = forced.encoder_attention;
   if (forced.force_encoder_attention &&
       ((wanted == EncoderAttentionKernel::FusedTensorCore && fused_fits) ||

@@ -17,6 +17,10 @@ class LineReadback {
   struct Array {
     const void* device;
     size_t bytes;
+    template <typename U>
+    static Array of(const DeviceBuffer<U>& values) {
+      return {values.data(), values.size() * sizeof(U)};
+    }
   };
   explicit LineReadback(std::vector<Array> arrays) : arrays_(std::move(arrays)) {}
   ~LineReadback() {
