@@ -25,16 +25,20 @@ namespace trocr::cuda {
 namespace {
 
 constexpr int kKeys = 16;   // states per tile
-constexpr int kStages = 4;  // tiles in shared memory: kStages - 1 load while one is computed
+constexpr int kStages = 3;  // tiles in shared memory: kStages - 1 load while one is computed
 constexpr int kRows = kMaxFoldedHeads;  // one mma tile of queries (an image's heads)
-// Warps per block: each takes a slice of the width, a multiple of 16 columns.
-constexpr int warps_for(int width) { return width % 256 == 0 ? 16 : 8; }
+static_assert(kRows == kKeys, "the queries are staged through a state stage");
+// Warps per block: each takes a slice of the width, a multiple of 16 columns. Two blocks are
+// resident per SM (~110 KB of shared memory each at width 1024), so that two barrier chains overlap.
+constexpr int warps_for(int) { return 8; }
+constexpr int kBlocksPerSm = 2;
 
 template <typename T, int kWidth>
 struct FoldedShared {
   static constexpr int kWarps = warps_for(kWidth);
   static constexpr int kStride = kWidth + 8;  // padded shared rows: conflict-free ldmatrix
-  T queries[kRows][kStride];
+  // The last stage holds the queries until their fragments are in registers: the loop's first
+  // barrier comes before its first load into that stage.
   T states[kStages][kKeys][kStride];
   float shares[kWarps][kRows][kKeys + 4];  // each warp's share of a tile's scores (padded rows)
   float scores[kRows][kKeys + 4];          // their sums
@@ -53,7 +57,7 @@ __device__ void load_states(const T* states, int first, int end, T (*tile)[kStri
 }
 
 template <typename T, int kWidth>
-__global__ void __launch_bounds__(warps_for(kWidth) * 32)
+__global__ void __launch_bounds__(warps_for(kWidth) * 32, kBlocksPerSm)
     folded_attention_kernel(FoldedAttentionParams params, const T* queries, const T* states, T* mix,
                             int keys_per_split) {
   using Shared = FoldedShared<T, kWidth>;
@@ -91,13 +95,13 @@ __global__ void __launch_bounds__(warps_for(kWidth) * 32)
     if (row < params.rows) {
       value = *reinterpret_cast<const uint4*>(queries + (int64_t(image) * params.rows + row) * kWidth + column);
     }
-    *reinterpret_cast<uint4*>(&shared.queries[row][column]) = value;
+    *reinterpret_cast<uint4*>(&shared.states[kStages - 1][row][column]) = value;
   }
   __syncthreads();
   uint32_t q[kSlice / 16][4];
 #pragma unroll
   for (int d = 0; d < kSlice / 16; ++d) {
-    load_matrix_x4(q[d], &shared.queries[lane % 16][first_column + d * 16 + 8 * (lane / 16)]);
+    load_matrix_x4(q[d], &shared.states[kStages - 1][lane % 16][first_column + d * 16 + 8 * (lane / 16)]);
   }
 
   float output[kSlice / 8][4];
@@ -193,9 +197,12 @@ void launch_folded_attention(const FoldedAttentionParams& params, const T* queri
   const int keys_per_split = (tiles + splits - 1) / splits * kKeys;
   const int used_splits = (params.keys + keys_per_split - 1) / keys_per_split;
   const size_t shared_bytes = sizeof(FoldedShared<T, kWidth>);
-  static_assert(sizeof(FoldedShared<T, 1024>) <= 227 * 1024, "fits an H100 block's shared memory");
+  // Two blocks per SM: 228 KB of shared memory an H100/H200 SM, 1 KB of it reserved per block.
+  static_assert(kBlocksPerSm * (sizeof(FoldedShared<T, 1024>) + 1024) <= 228 * 1024, "two blocks fit an SM");
   TROCR_CUDA_CHECK(cudaFuncSetAttribute(folded_attention_kernel<T, kWidth>,
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
+  TROCR_CUDA_CHECK(cudaFuncSetAttribute(folded_attention_kernel<T, kWidth>,
+                                        cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
   launch_dependent(folded_attention_kernel<T, kWidth>, dim3(params.images, used_splits), warps_for(kWidth) * 32,
                    shared_bytes, stream, params, queries, states, mix, keys_per_split);
   if (used_splits > 1) {
