@@ -5,12 +5,12 @@
 // takes one (image, key split) and walks the states in tiles of 16 through a ring of three
 // cp.async stages, two tiles loading while one is computed. Two blocks are resident per SM, so
 // that one block's barriers overlap the other's work (one 16-warp block per SM serialized its
-// tiles through its barriers: 8-14% slower decoding at 64-256 images). The state width is split
+// tiles through its barriers: 4-14% slower decoding at 64-256 images). The state width is split
 // over the warps: each computes its slice's share of the 16 x 16 scores on tensor cores (the
-// queries' fragments stay in registers), a thread per score sums the shares in shared memory,
-// every warp runs the same fp32 online softmax on the sums, and each accumulates P times its own
-// slice of the tile. With several key splits (small batches, to fill the GPU) the splits' states
-// go to scratch for combine_attention_chunks.
+// queries' fragments stay in registers); a thread per score sums the shares and takes the tile's
+// step of the fp32 online softmax, once for the block, leaving P in shared memory; each warp
+// accumulates P times its own slice of the tile. With several key splits (small batches, to fill
+// the GPU) the splits' states go to scratch for combine_attention_chunks.
 #include <algorithm>
 #include <type_traits>
 
@@ -41,7 +41,9 @@ struct FoldedShared {
   // barrier comes before its first load into that stage.
   T states[kStages][kKeys][kStride];
   float shares[kWarps][kRows][kKeys + 4];  // each warp's share of a tile's scores (padded rows)
-  float scores[kRows][kKeys + 4];          // their sums
+  T probabilities[kRows][kKeys + 8];       // the tile's P, the A fragment of P V (rows of 48 bytes)
+  float alphas[kRows];                     // what each row's accumulators are scaled by
+  float row_maxes[kRows], row_sums[kRows];  // the softmax's state at the end
 };
 
 // Starts the copy of states [first, first + kKeys) into tile (zeros past `end`).
@@ -63,7 +65,8 @@ __global__ void __launch_bounds__(warps_for(kWidth) * 32, kBlocksPerSm)
   using Shared = FoldedShared<T, kWidth>;
   constexpr int kStride = Shared::kStride, kWarps = Shared::kWarps, kThreads = kWarps * 32;
   constexpr int kSlice = kWidth / kWarps;  // state columns per warp
-  static_assert(kSlice % 16 == 0 && kRows * kKeys <= kThreads, "a warp's slice is whole mma tiles");
+  static_assert(kSlice % 16 == 0, "a warp's slice is whole mma tiles");
+  static_assert(kRows * kKeys == kThreads && kKeys == 16, "a thread per score; P is one A fragment");
   extern __shared__ __align__(128) unsigned char raw[];
   auto& shared = *reinterpret_cast<Shared*>(raw);
   const int image = blockIdx.x, split = blockIdx.y, splits = gridDim.y;
@@ -107,13 +110,16 @@ __global__ void __launch_bounds__(warps_for(kWidth) * 32, kBlocksPerSm)
   float output[kSlice / 8][4];
 #pragma unroll
   for (int n = 0; n < kSlice / 8; ++n) output[n][0] = output[n][1] = output[n][2] = output[n][3] = 0.0f;
-  float running_max[2] = {-INFINITY, -INFINITY}, running_sum[2] = {0.0f, 0.0f};
+  // This thread's score of every tile: (row, key). A row's 16 scores are a half-warp, which keeps
+  // the row's online softmax state.
+  const int score_row = threadIdx.x / kKeys, score_key = threadIdx.x % kKeys;
+  float running_max = -INFINITY, running_sum = 0.0f;
   const float scale_log2 = params.scale * kLog2e;
 
   for (int tile = 0; tile < tiles; ++tile) {
     // Groups committed so far: kStages - 1 + tile; this tile's is among the first tile + 1.
     wait_async<kStages - 2>();
-    __syncthreads();  // every warp is done with tile - 1: its stage, shares and sums
+    __syncthreads();  // every warp is done with tile - 1: its stage and its P
     const int ahead = tile + kStages - 1;  // into the stage tile - 1 used
     if (ahead < tiles) {
       load_states<kWidth>(image_states, begin + ahead * kKeys, end, shared.states[ahead % kStages]);
@@ -138,36 +144,46 @@ __global__ void __launch_bounds__(warps_for(kWidth) * 32, kBlocksPerSm)
     }
 #pragma unroll
     for (int n = 0; n < kKeys / 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) shared.shares[warp][group + 8 * (e / 2)][n * 8 + 2 * pair + (e & 1)] = s[n][e];
+      *reinterpret_cast<float2*>(&shared.shares[warp][group][n * 8 + 2 * pair]) = make_float2(s[n][0], s[n][1]);
+      *reinterpret_cast<float2*>(&shared.shares[warp][group + 8][n * 8 + 2 * pair]) = make_float2(s[n][2], s[n][3]);
     }
     __syncthreads();
-    // A thread per score sums the shares, so every warp reads the same scores.
-    if (threadIdx.x < kRows * kKeys) {
-      const int row = threadIdx.x / kKeys, key = threadIdx.x % kKeys;
-      float total = 0.0f;
+    // A thread per score sums the shares and takes the tile's step of the online softmax, once
+    // for the block (every warp used to repeat it on the whole tile); the running maximum is kept
+    // scaled to base 2, as in online_softmax.
+    float total = 0.0f;
 #pragma unroll
-      for (int w = 0; w < kWarps; ++w) total += shared.shares[w][row][key];
-      shared.scores[row][key] = total;
+    for (int w = 0; w < kWarps; ++w) total += shared.shares[w][score_row][score_key];
+    if (score_key >= end - (begin + tile * kKeys)) total = -INFINITY;  // past the split's last key
+    float tile_max = total;
+#pragma unroll
+    for (int offset = kKeys / 2; offset > 0; offset /= 2) {
+      tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffff, tile_max, offset));
     }
-    __syncthreads();
-    const int valid = end - (begin + tile * kKeys);
+    const float new_max = fmaxf(running_max, tile_max * scale_log2);  // a tile has a key: finite
+    const float alpha = exp2f(running_max - new_max);                // 0 on the first tile
+    running_max = new_max;
+    const float probability = exp2f(fmaf(total, scale_log2, -new_max));
+    float tile_sum = probability;
 #pragma unroll
-    for (int n = 0; n < kKeys / 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int key = n * 8 + 2 * pair + (e & 1);
-        s[n][e] = key < valid ? shared.scores[group + 8 * (e / 2)][key] : -INFINITY;
-      }
-    }
-    softmax_and_accumulate<T, kKeys, kSlice, kStride>(s, scale_log2, tile_states, first_column, running_max,
-                                                      running_sum, output);
+    for (int offset = kKeys / 2; offset > 0; offset /= 2) tile_sum += __shfl_xor_sync(0xffffffff, tile_sum, offset);
+    running_sum = running_sum * alpha + tile_sum;
+    shared.probabilities[score_row][score_key] = from_float<T>(probability);
+    if (score_key == 0) shared.alphas[score_row] = alpha;
+    // Once the maxima settle, most tiles leave every row's scale at 1: the rescale is skipped.
+    const bool rescale = __syncthreads_or(alpha != 1.0f);
+    uint32_t p[kKeys / 16][4];
+    load_matrix_x4(p[0], &shared.probabilities[lane % 16][8 * (lane / 16)]);
+    if (rescale) scale_rows(output, {shared.alphas[group], shared.alphas[group + 8]});
+    accumulate_values<T, 1, kKeys, kSlice, kStride>(as_one_tile(p), tile_states, first_column, as_one_tile(output));
   }
+  if (score_key == 0) shared.row_maxes[score_row] = running_max, shared.row_sums[score_row] = running_sum;
+  __syncthreads();
 
 #pragma unroll
   for (int h = 0; h < 2; ++h) {
-    const float total = group_sum(running_sum[h]);
     const int row = group + 8 * h;
+    const float total = shared.row_sums[row];
     if (row >= params.rows) continue;
     const int64_t global_row = int64_t(image) * params.rows + row;
     if (splits == 1) {
@@ -184,7 +200,7 @@ __global__ void __launch_bounds__(warps_for(kWidth) * 32, kBlocksPerSm)
         partial[first_column + n * 8 + 2 * pair] = output[n][2 * h];
         partial[first_column + n * 8 + 2 * pair + 1] = output[n][2 * h + 1];
       }
-      if (warp == 0 && pair == 0) partial[kWidth] = running_max[h] / kLog2e, partial[kWidth + 1] = total;
+      if (warp == 0 && pair == 0) partial[kWidth] = shared.row_maxes[row] / kLog2e, partial[kWidth + 1] = total;
     }
   }
 }
