@@ -225,7 +225,12 @@ void OcrService::start(std::vector<ServedEngine> engines, GenerationConfig gener
       [this](size_t engine, int batch_size, double inference_ms) {
         metrics_.observe_batch(engines_[engine].device, batch_size, inference_ms);
       },
-      std::move(streams), options_.in_flight ? defaults_ : nullptr);  // opened before the server is ready
+      std::move(streams), options_.in_flight ? defaults_ : nullptr,  // opened before the server is ready
+      [this](size_t engine, const std::string& error) {
+        metrics_.count_stream_failure(engines_[engine].device);
+        fmt::print(stderr, "trocr serve: {}: in-flight batching failed to start, whole batches until it does: {}\n",
+                   engines_[engine].device, error);
+      });
   loaded_ = true;
   ready_ = true;
 }

@@ -17,12 +17,14 @@ struct RequestBatcher::Request {
 };
 
 RequestBatcher::RequestBatcher(std::vector<Engine> engines, BatcherOptions options, BatchObserver observer,
-                               std::vector<StreamOpener> streams, Settings open_ahead)
+                               std::vector<StreamOpener> streams, Settings open_ahead,
+                               StreamFailureObserver stream_failed)
     : engines_(std::move(engines)),
       streams_(std::move(streams)),
       open_ahead_(std::move(open_ahead)),
       options_(options),
-      observer_(std::move(observer)) {
+      observer_(std::move(observer)),
+      stream_failed_(std::move(stream_failed)) {
   if (engines_.empty()) fail("the request batcher needs at least one engine");
   if (!streams_.empty() && streams_.size() != engines_.size()) fail("the request batcher needs a stream opener per engine");
   streams_.resize(engines_.size());
@@ -35,7 +37,8 @@ RequestBatcher::RequestBatcher(std::vector<Engine> engines, BatcherOptions optio
 std::unique_ptr<RecognitionStream> RequestBatcher::open_stream(size_t engine, const GenerationConfig& settings) {
   try {
     return streams_[engine](settings, options_.max_batch);
-  } catch (const std::exception&) {
+  } catch (const std::exception& failure) {
+    if (stream_failed_) stream_failed_(engine, failure.what());
     return nullptr;  // as where the engine cannot: whole batches, whose own failure is answered
   }
 }
@@ -140,13 +143,17 @@ void RequestBatcher::work(size_t engine) {
   std::unique_ptr<RecognitionStream> stream = open_ahead(engine);  // kept while its settings return
   std::optional<SearchOptions> stream_search;
   if (stream) stream_search = SearchOptions::from(*open_ahead_);
+  // Settings without a stream (it failed to open, or the engine cannot) are tried again from
+  // here: a GPU out of memory for a moment does not leave the server on whole batches for good.
+  Clock::time_point reopen_at;
   for (Settings oldest; (oldest = wait_for_work());) {
     if (streams_[engine]) {
       const SearchOptions search = SearchOptions::from(*oldest);
-      if (!stream_search || !(*stream_search == search)) {
+      if (!stream_search || !(*stream_search == search) || (!stream && Clock::now() >= reopen_at)) {
         stream.reset();
         stream = open_stream(engine, *oldest);
         stream_search = search;
+        reopen_at = Clock::now() + options_.reopen_after;
       }
       if (stream) {
         if (!run_in_flight(engine, *stream, search)) stream_search.reset();

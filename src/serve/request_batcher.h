@@ -30,6 +30,8 @@ struct BatcherOptions {
   int max_batch = 32;
   std::chrono::microseconds max_wait{5000};
   size_t queue_capacity = 256;  // images waiting, not yet in a running batch
+  // A stream that failed to open (or that the engine refused) is tried again after this.
+  std::chrono::milliseconds reopen_after{10000};
 };
 
 struct BatchedResult {
@@ -49,6 +51,9 @@ class RequestBatcher {
   // Called once per batch run, for metrics; `engine` indexes the constructor's engines. In
   // flight: once per decoding step in which lines ended, with their number and the step's time.
   using BatchObserver = std::function<void(size_t engine, int batch_size, double inference_ms)>;
+  // Called on a worker's thread when an engine's stream throws as it opens (its images then run
+  // as whole batches until a later open succeeds), with the error.
+  using StreamFailureObserver = std::function<void(size_t engine, const std::string& error)>;
   // Called on a worker's thread once all of a request's images are done, in their order.
   using Done = std::function<void(std::vector<BatchedResult>)>;
 
@@ -56,8 +61,10 @@ class RequestBatcher {
   // (an empty function: that engine runs whole batches only). `open_ahead`: settings whose stream
   // each worker opens before the constructor returns (a server's defaults): a stream's first open
   // builds what its admissions need (seconds on a GPU), which the first images would wait for.
+  // A stream that failed to open is tried again after options.reopen_after.
   RequestBatcher(std::vector<Engine> engines, BatcherOptions options, BatchObserver observer = {},
-                 std::vector<StreamOpener> streams = {}, Settings open_ahead = nullptr);
+                 std::vector<StreamOpener> streams = {}, Settings open_ahead = nullptr,
+                 StreamFailureObserver stream_failed = {});
   ~RequestBatcher();  // finishes the queued images first
   RequestBatcher(const RequestBatcher&) = delete;
   RequestBatcher& operator=(const RequestBatcher&) = delete;
@@ -111,6 +118,7 @@ class RequestBatcher {
   Settings open_ahead_;
   BatcherOptions options_;
   BatchObserver observer_;
+  StreamFailureObserver stream_failed_;
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   std::deque<Job> queue_;

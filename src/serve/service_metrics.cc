@@ -67,6 +67,11 @@ void ServiceMetrics::observe_batch(const std::string& device, int batch_size, do
   inference_seconds_.observe(inference_ms / 1000.0);
 }
 
+void ServiceMetrics::count_stream_failure(const std::string& device) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++stream_failures_[device];
+}
+
 void ServiceMetrics::observe_queue(double queue_ms) { queue_seconds_.observe(queue_ms / 1000.0); }
 
 void ServiceMetrics::observe_request(double request_ms) { request_seconds_.observe(request_ms / 1000.0); }
@@ -86,6 +91,11 @@ std::string ServiceMetrics::render(size_t queue_depth, bool ready, size_t open_c
             "# TYPE trocr_device_images_total counter\n";
     for (const auto& [device, count] : device_images_) {
       text += fmt::format("trocr_device_images_total{{device=\"{}\"}} {}\n", device, count);
+    }
+    text += "# HELP trocr_stream_open_failures_total In-flight streams that failed to open, by device (their images ran "
+            "as whole batches).\n# TYPE trocr_stream_open_failures_total counter\n";
+    for (const auto& [device, count] : stream_failures_) {
+      text += fmt::format("trocr_stream_open_failures_total{{device=\"{}\"}} {}\n", device, count);
     }
   }
   text += fmt::format(

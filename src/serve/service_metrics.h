@@ -31,6 +31,8 @@ class ServiceMetrics {
   void count_images(size_t images);
   // A batch run on `device` (cpu, cuda:N): one engine of the server.
   void observe_batch(const std::string& device, int batch_size, double inference_ms);
+  // An in-flight stream on `device` failed to open: its images ran as whole batches.
+  void count_stream_failure(const std::string& device);
   void observe_queue(double queue_ms);
   void observe_request(double request_ms);  // /v1/recognize requests answered 200
   // Gauges are read at render time.
@@ -40,6 +42,7 @@ class ServiceMetrics {
   mutable std::mutex mutex_;
   std::map<int, uint64_t> responses_;
   std::map<std::string, uint64_t> device_images_;
+  std::map<std::string, uint64_t> stream_failures_;  // by device
   std::atomic<uint64_t> images_{0};
   Histogram batch_size_, inference_seconds_, queue_seconds_, request_seconds_;
 };

@@ -315,21 +315,69 @@ TEST(RequestBatcherInFlight, TheDefaultSettingsStreamIsOpenBeforeTheFirstImage) 
 }
 
 // A stream that throws as it opens (the GPU out of memory, say) costs no worker: the images run as
-// whole batches, before the server is ready and at a request alike.
+// whole batches, before the server is ready and at a request alike, and each failure is reported
+// with its error.
 TEST(RequestBatcherInFlight, AStreamThatFailsToOpenLeavesItsImagesToWholeBatches) {
   RecordingEngine engine;
-  std::atomic<int> attempts{0};
+  std::atomic<int> attempts{0}, reported{0};
   RequestBatcher::StreamOpener throwing = [&](const GenerationConfig&, int) -> std::unique_ptr<RecognitionStream> {
     ++attempts;
     throw Error("out of memory");
   };
-  RequestBatcher batcher({engine.engine()}, {2, 1ms, 100}, {}, {throwing}, beams(1));
+  std::mutex errors_mutex;
+  std::vector<std::string> errors;
+  RequestBatcher batcher({engine.engine()}, {2, 1ms, 100}, {}, {throwing}, beams(1),
+                         [&](size_t engine_index, const std::string& error) {
+                           EXPECT_EQ(engine_index, 0u);
+                           std::lock_guard<std::mutex> lock(errors_mutex);
+                           errors.push_back(error);
+                         });
   auto lines = submit(batcher, images({2, 3}));
   ASSERT_TRUE(lines);
   for (const BatchedResult& result : lines->get()) EXPECT_TRUE(result.error.empty()) << result.error;
   EXPECT_GE(attempts, 2) << "opened ahead, and again for the first images";
+  {
+    std::lock_guard<std::mutex> lock(errors_mutex);
+    EXPECT_EQ(int(errors.size()), attempts.load()) << "every failed open is reported";
+    for (const std::string& error : errors) EXPECT_NE(error.find("out of memory"), std::string::npos) << error;
+  }
   std::lock_guard<std::mutex> lock(engine.mutex);
   EXPECT_FALSE(engine.batches.empty()) << "the images ran as whole batches";
+}
+
+// A failed open is tried again once reopen_after has passed (not at every image: an open may
+// cost seconds), and the images run in flight again once it succeeds.
+TEST(RequestBatcherInFlight, AStreamThatFailedToOpenIsTriedAgainLater) {
+  RecordingEngine engine;
+  std::atomic<int> attempts{0}, most_active{0};
+  const RequestBatcher::StreamOpener counting = counting_streams(&most_active);
+  RequestBatcher::StreamOpener failing_twice = [&](const GenerationConfig& settings,
+                                                   int capacity) -> std::unique_ptr<RecognitionStream> {
+    if (++attempts <= 2) throw Error("out of memory");
+    return counting(settings, capacity);
+  };
+  BatcherOptions options{2, 1ms, 100};
+  options.reopen_after = 200ms;
+  RequestBatcher batcher({engine.engine()}, options, {}, {failing_twice}, beams(1));
+  // Opened ahead (1), then at the first images (2): whole batches, and no third attempt for
+  // images that come before reopen_after has passed.
+  auto first = submit(batcher, images({2}));
+  ASSERT_TRUE(first);
+  first->get();
+  auto soon = submit(batcher, images({2}));
+  ASSERT_TRUE(soon);
+  soon->get();
+  EXPECT_EQ(attempts, 2);
+  std::this_thread::sleep_for(250ms);
+  auto later = submit(batcher, images({2, 3}));
+  ASSERT_TRUE(later);
+  for (const BatchedResult& result : later->get()) {
+    EXPECT_TRUE(result.error.empty()) << result.error;
+    EXPECT_EQ(result.recognition.best().text.rfind("step ", 0), 0u) << "ran in flight: " << result.recognition.best().text;
+  }
+  EXPECT_EQ(attempts, 3);
+  std::lock_guard<std::mutex> lock(engine.mutex);
+  EXPECT_EQ(engine.batches.size(), 2u) << "only the first two requests ran as whole batches";
 }
 
 // Settings the stream refuses (beam search here) run as whole batches on the same worker; an
