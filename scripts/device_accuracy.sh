@@ -14,7 +14,9 @@ models=/tmp/full-models
 refs=/tmp/hf-references
 mkdir -p $refs
 cuda=${ACCURACY_CUDA:-1}
-[ $cuda = 0 ] || [ -d $models/trocr-base ] || python3 python/make_full_models.py --out $models 2>&1 | grep -v Writing
+# Both models: an earlier command on the same machine may have made trocr-base alone.
+[ $cuda = 0 ] || { [ -d $models/trocr-base ] && [ -d $models/trocr-small ]; } ||
+  python3 python/make_full_models.py --out $models 2>&1 | grep -v Writing
 log="$out/accuracy.log"
 : > "$log"
 reference() {  # model directory, name, image count
