@@ -225,6 +225,9 @@ Action add_serve_command(CLI::App& app) {
                       "ends (greedy settings; beam search too on CUDA devices, with one returned sequence; otherwise whole batches); whole: every batch runs to its end; "
                       "auto: in-flight on CUDA devices, whole on the CPU")
       ->capture_default_str()->check(CLI::IsMember({"auto", "in-flight", "whole"}));
+  command->add_option("--max-admission", service.batching.max_admission,
+                      "In flight: most images that join the running lines at once (0: as many lines as are free)")
+      ->capture_default_str()->check(CLI::Range(0, 4096));
   command->add_option("--max-wait-ms", arguments->max_wait_ms,
                       "Longest an image waits for its batch to fill")->capture_default_str()->check(CLI::Range(0, 60000));
   command->add_option("--queue-size", service.batching.queue_capacity,

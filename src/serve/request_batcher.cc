@@ -227,7 +227,9 @@ bool RequestBatcher::run_in_flight(size_t engine, RecognitionStream& stream, con
   std::future<void> preparing;
   for (;;) {
     if (joining.empty()) {
-      joining = take_for_lines(search, size_t(stream.capacity() - stream.active()), /*wait=*/stream.active() == 0);
+      const int free_lines = stream.capacity() - stream.active();
+      const int admission = options_.max_admission > 0 ? std::min(free_lines, options_.max_admission) : free_lines;
+      joining = take_for_lines(search, size_t(admission), /*wait=*/stream.active() == 0);
       if (!joining.empty()) {
         std::vector<RgbImage> images;
         for (Job& job : joining) images.push_back(std::move(job.image));

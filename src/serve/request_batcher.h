@@ -30,6 +30,9 @@ struct BatcherOptions {
   int max_batch = 32;
   std::chrono::microseconds max_wait{5000};
   size_t queue_capacity = 256;  // images waiting, not yet in a running batch
+  // In flight: most images one admission takes into the running lines (0: as many as are free).
+  // Smaller admissions finish their encoder pass sooner, so their lines start sooner.
+  int max_admission = 0;
   // A stream that failed to open (or that the engine refused) is tried again after this.
   std::chrono::milliseconds reopen_after{10000};
 };

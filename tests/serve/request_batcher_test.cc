@@ -216,6 +216,8 @@ struct CountingStream : RecognitionStream {
       remaining_[lines.back()] = image.width;
     }
     *most_active_ = std::max(most_active_->load(), active());
+    if (admissions_) ++*admissions_;
+    if (largest_admission_) *largest_admission_ = std::max(largest_admission_->load(), int(images.size()));
     return lines;
   }
   std::vector<std::pair<int, Recognition>> step() override {
@@ -245,6 +247,8 @@ struct CountingStream : RecognitionStream {
   std::vector<RgbImage> prepared_;
   // Set when images were prepared on another thread than the steps' (beside a running step).
   std::atomic<bool>* prepared_off_the_step_thread_ = nullptr;
+  std::atomic<int>* admissions_ = nullptr;         // counted, where set
+  std::atomic<int>* largest_admission_ = nullptr;  // most images admitted at once, where set
   std::atomic<int> steps_taken_{0};
   std::thread::id step_thread_;
 };
@@ -378,6 +382,33 @@ TEST(RequestBatcherInFlight, AStreamThatFailedToOpenIsTriedAgainLater) {
   EXPECT_EQ(attempts, 3);
   std::lock_guard<std::mutex> lock(engine.mutex);
   EXPECT_EQ(engine.batches.size(), 2u) << "only the first two requests ran as whole batches";
+}
+
+// An admission takes at most max_admission images; the others join the running lines at later
+// steps.
+TEST(RequestBatcherInFlight, AnAdmissionTakesAtMostMaxAdmissionImages) {
+  RecordingEngine engine;
+  std::atomic<int> most_active{0}, admissions{0}, largest_admission{0};
+  RequestBatcher::StreamOpener opener = [&](const GenerationConfig& settings,
+                                            int capacity) -> std::unique_ptr<RecognitionStream> {
+    if (settings.num_beams != 1) return nullptr;
+    auto stream = std::make_unique<CountingStream>(capacity, &most_active);
+    stream->admissions_ = &admissions;
+    stream->largest_admission_ = &largest_admission;
+    return stream;
+  };
+  BatcherOptions options{8, 1ms, 100};
+  options.max_admission = 2;
+  RequestBatcher batcher({engine.engine()}, options, {}, {opener});
+  auto lines = submit(batcher, images({20, 20, 20, 20, 20}));
+  ASSERT_TRUE(lines);
+  for (const BatchedResult& result : lines->get()) {
+    EXPECT_TRUE(result.error.empty()) << result.error;
+    EXPECT_EQ(result.recognition.best().text.rfind("step ", 0), 0u) << "ran in flight";
+  }
+  EXPECT_EQ(largest_admission, 2);
+  EXPECT_GE(admissions, 3) << "five images, two at a time";
+  EXPECT_GT(most_active, 2) << "later admissions joined the running lines";
 }
 
 // Settings the stream refuses (beam search here) run as whole batches on the same worker; an
