@@ -212,13 +212,14 @@ def test_two_instances_share_the_queue_and_give_hf_texts(cli):
 
 
 def test_in_flight_batching_gives_hf_texts(cli):
-    """`--batching in-flight`: greedy lines join the running batch between decoding steps; each
-    concurrent client gets HF's greedy text (the golden model's own settings are beam search,
-    which still runs in whole batches beside them)."""
+    """`--batching in-flight`: greedy lines join the running batch between decoding steps, at most
+    two at a time here (`--max-admission 2`); each concurrent client gets HF's greedy text (the
+    golden model's own settings are beam search, which still runs in whole batches beside them)."""
     import concurrent.futures
     names = sorted(GOLDEN["images"])
     greedy = generate_cases()["greedy"]
-    with serving(cli, "--batching", "in-flight", "--max-batch", "3", "--max-wait-ms", "2") as running:
+    with serving(cli, "--batching", "in-flight", "--max-batch", "3", "--max-wait-ms", "2",
+                 "--max-admission", "2") as running:
 
         def client(job):
             name, case = job
@@ -231,7 +232,7 @@ def test_in_flight_batching_gives_hf_texts(cli):
             assert status == 200 and body["results"][0]["text"] == expected_text(name, case), (name, case)
         metrics = running.request("GET", "/metrics")[1]
         assert f'trocr_device_images_total{{device="cpu"}} {len(answers)}' in metrics, metrics
-        assert any("in-flight batching," in line for line in running.lines), running.lines
+        assert any("in-flight batching," in line and "max admission 2)" in line for line in running.lines), running.lines
 
 
 def test_batching_defaults_to_whole_batches_on_the_cpu(server):
@@ -241,4 +242,4 @@ def test_batching_defaults_to_whole_batches_on_the_cpu(server):
     while not any("trocr serve: ready" in line for line in server.lines) and time.monotonic() < deadline:
         time.sleep(0.05)
     ready = [line for line in server.lines if "trocr serve: ready" in line]
-    assert ready and "whole batching (auto)," in ready[0], server.lines
+    assert ready and "whole batching (auto)," in ready[0] and "max admission" not in ready[0], server.lines
