@@ -162,21 +162,6 @@ __device__ __forceinline__ void accumulate_values(const uint32_t (&p)[kRows][kKe
   }
 }
 
-// The rest of a key tile once its raw scores s are masked: the online softmax (scale_log2 as
-// there), then output += P V over kColumns columns of the tile's rows v from first_column (read
-// transposed).
-template <typename T, int kKeys, int kColumns, int kStride>
-__device__ __forceinline__ void softmax_and_accumulate(const float (&s)[kKeys / 8][4], float scale_log2,
-                                                       const T (*v)[kStride], int first_column,
-                                                       float (&running_max)[2], float (&running_sum)[2],
-                                                       float (&output)[kColumns / 8][4]) {
-  float alpha[2];
-  uint32_t p[kKeys / 16][4];  // P as A fragments, one per 16 keys
-  online_softmax<T>(s, scale_log2, running_max, running_sum, alpha, p);
-  scale_rows(output, alpha);
-  accumulate_values<T, 1, kKeys, kColumns, kStride>(as_one_tile(p), v, first_column, as_one_tile(output));
-}
-
 // One key tile of flash attention for a warp's kRows row tiles of 16 queries (A fragments q[r],
 // kDim wide): S = Q K^T over the tile's kKeys keys (rows of k, in shared memory) with keys from
 // `valid` on masked (full tiles skip the mask), the online softmax (scale_log2 as there), then
