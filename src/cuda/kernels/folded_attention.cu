@@ -28,14 +28,15 @@ constexpr int kKeys = 16;   // states per tile
 constexpr int kStages = 3;  // tiles in shared memory: kStages - 1 load while one is computed
 constexpr int kRows = kMaxFoldedHeads;  // one mma tile of queries (an image's heads)
 static_assert(kRows == kKeys, "the queries are staged through a state stage");
-// Warps per block: each takes a slice of the width, a multiple of 16 columns. Two blocks are
-// resident per SM (~110 KB of shared memory each at width 1024), so that two barrier chains overlap.
-constexpr int warps_for(int) { return 8; }
+// Warps per block, at every width: each takes a slice of the width, a multiple of 16 columns. Two
+// blocks are resident per SM (~110 KB of shared memory each at width 1024), so that two barrier
+// chains overlap.
+constexpr int kWarps = 8;
+constexpr int kThreads = kWarps * 32;
 constexpr int kBlocksPerSm = 2;
 
 template <typename T, int kWidth>
 struct FoldedShared {
-  static constexpr int kWarps = warps_for(kWidth);
   static constexpr int kStride = kWidth + 8;  // padded shared rows: conflict-free ldmatrix
   // The last stage holds the queries until their fragments are in registers: the loop's first
   // barrier comes before its first load into that stage.
@@ -59,11 +60,11 @@ __device__ void load_states(const T* states, int first, int end, T (*tile)[kStri
 }
 
 template <typename T, int kWidth>
-__global__ void __launch_bounds__(warps_for(kWidth) * 32, kBlocksPerSm)
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm)
     folded_attention_kernel(FoldedAttentionParams params, const T* queries, const T* states, T* mix,
                             int keys_per_split) {
   using Shared = FoldedShared<T, kWidth>;
-  constexpr int kStride = Shared::kStride, kWarps = Shared::kWarps, kThreads = kWarps * 32;
+  constexpr int kStride = Shared::kStride;
   constexpr int kSlice = kWidth / kWarps;  // state columns per warp
   static_assert(kSlice % 16 == 0, "a warp's slice is whole mma tiles");
   static_assert(kRows * kKeys == kThreads && kKeys == 16, "a thread per score; P is one A fragment");
@@ -219,7 +220,7 @@ void launch_folded_attention(const FoldedAttentionParams& params, const T* queri
                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)));
   TROCR_CUDA_CHECK(cudaFuncSetAttribute(folded_attention_kernel<T, kWidth>,
                                         cudaFuncAttributePreferredSharedMemoryCarveout, cudaSharedmemCarveoutMaxShared));
-  launch_dependent(folded_attention_kernel<T, kWidth>, dim3(params.images, used_splits), warps_for(kWidth) * 32,
+  launch_dependent(folded_attention_kernel<T, kWidth>, dim3(params.images, used_splits), kThreads,
                    shared_bytes, stream, params, queries, states, mix, keys_per_split);
   if (used_splits > 1) {
     combine_attention_chunks<T>(params.scratch, params.images, params.rows, kWidth, used_splits, mix, stream);
